@@ -1,0 +1,1 @@
+"""Analysis backends: Gemini Live, Gemini REST snapshots and the offline analyzer."""

@@ -1,0 +1,130 @@
+"""Typed, validated configuration values.
+
+Keyword-only, frozen, validated on construction, with a readable repr. The
+environment is read once, at the entry point (``cli.py``), never here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import UsageError
+
+DEFAULT_COMMENTARY_INTERVAL = 10.0  # seconds
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise UsageError(message)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SamplingPolicy:
+    """Which frames go to the model, and how they are encoded.
+
+    fps: base rate in frames per second of media time.
+    max_fps: cap on the sampled rate including scene-change frames.
+    scene_threshold: mean absolute luma change (0..1) on a small thumbnail that
+        counts as a scene change.
+    probe_fps: rate at which frames are checked for scene changes (thumbnail only).
+    max_side: longest side of the encoded JPEG, pixels.
+    jpeg_quality: JPEG quality 1..100.
+    """
+
+    fps: float = 1.0
+    max_fps: float = 2.0
+    scene_threshold: float = 0.3
+    probe_fps: float = 5.0
+    max_side: int = 768
+    jpeg_quality: int = 80
+
+    def __post_init__(self) -> None:
+        _check(0 < self.fps <= 30, f"sampling fps must be in (0, 30], got {self.fps}")
+        _check(self.max_fps >= self.fps, f"max_fps ({self.max_fps}) must be >= fps ({self.fps})")
+        _check(self.max_fps <= 30, f"max_fps must be <= 30, got {self.max_fps}")
+        _check(0 < self.scene_threshold <= 1, f"scene_threshold must be in (0, 1], got {self.scene_threshold}")
+        _check(0 < self.probe_fps <= 60, f"probe_fps must be in (0, 60], got {self.probe_fps}")
+        _check(16 <= self.max_side <= 4096, f"max_side must be in [16, 4096], got {self.max_side}")
+        _check(1 <= self.jpeg_quality <= 100, f"jpeg_quality must be in [1, 100], got {self.jpeg_quality}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AudioPolicy:
+    """Audio sent to backends: PCM16 mono at ``sample_rate`` Hz in ``chunk_ms`` chunks."""
+
+    sample_rate: int = 16000
+    chunk_ms: int = 50
+
+    def __post_init__(self) -> None:
+        _check(20 <= self.chunk_ms <= 100, f"audio chunk_ms must be in [20, 100], got {self.chunk_ms}")
+        _check(8000 <= self.sample_rate <= 48000, f"audio sample_rate out of range: {self.sample_rate}")
+
+    @property
+    def chunk_samples(self) -> int:
+        return self.sample_rate * self.chunk_ms // 1000
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Limits:
+    """Bounds on everything a session buffers.
+
+    frame_slots: sampled frames waiting for the backend (1 = newest wins).
+    audio_chunks: audio chunks waiting for the backend before the oldest drops.
+    lossless_queue: items buffered when a session applies backpressure instead.
+    event_retention: events kept per session for Subscribe(after_seq).
+    max_sessions: concurrent sessions per server.
+    max_message_bytes: largest gRPC message accepted.
+    max_frame_pixels: largest pushed raw/encoded frame, in pixels.
+    push_queue: pushed client messages waiting to be decoded.
+    """
+
+    frame_slots: int = 1
+    audio_chunks: int = 100
+    lossless_queue: int = 64
+    event_retention: int = 10_000
+    max_sessions: int = 64
+    max_message_bytes: int = 16 * 1024 * 1024
+    max_frame_pixels: int = 4096 * 4096
+    push_queue: int = 256
+
+    def __post_init__(self) -> None:
+        for name in (
+            "frame_slots",
+            "audio_chunks",
+            "lossless_queue",
+            "event_retention",
+            "max_sessions",
+            "max_message_bytes",
+            "max_frame_pixels",
+            "push_queue",
+        ):
+            _check(getattr(self, name) >= 1, f"limit {name} must be >= 1")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FunctionSpec:
+    """A function the model may call (function calling), with a JSON-schema dict."""
+
+    name: str
+    description: str = ""
+    parameters: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SessionSettings:
+    """What a backend session needs to know about the session it serves."""
+
+    session_id: str
+    source_description: str = ""
+    commentary_interval: float = DEFAULT_COMMENTARY_INTERVAL
+    persona: str = ""
+    language: str = "en-US"
+    want_audio_out: bool = False
+    functions: tuple[FunctionSpec, ...] = ()
+    model: str = ""
+
+    def __post_init__(self) -> None:
+        _check(
+            0.5 <= self.commentary_interval <= 3600,
+            f"commentary_interval must be in [0.5, 3600] seconds, got {self.commentary_interval}",
+        )

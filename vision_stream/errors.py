@@ -1,0 +1,111 @@
+"""The one exception tree of vision-stream.
+
+::
+
+    VisionStreamError                 root; every error we raise on purpose
+    ├── UsageError                    bad settings or arguments from a user/client
+    │   ├── InvalidInputError         a client message or file that cannot be used
+    │   ├── NotFoundError             a missing file, session or model
+    │   ├── PermissionDeniedError     a path outside the media root, a URL not allowed
+    │   └── LimitExceededError        a configured limit (sessions, sizes) reached
+    ├── MediaError                    opening/decoding media
+    │   ├── SourceOpenError           cannot open a source (missing, refused, auth)
+    │   └── DecodeError               a packet/frame/chunk that cannot be decoded
+    ├── BackendError                  an analysis backend failed
+    │   ├── ProtocolError             the peer broke its protocol (bad JSON, bad state)
+    │   ├── TransportError            the connection failed (refused, closed, timeout)
+    │   └── ServiceError              the service answered with an error (status/close code)
+    └── SessionError                  a session could not run (state, shutdown)
+
+Every error carries ``retryable`` (transient vs permanent, used by the retry
+policies) and a message that never contains secrets. The mapping to gRPC
+status codes lives in exactly one place: ``vision_stream.server.status``.
+"""
+
+from __future__ import annotations
+
+
+class VisionStreamError(Exception):
+    """Root of every error vision-stream raises on purpose."""
+
+    retryable: bool = False
+    code: str = "error"
+
+    def __init__(self, message: str, *, retryable: bool | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if retryable is not None:
+            self.retryable = retryable
+        if code is not None:
+            self.code = code
+
+
+class UsageError(VisionStreamError):
+    code = "usage"
+
+
+class InvalidInputError(UsageError):
+    code = "invalid_input"
+
+
+class NotFoundError(UsageError):
+    code = "not_found"
+
+
+class PermissionDeniedError(UsageError):
+    code = "permission_denied"
+
+
+class LimitExceededError(UsageError):
+    code = "limit_exceeded"
+
+
+class MediaError(VisionStreamError):
+    code = "media"
+
+
+class SourceOpenError(MediaError):
+    code = "source_open"
+
+
+class DecodeError(MediaError):
+    code = "decode"
+
+
+class BackendError(VisionStreamError):
+    code = "backend"
+
+
+class ProtocolError(BackendError):
+    code = "protocol"
+
+
+class TransportError(BackendError):
+    code = "transport"
+    retryable = True
+
+
+class ServiceError(BackendError):
+    """The remote service answered with an error.
+
+    ``status`` is the HTTP status or WebSocket close code when known.
+    """
+
+    code = "service"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retryable: bool | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, retryable=retryable, code=code)
+        self.status = status
+        self.retry_after = retry_after  # seconds the service asked us to wait
+
+
+class SessionError(VisionStreamError):
+    code = "session"

@@ -1,0 +1,266 @@
+"""Internal event types and the per-session event log.
+
+Backends and the pipeline produce *payloads* (the dataclasses below). The
+session's :class:`EventLog` stamps each with ``seq`` (per session, from 1, no
+gaps), wall time and media time, keeps a bounded retention window, and lets any
+number of subscribers replay what they missed and then follow live.
+
+Knows nothing about protobuf: ``server/convert.py`` maps these to the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from .errors import VisionStreamError
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """A box normalised to the frame: 0..1 from the top-left corner."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStarted:
+    source: str
+    backend: str
+    model: str = ""
+    sampling: object | None = None  # config.SamplingPolicy
+    commentary_interval: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Commentary:
+    text: str
+    final: bool = True
+    turn_id: str = ""
+    backend: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    text: str
+    source: str = "input"  # "input" (heard in the source) or "output" (model speech)
+    final: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    label: str
+    description: str = ""
+    severity: str = "info"  # info, low, medium, high
+    confidence: float = 0.0
+    region: Region | None = None
+    backend: str = ""
+    function_name: str = ""
+    call_id: str = ""
+    arguments_json: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AudioOut:
+    pcm_s16le: bytes
+    sample_rate: int = 24000
+    turn_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BackendChanged:
+    from_backend: str
+    to_backend: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    frames_in: int = 0
+    frames_sampled: int = 0
+    frames_sent: int = 0
+    frames_dropped: int = 0
+    audio_chunks_in: int = 0
+    audio_chunks_sent: int = 0
+    audio_chunks_dropped: int = 0
+    bad_packets: int = 0
+    prompts_sent: int = 0
+    events: int = 0
+    media_seconds: float = 0.0
+    encode_ms_p50: float = 0.0
+    encode_ms_p99: float = 0.0
+    prompt_tokens: int = 0
+    response_tokens: int = 0
+    reconnects: int = 0
+    fps_in: float = 0.0
+    fps_out: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorEvent:
+    code: str
+    message: str
+    retryable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEnded:
+    reason: str
+    totals: Stats = field(default_factory=Stats)
+
+
+Payload = (
+    SessionStarted
+    | Commentary
+    | Transcript
+    | Detection
+    | AudioOut
+    | BackendChanged
+    | Stats
+    | ErrorEvent
+    | SessionEnded
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BackendEvent:
+    """What a backend session yields: a payload and the media time it refers to."""
+
+    payload: Payload
+    media_time: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A payload stamped by the session's event log."""
+
+    session_id: str
+    seq: int
+    wall_time: float  # seconds since the epoch (for display only)
+    media_time: float | None
+    payload: Payload
+
+    @property
+    def kind(self) -> str:
+        return _KIND[type(self.payload)]
+
+
+_KIND: dict[type, str] = {
+    SessionStarted: "session_started",
+    Commentary: "commentary",
+    Transcript: "transcript",
+    Detection: "detection",
+    AudioOut: "audio_out",
+    BackendChanged: "backend_changed",
+    Stats: "stats",
+    ErrorEvent: "error",
+    SessionEnded: "session_ended",
+}
+
+
+class RetentionGapError(VisionStreamError):
+    """Events a subscriber asked for already left the retention window."""
+
+    code = "retention_gap"
+
+    def __init__(self, after_seq: int, oldest_seq: int) -> None:
+        super().__init__(
+            f"events after seq {after_seq} are no longer retained; the oldest kept is {oldest_seq} "
+            "(resume with allow_gap to continue from there)"
+        )
+        self.after_seq = after_seq
+        self.oldest_seq = oldest_seq
+
+
+class EventLog:
+    """Gap-free, bounded, resumable log of one session's events.
+
+    ``retention`` bounds memory: the log keeps the newest ``retention`` events.
+    Subscribers hold only a cursor (a seq), never a private queue, so a slow
+    subscriber costs nothing; one that falls out of the window gets
+    :class:`RetentionGapError` (or skips ahead with ``allow_gap``).
+    """
+
+    def __init__(self, session_id: str, *, retention: int) -> None:
+        if retention < 1:
+            raise ValueError("retention must be >= 1")
+        self.session_id = session_id
+        self._events: deque[Event] = deque(maxlen=retention)
+        self._last_seq = 0
+        self._closed = False
+        # Replaced on every append: waiters hold the old one, which is set.
+        self._wakeup = asyncio.Event()
+        self.subscribers = 0
+
+    @property
+    def last_seq(self) -> int:
+        return self._last_seq
+
+    @property
+    def oldest_seq(self) -> int:
+        return self._events[0].seq if self._events else self._last_seq + 1
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def append(self, payload: Payload, media_time: float | None = None) -> Event:
+        """Stamp and store a payload; wakes every subscriber. Never blocks."""
+        if self._closed:
+            raise RuntimeError(f"event log of session {self.session_id} is closed")
+        self._last_seq += 1
+        event = Event(self.session_id, self._last_seq, time.time(), media_time, payload)
+        self._events.append(event)
+        if isinstance(payload, SessionEnded):
+            self._closed = True
+        self._notify()
+        return event
+
+    def close(self) -> None:
+        """Mark the log finished (no more events); subscribers drain then stop."""
+        self._closed = True
+        self._notify()
+
+    def _notify(self) -> None:
+        self._wakeup.set()
+        self._wakeup = asyncio.Event()
+
+    def snapshot(self, after_seq: int = 0) -> list[Event]:
+        """Retained events with seq > after_seq (no waiting)."""
+        return [e for e in self._events if e.seq > after_seq]
+
+    async def follow(self, after_seq: int = 0, *, allow_gap: bool = False) -> AsyncIterator[Event]:
+        """Yield retained events after ``after_seq``, then live ones until the log closes."""
+        cursor = after_seq
+        self.subscribers += 1
+        try:
+            while True:
+                if self._events and cursor + 1 < self._events[0].seq:
+                    if not allow_gap:
+                        raise RetentionGapError(cursor, self._events[0].seq)
+                    cursor = self._events[0].seq - 1
+                pending = self._pending_after(cursor)
+                if pending:
+                    for event in pending:
+                        yield event
+                        cursor = event.seq
+                    continue
+                if self._closed:
+                    return
+                await self._wakeup.wait()
+        finally:
+            self.subscribers -= 1
+
+    def _pending_after(self, cursor: int) -> list[Event]:
+        if not self._events or self._last_seq <= cursor:
+            return []
+        # seqs are contiguous in the deque: index arithmetic instead of a scan;
+        # deque indexing near the right end (where followers are) is cheap.
+        start = max(cursor + 1 - self._events[0].seq, 0)
+        return [self._events[i] for i in range(start, len(self._events))]

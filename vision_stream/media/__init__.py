@@ -1,0 +1,1 @@
+"""Media ingest: open sources, decode, sample, encode. Knows nothing of gRPC or models."""
