@@ -26,6 +26,10 @@ class BackendSession(Protocol):
     name: str  # "local", "live", "rest"
     model: str  # model name, or "" for the offline analyzer
 
+    # Optional: ``counters() -> Mapping[str, int]`` with any of "prompt_tokens",
+    # "response_tokens", "reconnects", "frames_dropped"; the pipeline merges
+    # them into Stats events (read with getattr, so backends may omit it).
+
     async def send_frame(self, frame: SampledFrame) -> None:
         """Hand over one sampled frame (JPEG + pixels)."""
         ...
