@@ -1,0 +1,223 @@
+"""Demux and decode one FFmpeg container (file or pushed byte stream) into media items.
+
+Shared by :class:`~vision_stream.media.file_source.FileSource` and the container
+mode of :class:`~vision_stream.media.push_source.PushSource`, so a file and the
+same bytes pushed in pieces produce the same items.
+
+- The first video and first audio stream are decoded together, in the
+  container's interleaving order (which muxers keep close to media-time order).
+- Media time (seconds) is relative to the start of the selected streams: the
+  smallest stream ``start_time`` (or the first timestamp seen when the
+  container does not know it), so A/V offsets inside the file survive.
+- Video frames are lazy: ``to_bgr()`` calls swscale once, ``thumbnail_gray()``
+  lets swscale scale straight to a small gray picture; unsampled frames are
+  never converted.
+- A packet or frame that fails to decode becomes a :class:`BadPacket` item and
+  decoding goes on; too many demux errors in a row end the stream with
+  :class:`~vision_stream.errors.DecodeError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from fractions import Fraction
+from typing import IO
+
+import av
+import av.container
+import numpy as np
+
+from ..config import AudioPolicy
+from ..errors import DecodeError, NotFoundError, SourceOpenError
+from .audio import AudioConverter
+from .types import BadPacket, MediaItem, VideoFrame
+
+__all__ = ["MAX_CONSECUTIVE_DEMUX_ERRORS", "ContainerDecoder", "open_container"]
+
+# Demux errors in a row after which the input is declared unreadable (a
+# truncated/garbage tail would otherwise spin forever without progress).
+MAX_CONSECUTIVE_DEMUX_ERRORS = 32
+_DEFAULT_FPS = 25.0  # frame duration guess when a frame has no timestamp
+
+
+def open_container(target: str | IO[bytes], *, description: str, options: dict[str, str] | None = None
+                   ) -> av.container.InputContainer:
+    """Open ``target`` (a path or a readable file-like object) for demuxing.
+
+    Raises NotFoundError for a missing file and SourceOpenError (with the
+    FFmpeg reason) for anything FFmpeg cannot read or that has neither a video
+    nor an audio stream.
+    """
+    try:
+        container = av.open(target, mode="r", options=options or {})
+    except FileNotFoundError as exc:
+        raise NotFoundError(f"media file not found: {description}") from exc
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        raise SourceOpenError(f"cannot open {description}: not a readable media container ({exc})") from exc
+    if not container.streams.video and not container.streams.audio:
+        container.close()
+        raise SourceOpenError(f"cannot open {description}: no video or audio stream")
+    return container
+
+
+def _seconds(ts: int | None, time_base: Fraction | None) -> float | None:
+    if ts is None or time_base is None:
+        return None
+    return float(ts * time_base)
+
+
+class ContainerDecoder:
+    """Turn an open input container into a blocking iterator of media items.
+
+    ``time_offset`` (seconds) is added to every media time (used by looping
+    sources to keep time monotonic across passes). ``keyframes_only`` asks the
+    video decoder to skip non-key frames (``skip_frame=NONKEY``): far less CPU
+    when the sampling interval is longer than the GOP. ``should_stop`` is polled
+    between packets so another thread can end iteration promptly.
+
+    After iteration, ``end_time`` is the media time just past the last item.
+    Counters: ``video_frames``, ``audio_frames``, ``bad_packets``.
+    """
+
+    def __init__(
+        self,
+        container: av.container.InputContainer,
+        *,
+        audio: AudioPolicy,
+        should_stop: Callable[[], bool] = lambda: False,
+        time_offset: float = 0.0,
+        keyframes_only: bool = False,
+    ) -> None:
+        self._container = container
+        self._should_stop = should_stop
+        self._offset = time_offset
+        self._video = container.streams.video[0] if container.streams.video else None
+        self._audio = container.streams.audio[0] if container.streams.audio else None
+        if self._video is not None:
+            # Frame threads keep both cores busy on H.264/HEVC; the decoder's
+            # added latency (a few frames) is irrelevant next to the sampling interval.
+            self._video.codec_context.thread_type = "AUTO"
+            if keyframes_only:
+                self._video.codec_context.skip_frame = "NONKEY"
+            rate = self._video.average_rate or self._video.guessed_rate
+            self._frame_duration = 1.0 / float(rate) if rate else 1.0 / _DEFAULT_FPS
+        else:
+            self._frame_duration = 1.0 / _DEFAULT_FPS
+        self._converter = AudioConverter(audio) if self._audio is not None else None
+        self._origin = self._known_origin()
+        self._last_video_t: float | None = None
+        self.end_time = time_offset
+        self.video_frames = 0
+        self.audio_frames = 0
+        self.bad_packets = 0
+
+    @property
+    def video_size(self) -> tuple[int, int] | None:
+        """(width, height) in pixels of the video stream, if any."""
+        if self._video is None:
+            return None
+        return self._video.codec_context.width, self._video.codec_context.height
+
+    def _known_origin(self) -> float | None:
+        starts = [
+            _seconds(s.start_time, s.time_base)
+            for s in (self._video, self._audio)
+            if s is not None and s.start_time is not None
+        ]
+        known = [t for t in starts if t is not None]
+        return min(known) if known else None
+
+    def _media_time(self, ts: int | None, time_base: Fraction | None) -> float | None:
+        seconds = _seconds(ts, time_base)
+        if seconds is None:
+            return None
+        if self._origin is None:
+            self._origin = seconds  # container did not know: first timestamp seen
+        return seconds - self._origin + self._offset
+
+    def items(self) -> Iterator[MediaItem]:
+        """Decode to the end of input (or until ``should_stop()``); flushes decoders and
+        the audio converter at the end."""
+        streams = [s for s in (self._video, self._audio) if s is not None]
+        demux = self._container.demux(streams)
+        errors_in_row = 0
+        while not self._should_stop():
+            try:
+                packet = next(demux)
+            except StopIteration:
+                break
+            except av.error.EOFError:
+                break
+            except av.error.FFmpegError as exc:
+                errors_in_row += 1
+                self.bad_packets += 1
+                if errors_in_row > MAX_CONSECUTIVE_DEMUX_ERRORS:
+                    raise DecodeError(f"input unreadable after {errors_in_row} demux errors: {exc}") from exc
+                yield BadPacket(None, f"demux error: {exc}")
+                demux = self._container.demux(streams)  # a failed generator is finished; resume reading
+                continue
+            errors_in_row = 0
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError as exc:
+                self.bad_packets += 1
+                yield BadPacket(
+                    self._media_time(packet.pts, packet.time_base),
+                    f"undecodable {packet.stream.type} packet: {exc}",
+                )
+                continue
+            for frame in frames:
+                if isinstance(frame, av.VideoFrame):
+                    yield self._video_item(frame)
+                elif isinstance(frame, av.AudioFrame):
+                    yield from self._audio_items(frame)
+        if self._converter is not None and not self._should_stop():
+            for chunk in self._converter.flush():
+                self.end_time = max(self.end_time, chunk.media_time + chunk.duration)
+                yield chunk
+
+    def _video_item(self, frame: av.VideoFrame) -> VideoFrame:
+        t = self._media_time(frame.pts, frame.time_base)
+        if t is None:
+            # No timestamp (some AVI/raw streams): one frame after the previous one.
+            t = self._offset if self._last_video_t is None else self._last_video_t + self._frame_duration
+        self._last_video_t = t
+        self.video_frames += 1
+        self.end_time = max(self.end_time, t + self._frame_duration)
+        return VideoFrame(
+            media_time=t,
+            width=frame.width,
+            height=frame.height,
+            loader=_bgr_loader(frame),
+            gray_loader=_gray_loader(frame),
+            pts=frame.pts,
+            time_base=frame.time_base,
+            keyframe=bool(frame.key_frame),
+        )
+
+    def _audio_items(self, frame: av.AudioFrame) -> Iterator[MediaItem]:
+        assert self._converter is not None
+        self.audio_frames += 1
+        t = self._media_time(frame.pts, frame.time_base)
+        for chunk in self._converter.push_frame(frame, t):
+            self.end_time = max(self.end_time, chunk.media_time + chunk.duration)
+            yield chunk
+
+
+# Closures over the av frame (not lambdas in a loop) so each VideoFrame keeps
+# its own decoded picture alive until converted or dropped.
+def _bgr_loader(frame: av.VideoFrame) -> Callable[[], np.ndarray]:
+    def load() -> np.ndarray:
+        return frame.to_ndarray(format="bgr24")
+
+    return load
+
+
+def _gray_loader(frame: av.VideoFrame) -> Callable[[int, int], np.ndarray]:
+    def load(width: int, height: int) -> np.ndarray:
+        # swscale converts and scales in one pass, touching only what it needs.
+        return frame.reformat(width=width, height=height, format="gray").to_ndarray()
+
+    return load
+
+
