@@ -138,16 +138,18 @@ class ToolResult(_message.Message):
     def __init__(self, call_id: _Optional[str] = ..., name: _Optional[str] = ..., response_json: _Optional[str] = ...) -> None: ...
 
 class WatchRequest(_message.Message):
-    __slots__ = ("source", "config", "fast", "loop")
+    __slots__ = ("source", "config", "fast", "loop", "detach")
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     FAST_FIELD_NUMBER: _ClassVar[int]
     LOOP_FIELD_NUMBER: _ClassVar[int]
+    DETACH_FIELD_NUMBER: _ClassVar[int]
     source: str
     config: SessionConfig
     fast: bool
     loop: bool
-    def __init__(self, source: _Optional[str] = ..., config: _Optional[_Union[SessionConfig, _Mapping]] = ..., fast: _Optional[bool] = ..., loop: _Optional[bool] = ...) -> None: ...
+    detach: bool
+    def __init__(self, source: _Optional[str] = ..., config: _Optional[_Union[SessionConfig, _Mapping]] = ..., fast: _Optional[bool] = ..., loop: _Optional[bool] = ..., detach: _Optional[bool] = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
     __slots__ = ("session_id", "after_seq", "allow_gap")

@@ -1,0 +1,331 @@
+"""The ``vision-stream`` command: serve, replay, watch, snapshot, frames, emulate.
+
+The environment is read here, once (API keys, URLs), and nowhere deeper.
+Errors print one line and exit non-zero; no tracebacks for expected failures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+
+import grpc
+
+from . import __version__
+from .backends.select import BACKEND_NAMES, BackendOptions, make_backend
+from .config import DEFAULT_COMMENTARY_INTERVAL, AudioPolicy, Limits, SamplingPolicy, SessionSettings
+from .errors import UsageError, VisionStreamError
+from .redact import Secret, scrub
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+# ---------------------------------------------------------------- arguments
+
+def _add_sampling(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("sampling")
+    g.add_argument("--fps", type=float, default=1.0, help="base sampling rate, frames/s (default 1)")
+    g.add_argument("--max-fps", type=float, default=2.0, help="cap incl. scene-change frames (default 2)")
+    g.add_argument("--scene-threshold", type=float, default=0.3, help="scene change threshold 0..1")
+    g.add_argument("--max-side", type=int, default=768, help="JPEG longest side, pixels (default 768)")
+    g.add_argument("--quality", type=int, default=80, help="JPEG quality 1..100 (default 80)")
+
+
+def _add_analysis(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("analysis")
+    g.add_argument("--backend", choices=BACKEND_NAMES, default="auto",
+                   help="auto = live when an API key is set, else the offline analyzer")
+    g.add_argument("--commentary-interval", type=float, default=DEFAULT_COMMENTARY_INTERVAL,
+                   help="seconds between commentary prompts (default 10)")
+    g.add_argument("--persona", default="", help="commentator instructions for model backends")
+    g.add_argument("--language", default="en-US", help="commentary language (BCP-47)")
+    g.add_argument("--live-url", default=None, help="Live API base URL (env VISION_STREAM_LIVE_URL)")
+    g.add_argument("--rest-url", default=None, help="REST API base URL (env VISION_STREAM_REST_URL)")
+    g.add_argument("--model", default="", help="live model name (default gemini-3.8-live)")
+    g.add_argument("--snapshot-model", default="", help="REST model (default gemini-flash-latest)")
+
+
+def _add_output(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="one event per line, protobuf JSON (camelCase)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vision-stream", description="Real-time multimodal analysis of video.")
+    parser.add_argument("--version", action="version", version=f"vision-stream {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("replay", help="run a file (or camera URL) through the pipeline and print events")
+    p.add_argument("source", help="a media file, or a camera URL")
+    p.add_argument("--fast", action="store_true", help="as fast as possible (same sampling decisions)")
+    p.add_argument("--loop", action="store_true", help="loop a file until Ctrl-C")
+    p.add_argument("--server", default=None, help="HOST:PORT: push the file through a server's Stream RPC")
+    _add_sampling(p)
+    _add_analysis(p)
+    _add_output(p)
+
+    p = sub.add_parser("serve", help="run the gRPC server")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=50051)
+    p.add_argument("--media-root", type=Path, default=None, help="directory Watch may read files from")
+    p.add_argument("--allow-remote", default="",
+                   help="comma-separated URL schemes Watch may open (e.g. rtsp,rtsps,http,https)")
+    p.add_argument("--allow-host", action="append", default=[], help="restrict remote URLs to these hosts")
+    p.add_argument("--max-sessions", type=int, default=64)
+    p.add_argument("--grace", type=float, default=10.0, help="shutdown grace period, seconds")
+    _add_sampling(p)
+    _add_analysis(p)
+
+    p = sub.add_parser("watch", help="ask a server to pull a source (Watch RPC) and print its events")
+    p.add_argument("source", help="path under the server's media root, or a URL it allows")
+    p.add_argument("--server", required=True, help="HOST:PORT")
+    p.add_argument("--fast", action="store_true")
+    p.add_argument("--detach", action="store_true", help="leave the session running after this command ends")
+    p.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
+    p.add_argument("--commentary-interval", type=float, default=0.0)
+    _add_output(p)
+
+    p = sub.add_parser("snapshot", help="analyse one image")
+    p.add_argument("image", type=Path)
+    p.add_argument("--prompt", default="", help="question about the image")
+    p.add_argument("--server", default=None, help="HOST:PORT: use a server's AnalyzeSnapshot RPC")
+    _add_analysis(p)
+    _add_output(p)
+
+    p = sub.add_parser("frames", help="write exactly the JPEGs that would be sent to the model")
+    p.add_argument("source")
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    _add_sampling(p)
+
+    p = sub.add_parser("emulate", help="run the Gemini Live + REST emulator on loopback")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--fault", action="append", default=[], help="fault knob, e.g. close_1011_at=5 (repeatable)")
+    return parser
+
+
+# ------------------------------------------------------------ shared values
+
+def sampling_from_args(args: argparse.Namespace) -> SamplingPolicy:
+    return SamplingPolicy(
+        fps=args.fps, max_fps=max(args.max_fps, args.fps), scene_threshold=args.scene_threshold,
+        max_side=args.max_side, jpeg_quality=args.quality,
+    )
+
+
+def backend_options_from(args: argparse.Namespace, env: os._Environ[str] | dict[str, str]) -> BackendOptions:
+    key = env.get("GEMINI_API_KEY") or env.get("GOOGLE_API_KEY") or ""
+    return BackendOptions(
+        api_key=Secret(key) if key else None,
+        live_url=getattr(args, "live_url", None) or env.get("VISION_STREAM_LIVE_URL") or None,
+        rest_url=getattr(args, "rest_url", None) or env.get("VISION_STREAM_REST_URL") or None,
+        live_model=getattr(args, "model", "") or "gemini-3.8-live",
+        snapshot_model=getattr(args, "snapshot_model", "") or "gemini-flash-latest",
+    )
+
+
+class Printer:
+    def __init__(self, as_json: bool) -> None:
+        from .render import event_json, event_line
+
+        self._format: Callable[..., str] = event_json if as_json else event_line
+
+    def __call__(self, event: object) -> None:
+        print(self._format(event), flush=True)
+
+
+# ----------------------------------------------------------------- commands
+
+async def cmd_replay(args: argparse.Namespace, options: BackendOptions) -> int:
+    if args.server:
+        return await _replay_via_server(args)
+    from .media.open import open_source
+    from .pipeline import Session
+    from .server.convert import event_to_proto
+
+    sampling = sampling_from_args(args)
+    settings = SessionSettings(
+        session_id="replay", source_description=_shown(args.source),
+        commentary_interval=args.commentary_interval, persona=args.persona, language=args.language,
+        model=args.model,
+    )
+    backend = make_backend(args.backend, options)
+    source = await asyncio.to_thread(open_source, args.source, audio=AudioPolicy(), loop=args.loop)
+    session = Session(settings=settings, source=source, backend=backend, sampling=sampling, limits=Limits(),
+                      paced=not args.fast, lossless=args.fast)
+    printer = Printer(args.json)
+    with _on_interrupt(lambda: session.stop("interrupted")):
+        runner = asyncio.create_task(session.run())
+        async for event in session.log.follow():
+            printer(event_to_proto(event))
+        await runner
+    return EXIT_INTERRUPTED if session._stop_reason == "interrupted" else _exit_for(session)
+
+
+def _exit_for(session: object) -> int:
+    from .pipeline import Session, SessionState
+
+    assert isinstance(session, Session)
+    return EXIT_ERROR if session.state is SessionState.FAILED else 0
+
+
+async def _replay_via_server(args: argparse.Namespace) -> int:
+    from .client import push_file
+
+    printer = Printer(args.json)
+    sampling = sampling_from_args(args)
+    async for event in push_file(args.server, Path(args.source), sampling=sampling, backend=args.backend,
+                                 commentary_interval=args.commentary_interval, fast=args.fast):
+        printer(event)
+    return 0
+
+
+async def cmd_watch(args: argparse.Namespace) -> int:
+    from .client import watch
+
+    printer = Printer(args.json)
+    async for event in watch(args.server, args.source, fast=args.fast, detach=args.detach,
+                             backend=args.backend, commentary_interval=args.commentary_interval):
+        printer(event)
+    return 0
+
+
+async def cmd_snapshot(args: argparse.Namespace, options: BackendOptions) -> int:
+    if not args.image.is_file():
+        raise UsageError(f"no such image: {args.image}")
+    data = args.image.read_bytes()
+    if args.server:
+        from .client import snapshot
+
+        response = await snapshot(args.server, data, prompt=args.prompt, backend=args.backend)
+    else:
+        from .server.convert import detection_to_proto
+        from .snapshot import analyze_snapshot
+        from .v1 import vision_stream_pb2 as pb
+
+        result = await analyze_snapshot(data, prompt=args.prompt, backend=args.backend, options=options,
+                                        sampling=SamplingPolicy(), limits=Limits())
+        response = pb.SnapshotResponse(text=result.text, backend=result.backend, model=result.model,
+                                       detections=[detection_to_proto(d) for d in result.detections])
+    if args.json:
+        from google.protobuf import json_format
+
+        print(json_format.MessageToJson(response, indent=None))
+    else:
+        print(response.text)
+        for d in response.detections:
+            print(f"- {d.label} [{d.severity}, {d.confidence:.2f}] {d.description}")
+    return 0
+
+
+async def cmd_frames(args: argparse.Namespace) -> int:
+    from .media.frames_export import export_frames
+
+    count = await asyncio.to_thread(export_frames, args.source, args.out, sampling_from_args(args))
+    print(f"wrote {count} JPEG frames to {args.out}")
+    return 0
+
+
+async def cmd_serve(args: argparse.Namespace, options: BackendOptions) -> int:
+    from .server.access import SourceAccess
+    from .server.app import serve_forever, start_server
+    from .server.service import ServiceConfig
+
+    schemes = frozenset(s.strip().lower() for s in args.allow_remote.split(",") if s.strip())
+    config = ServiceConfig(
+        access=SourceAccess(media_root=args.media_root, allowed_schemes=schemes,
+                            allowed_hosts=frozenset(h.lower() for h in args.allow_host)),
+        sampling=sampling_from_args(args),
+        limits=Limits(max_sessions=args.max_sessions),
+        backends=options,
+        commentary_interval=args.commentary_interval,
+    )
+    running = await start_server(config, host=args.host, port=args.port)
+    print(f"vision-stream serving on {args.host}:{running.port}", flush=True)
+    await serve_forever(running, grace=args.grace)
+    return 0
+
+
+async def cmd_emulate(args: argparse.Namespace) -> int:
+    from .testing.emulator import serve_from_cli
+
+    await serve_from_cli(args.host, args.port, args.fault)
+    return 0
+
+
+# --------------------------------------------------------------------- main
+
+@contextlib.contextmanager
+def _on_interrupt(callback: Callable[[], None]):  # type: ignore[no-untyped-def]
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, callback)
+            installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+def _shown(source: str) -> str:
+    from .redact import redact_url
+
+    return redact_url(source) if "://" in source else source
+
+
+async def _dispatch(args: argparse.Namespace) -> int:
+    options = backend_options_from(args, os.environ)
+    if args.command == "replay":
+        return await cmd_replay(args, options)
+    if args.command == "serve":
+        return await cmd_serve(args, options)
+    if args.command == "watch":
+        return await cmd_watch(args)
+    if args.command == "snapshot":
+        return await cmd_snapshot(args, options)
+    if args.command == "frames":
+        return await cmd_frames(args)
+    if args.command == "emulate":
+        return await cmd_emulate(args)
+    raise UsageError(f"unknown command {args.command}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    secrets = [os.environ.get("GEMINI_API_KEY", ""), os.environ.get("GOOGLE_API_KEY", "")]
+    try:
+        return asyncio.run(_dispatch(args))
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except VisionStreamError as exc:
+        print(f"vision-stream: error: {scrub(exc.message, *secrets)}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, UsageError) else EXIT_ERROR
+    except grpc.aio.AioRpcError as exc:
+        print(f"vision-stream: error: {exc.code().name}: {scrub(exc.details() or '', *secrets)}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:
+        print(f"vision-stream: error: {scrub(str(exc), *secrets)}", file=sys.stderr)
+        return EXIT_ERROR
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["main", "build_parser", "AsyncIterator"]

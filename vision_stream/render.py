@@ -1,0 +1,58 @@
+"""Printing events: protobuf JSON lines (``--json``) or a readable live view."""
+
+from __future__ import annotations
+
+from google.protobuf import json_format
+
+from .v1 import vision_stream_pb2 as pb
+
+
+def event_json(event: pb.Event) -> str:
+    """One line of protobuf's canonical JSON mapping (camelCase field names)."""
+    return json_format.MessageToJson(event, indent=None, ensure_ascii=False)
+
+
+def _region(d: pb.Detection) -> str:
+    if not d.HasField("region"):
+        return ""
+    r = d.region
+    return f" @({r.x:.2f},{r.y:.2f} {r.width:.2f}x{r.height:.2f})"
+
+
+def event_line(event: pb.Event) -> str:
+    """A compact human-readable line for one event."""
+    t = f"{event.media_time:7.1f}s" if event.HasField("media_time") else "       -"
+    kind = event.WhichOneof("payload") or "?"
+    head = f"[{t}] #{event.seq:<4} {kind:<15}"
+    if kind == "session_started":
+        p = event.session_started
+        return f"{head} {p.source} via {p.backend}{' (' + p.model + ')' if p.model else ''}"
+    if kind == "commentary":
+        p = event.commentary
+        return f"{head} {'' if p.final else '… '}{p.text}"
+    if kind == "transcript":
+        p = event.transcript
+        who = "heard" if p.source == pb.Transcript.SOURCE_INPUT else "model"
+        return f"{head} ({who}) {p.text}"
+    if kind == "detection":
+        p = event.detection
+        return f"{head} {p.label} [{p.severity}, {p.confidence:.2f}]{_region(p)} {p.description}"
+    if kind == "audio_out":
+        p = event.audio_out
+        return f"{head} {len(p.pcm_s16le) // 2} samples at {p.sample_rate} Hz"
+    if kind == "backend_changed":
+        p = event.backend_changed
+        return f"{head} {p.from_backend} -> {p.to_backend}: {p.reason}"
+    if kind == "stats":
+        s = event.stats
+        return (f"{head} frames in/sampled/sent/dropped {s.frames_in}/{s.frames_sampled}/{s.frames_sent}/"
+                f"{s.frames_dropped}, audio {s.audio_chunks_sent}, bad packets {s.bad_packets}")
+    if kind == "error":
+        p = event.error
+        return f"{head} {p.code}{' (retryable)' if p.retryable else ''}: {p.message}"
+    if kind == "session_ended":
+        p = event.session_ended
+        s = p.totals
+        return (f"{head} {p.reason}: {s.media_seconds:.1f}s of media, {s.frames_sent} frames sent, "
+                f"{s.frames_dropped} dropped, {s.events} events")
+    return head

@@ -1,0 +1,1 @@
+"""The gRPC service: proto conversion, sessions registry, health, reflection, shutdown."""

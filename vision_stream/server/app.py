@@ -1,0 +1,84 @@
+"""Building and running the gRPC server: service, health, reflection, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from ..registry import SessionRegistry
+from ..v1 import vision_stream_pb2 as pb
+from ..v1 import vision_stream_pb2_grpc as pb_grpc
+from .service import ServiceConfig, VisionStreamService
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["VisionStream"].full_name
+
+
+@dataclass
+class RunningServer:
+    server: grpc.aio.Server
+    port: int
+    registry: SessionRegistry
+    health: health.aio.HealthServicer
+    service: VisionStreamService
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Graceful shutdown: refuse new RPCs, end sessions with session_ended, exit within ``grace``."""
+        await self.health.enter_graceful_shutdown()
+        # Sessions end first (their streams then finish by themselves);
+        # server.stop refuses new RPCs at once and cancels what outlives grace.
+        await asyncio.gather(self.registry.shutdown(grace * 0.8), self.server.stop(grace))
+
+
+async def start_server(config: ServiceConfig, *, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
+    """Start serving on ``host:port`` (0 = a free port); returns once listening."""
+    max_bytes = config.limits.max_message_bytes
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", max_bytes),
+            ("grpc.max_send_message_length", max_bytes),
+            ("grpc.so_reuseport", 0),
+        ],
+        maximum_concurrent_rpcs=None,
+    )
+    registry = SessionRegistry(max_sessions=config.limits.max_sessions)
+    service = VisionStreamService(config, registry)
+    pb_grpc.add_VisionStreamServicer_to_server(service, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot listen on {host}:{port}")
+    await server.start()
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return RunningServer(server, bound, registry, health_servicer, service)
+
+
+async def serve_forever(running: RunningServer, *, grace: float = 10.0) -> None:
+    """Serve until SIGTERM/SIGINT, then shut down gracefully."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    waiter = asyncio.create_task(running.server.wait_for_termination())
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+        log.info("shutting down (grace %.1f s)", grace)
+        await running.stop(grace)
+        waiter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiter

@@ -1,0 +1,56 @@
+"""One image in, one analysis out (the AnalyzeSnapshot RPC and ``vision-stream snapshot``)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import numpy as np
+
+from .backends.select import BackendOptions, resolve_name
+from .config import Limits, SamplingPolicy
+from .errors import InvalidInputError, UsageError
+from .events import Detection
+from .media.encode import decode_image, encode_jpeg, resize_bgr
+from .media.raw import raw_to_bgr
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotResult:
+    text: str
+    detections: list[Detection]
+    backend: str
+    model: str = ""
+
+
+def prepare_jpeg(data: bytes, *, raw: tuple[str, int, int] | None, sampling: SamplingPolicy,
+                 limits: Limits) -> bytes:
+    """Decode (or wrap raw pixels), bound the size as for streams, re-encode as JPEG."""
+    if not data:
+        raise InvalidInputError("image.data is empty")
+    if raw is not None:
+        fmt, width, height = raw
+        bgr = raw_to_bgr(data, width, height, fmt, max_pixels=limits.max_frame_pixels)
+    else:
+        bgr = decode_image(data)
+    if bgr.shape[0] * bgr.shape[1] > limits.max_frame_pixels:
+        raise InvalidInputError(f"image is too large: {bgr.shape[1]}x{bgr.shape[0]} pixels")
+    small: np.ndarray = resize_bgr(bgr, sampling.max_side)
+    return encode_jpeg(small, sampling.jpeg_quality)
+
+
+async def analyze_snapshot(
+    data: bytes, *, raw: tuple[str, int, int] | None = None, prompt: str = "", backend: str = "auto",
+    model: str = "", options: BackendOptions, sampling: SamplingPolicy, limits: Limits,
+) -> SnapshotResult:
+    if backend not in ("auto", "rest", "local"):
+        raise UsageError(f"snapshot backend must be auto, rest or local, got {backend!r}")
+    # A snapshot has no live path: with a key, "auto" means the REST models.
+    name = "local" if resolve_name(backend, options) == "local" else "rest"
+    jpeg = await asyncio.to_thread(prepare_jpeg, data, raw=raw, sampling=sampling, limits=limits)
+    if name == "local":
+        from .backends.local import describe_jpegs
+
+        text, detections = await asyncio.to_thread(describe_jpegs, [jpeg], prompt=prompt)
+        return SnapshotResult(text=text, detections=list(detections), backend="local")
+    raise UsageError("snapshot backend 'rest' is not available in this build yet")
