@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import grpc
@@ -168,7 +168,7 @@ async def cmd_replay(args: argparse.Namespace, options: BackendOptions) -> int:
         async for event in session.log.follow():
             printer(event_to_proto(event))
         await runner
-    return EXIT_INTERRUPTED if session._stop_reason == "interrupted" else _exit_for(session)
+    return EXIT_INTERRUPTED if session.stop_reason == "interrupted" else _exit_for(session)
 
 
 def _exit_for(session: object) -> int:
@@ -265,7 +265,7 @@ async def cmd_emulate(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------- main
 
 @contextlib.contextmanager
-def _on_interrupt(callback: Callable[[], None]):  # type: ignore[no-untyped-def]
+def _on_interrupt(callback: Callable[[], None]) -> Iterator[None]:
     loop = asyncio.get_running_loop()
     installed = []
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -327,5 +327,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 if __name__ == "__main__":
     sys.exit(main())
 
-
-__all__ = ["main", "build_parser", "AsyncIterator"]

@@ -139,6 +139,10 @@ class Session:
         await self._done.wait()
 
     @property
+    def stop_reason(self) -> str:
+        return self._stop_reason
+
+    @property
     def ended(self) -> bool:
         return self._done.is_set()
 
@@ -391,7 +395,7 @@ class Session:
         if callable(counters):
             extra = counters()
         elapsed = max(time.monotonic() - self._started_mono, 1e-9) if self._started_mono else 0.0
-        p50, p99 = self._sampler.encode_ms_percentiles()
+        p50, p99 = self._sampler.encode_percentile(50), self._sampler.encode_percentile(99)
         return Stats(
             frames_in=c.frames_in,
             frames_sampled=c.frames_sampled,
@@ -404,8 +408,8 @@ class Session:
             prompts_sent=c.prompts_sent,
             events=self.log.last_seq,
             media_seconds=round(c.media_seconds, 3),
-            encode_ms_p50=p50,
-            encode_ms_p99=p99,
+            encode_ms_p50=round(p50, 3),
+            encode_ms_p99=round(p99, 3),
             prompt_tokens=int(extra.get("prompt_tokens", 0)),
             response_tokens=int(extra.get("response_tokens", 0)),
             reconnects=int(extra.get("reconnects", 0)),
