@@ -1,0 +1,198 @@
+"""The offline analyzer backend: real signals from pixels and samples, no network.
+
+It is the default backend when no API key is configured, and the last link of
+the failover chain. It measures what can be measured without a model (see
+:mod:`vision_stream.analysis`) and phrases it as:
+
+* :class:`~vision_stream.events.Detection` events (``backend="local"``) when a
+  signal *starts*: ``scene_cut``, ``motion``, ``camera_pan``, ``camera_tilt``,
+  ``zoom``, ``brightness_change``, ``overexposed``, ``underexposed`` (video,
+  media time of the frame) and ``audio_activity`` (media time of the chunk);
+* :class:`~vision_stream.events.Commentary` (final, turn ids ``local-1``,
+  ``local-2``, ...) when :meth:`LocalSession.prompt` is called: a summary of
+  the span since the previous pipeline prompt, or of the whole session for
+  ``reason="final"``.
+
+Deterministic: the same frames and audio in give the same events out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+
+from ..analysis import ActivityLog, AudioActivityDetector, FrameReport, VideoAnalyzer
+from ..analysis.describe import describe_jpegs
+from ..config import SessionSettings
+from ..errors import SessionError
+from ..events import BackendEvent, Commentary
+from ..media.types import AudioChunk, SampledFrame
+
+__all__ = ["DEFAULT_EVENT_QUEUE", "LocalBackend", "LocalSession", "describe_jpegs"]
+
+NAME = "local"
+DEFAULT_EVENT_QUEUE = 256  # events buffered for the consumer before producers wait
+
+
+class LocalSession:
+    """One offline analysis session.
+
+    Frames are analysed in a worker thread, strictly in the order their
+    ``send_frame`` calls were made (an :class:`asyncio.Lock` serialises them;
+    a :class:`threading.Lock` keeps the analyzer consistent even if a caller is
+    cancelled while its frame is still being analysed, in which case that
+    frame's findings are dropped). Audio levels cost microseconds per chunk and
+    are computed inline.
+
+    Events wait in a queue of ``queue_size``; when it is full the producer
+    (``send_*``/``prompt``) waits for the consumer rather than dropping events.
+    """
+
+    name = NAME
+    model = ""
+
+    def __init__(self, settings: SessionSettings, *, queue_size: int = DEFAULT_EVENT_QUEUE) -> None:
+        if queue_size < 1:
+            raise ValueError("queue_size must be >= 1")
+        self.settings = settings
+        self._queue: asyncio.Queue[BackendEvent | None] = asyncio.Queue(maxsize=queue_size)
+        self._order = asyncio.Lock()
+        self._analysis = threading.Lock()
+        self._video = VideoAnalyzer()
+        self._audio = AudioActivityDetector()
+        self._window = ActivityLog()  # since the last pipeline prompt
+        self._whole = ActivityLog()  # the whole session
+        self._latest: float | None = None  # media time of the newest frame/chunk, seconds
+        self._turns = 0
+        self._closed = False
+
+    # -- input ------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SessionError("the local analysis session is closed")
+
+    def _analyse(self, frame: SampledFrame) -> FrameReport:
+        with self._analysis:
+            return self._video.process(frame.pixels, frame.media_time)
+
+    async def send_frame(self, frame: SampledFrame) -> None:
+        """Analyse one sampled frame (off the event loop); queue what started at it."""
+        self._check_open()
+        async with self._order:
+            report = await asyncio.to_thread(self._analyse, frame)
+            self._window.add_frame(report)
+            self._whole.add_frame(report)
+            self._advance(report.media_time)
+            for detection in report.detections:
+                await self._queue.put(BackendEvent(detection, report.media_time))
+
+    async def send_audio(self, chunk: AudioChunk) -> None:
+        """Measure one PCM16 chunk; queue an ``audio_activity`` detection at an onset."""
+        self._check_open()
+        pcm = chunk.pcm[: len(chunk.pcm) - len(chunk.pcm) % 2]  # a torn last sample is ignored
+        report = self._audio.process(AudioChunk(pcm, chunk.media_time, chunk.sample_rate).samples(),
+                                     chunk.media_time, chunk.sample_rate)
+        self._window.add_audio(report)
+        self._whole.add_audio(report)
+        self._advance(report.media_time + report.duration)
+        if report.onset is not None:
+            await self._queue.put(BackendEvent(report.onset, report.media_time))
+
+    async def end_audio(self) -> None:
+        """The source's audio stopped; a silence running until now is remembered."""
+        self._check_open()
+        self._note_trailing_silence()
+
+    async def send_tool_result(self, call_id: str, name: str, response: dict[str, object]) -> None:
+        """Ignored: tools are a model concept and this backend never calls any."""
+        self._check_open()
+
+    def _advance(self, media_time: float) -> None:
+        self._latest = media_time if self._latest is None else max(self._latest, media_time)
+
+    def _note_trailing_silence(self) -> None:
+        silence = self._audio.trailing_silence()
+        if silence is not None:
+            self._window.note_silence(silence)
+            self._whole.note_silence(silence)
+
+    # -- commentary ---------------------------------------------------------------
+
+    async def prompt(self, text: str, *, reason: str, media_time: float | None = None) -> None:
+        """Queue a commentary turn summarising the signals.
+
+        "cadence"/"scene": the span since the previous such prompt (then a new
+        span starts); "client": the same span, acknowledging the question;
+        "final": the whole session.
+        """
+        self._check_open()
+        async with self._order:  # after every frame sent before this prompt
+            self._note_trailing_silence()
+            self._turns += 1
+            when = media_time if media_time is not None else self._latest
+            body = self._compose(text, reason)
+            commentary = Commentary(body, final=True, turn_id=f"{NAME}-{self._turns}", backend=NAME)
+            if reason in ("cadence", "scene"):
+                self._window = ActivityLog()
+                self._window.mark(self._latest)
+            await self._queue.put(BackendEvent(commentary, when))
+
+    def _compose(self, text: str, reason: str) -> str:
+        if reason == "final":
+            log = self._whole
+            start = log.start if log.start is not None else 0.0
+            end = log.end if log.end is not None else start
+            return f"Whole session ({start:.1f}–{end:.1f} s, {log.frames} frames): " + log.phrase()
+        window = self._window
+        length = (window.end - window.start) if window.start is not None and window.end is not None else 0.0
+        heading = f"Over the last {length:.1f} s ({window.frames} frame{'s' if window.frames != 1 else ''}): "
+        summary = heading + window.phrase()
+        if reason == "client" and text.strip():
+            question = " ".join(text.split())
+            if len(question) > 200:
+                question = question[:199] + "…"
+            return (f'You asked: "{question}". I am the offline signal analyzer (motion, scene cuts, camera '
+                    "movement, exposure and audio levels), not a language model, so I cannot answer that "
+                    f"directly; here is what the signals show. {summary}")
+        if reason == "scene" and self._latest is not None:
+            return f"Scene change around {self._latest:.1f} s. {summary}"
+        return summary
+
+    # -- output -------------------------------------------------------------------
+
+    async def events(self) -> AsyncIterator[BackendEvent]:
+        """Events in the order they were produced; ends once :meth:`close` has run and all are read."""
+        while True:
+            if self._closed and self._queue.empty():
+                return
+            item = await self._queue.get()
+            if item is None:
+                return
+            yield item
+
+    async def close(self) -> None:
+        """Wait for the frame being analysed, then end ``events()`` after what is queued. Idempotent."""
+        if self._closed:
+            return
+        async with self._order:
+            self._closed = True
+            # Wake a consumer waiting on an empty queue; a full queue is drained first,
+            # and the consumer then sees ``_closed`` with nothing left.
+            if not self._queue.full():
+                self._queue.put_nowait(None)
+
+
+class LocalBackend:
+    """Opens :class:`LocalSession` objects; stateless, shared by any number of sessions."""
+
+    name = NAME
+
+    def __init__(self, *, queue_size: int = DEFAULT_EVENT_QUEUE) -> None:
+        if queue_size < 1:
+            raise ValueError("queue_size must be >= 1")
+        self.queue_size = queue_size
+
+    async def open(self, settings: SessionSettings) -> LocalSession:
+        return LocalSession(settings, queue_size=self.queue_size)
