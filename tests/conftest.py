@@ -6,10 +6,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT / "samples"
-# Real footage and recorded sessions live beside the checkout, never inside it.
-SHARED = ROOT.parent / "shared"
+from support import SHARED
 
 
 @pytest.fixture(scope="session")

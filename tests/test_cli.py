@@ -13,7 +13,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from conftest import SAMPLES
+from support import SAMPLES
 from vision_stream.v1 import vision_stream_pb2 as pb
 from vision_stream.v1 import vision_stream_pb2_grpc as pb_grpc
 
@@ -106,3 +106,6 @@ def test_sigterm_with_sessions_open_ends_them_cleanly(tmp_path: Path) -> None:
         if server.poll() is None:
             server.kill()
             server.wait()
+        for pipe in (server.stdout, server.stderr):
+            if pipe:
+                pipe.close()

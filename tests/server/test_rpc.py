@@ -12,8 +12,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from conftest import SAMPLES
-from server.conftest import Served, assert_gap_free, kinds
+from support import SAMPLES
+from grpc_harness import Served, assert_gap_free, kinds
 from vision_stream.v1 import vision_stream_pb2 as pb
 
 FAST = pb.SessionConfig(commentary_interval=4, backend="local")
@@ -189,7 +189,7 @@ async def test_first_stream_message_must_be_config(served: Served) -> None:
 @pytest.mark.parametrize(
     ("frame", "needle"),
     [
-        (pb.VideoFrame(data=b"\x00" * 10, format=pb.PIXEL_FORMAT_RGB24, width=4, height=4), "size"),
+        (pb.VideoFrame(data=b"\x00" * 10, format=pb.PIXEL_FORMAT_RGB24, width=4, height=4), "expected 48"),
         (pb.VideoFrame(data=b"\x00" * 48, format=77, width=4, height=4), "format"),
         (pb.VideoFrame(data=b"garbage, not a jpeg"), "image"),
     ],
@@ -258,7 +258,7 @@ async def test_session_limit_is_resource_exhausted(served: Served) -> None:
 async def test_corrupt_clip_processes_to_the_end(shared_media: Path, media_root: Path) -> None:
     import shutil
 
-    from server.conftest import _serve
+    from grpc_harness import _serve
     from vision_stream.server.access import SourceAccess
     from vision_stream.server.service import ServiceConfig
 
