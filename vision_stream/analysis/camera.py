@@ -28,7 +28,8 @@ _MAX_HAMMING = 64  # of 256 bits: looser matches are mostly wrong
 _RANSAC_PX = 2.0  # reprojection tolerance, work-picture pixels
 _MIN_INLIER_RATIO = 0.3
 _MIN_SPREAD = 0.35  # inliers must span this fraction of width and height
-_MIN_PHASE_RESPONSE = 0.15
+_MIN_PHASE_RESPONSE = 0.25
+_MIN_RESIDUAL_GAIN = 0.6  # a phase shift must cut the mean difference to this share of the unshifted one
 _TEXTURE_GRADIENT = 24.0  # Sobel magnitude (work picture) that counts as texture
 _MIN_TEXTURE_FRACTION = 0.05
 
@@ -141,8 +142,23 @@ def _from_phase(prev: FrameFeatures, cur: FrameFeatures) -> CameraMotion | None:
     if fraction < _MIN_TEXTURE_FRACTION or spread_x < 0.5 or spread_y < 0.5:
         return None
     window = cv2.createHanningWindow((cur.size[0], cur.size[1]), cv2.CV_32F)
-    (shift_x, shift_y), response = cv2.phaseCorrelate(prev.gray, cur.gray, window)
+    # Copies: OpenCV 5's phaseCorrelate applies the window to its inputs in place.
+    (shift_x, shift_y), response = cv2.phaseCorrelate(prev.gray.copy(), cur.gray.copy(), window)
     if response < _MIN_PHASE_RESPONSE:
         return None
     matrix = np.array([[1.0, 0.0, shift_x], [0.0, 1.0, shift_y]], dtype=np.float64)
+    # Phase correlation locks onto whatever structure there is, a single object
+    # included: only call it camera motion if it explains the frame difference.
+    if _residual(prev.gray, cur.gray, matrix) > _MIN_RESIDUAL_GAIN * _residual(prev.gray, cur.gray, IDENTITY):
+        return None
     return _describe(matrix, cur.size, "phase", response)
+
+
+def _residual(prev: np.ndarray, cur: np.ndarray, matrix: np.ndarray) -> float:
+    """Mean absolute difference (luma units) of ``cur`` and ``prev`` warped by ``matrix``, where both exist."""
+    size = (cur.shape[1], cur.shape[0])
+    warped = cv2.warpAffine(prev, matrix, size, flags=cv2.INTER_LINEAR, borderValue=-1.0)
+    valid = warped >= 0.0
+    if not valid.any():
+        return float("inf")
+    return float(np.abs(warped[valid] - cur[valid]).mean())

@@ -65,7 +65,7 @@ class ColourSummary:
             body = "scene of " + _join(names)
         word = self.brightness_word
         if word:
-            return f"a {word}, {body}"
+            return f"a {word}, {body}" if body.startswith("mostly") else f"a {word} {body}"
         article = "an" if body[0] in "aeiou" else "a"
         return f"{article} {body}"
 

@@ -95,6 +95,8 @@ class FeatureExtractor:
         luma = float(mean[0, 0])
         pixels = float(work_gray.size)
         gray = cv2.GaussianBlur(work_gray, (5, 5), 0).astype(np.float32)
+        # Read-only: features outlive the frame and are shared by later comparisons.
+        gray.flags.writeable = False
         return FrameFeatures(
             gray=gray,
             points=points,
