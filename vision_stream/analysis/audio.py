@@ -22,7 +22,8 @@ from ..events import Detection
 SILENCE_DBFS = -120.0  # reported level of digital silence
 ACTIVITY_DBFS = -50.0  # absolute level below which nothing counts as activity
 FLOOR_MARGIN_DB = 12.0  # activity must also be this far above the noise floor
-FLOOR_RISE_DB_PER_S = 1.0  # how fast the floor follows a sustained louder background
+FLOOR_RISE_DB_PER_S = 1.0  # how fast the floor creeps up under sustained loud input
+FLOOR_FOLLOW_DB_PER_S = 30.0  # how fast it rises to follow quiet (non-active) input
 HANGOVER_S = 0.3  # activity continues this long after the last loud chunk
 MIN_SILENCE_S = 1.0  # quieter stretches shorter than this are not reported as silences
 
@@ -73,13 +74,15 @@ class AudioActivityDetector:
         """Level and activity of one chunk of int16 mono ``samples``."""
         duration = samples.size / float(sample_rate) if sample_rate > 0 else 0.0
         level = level_dbfs(samples)
-        # The floor drops at once to anything quieter and rises slowly, so a
-        # steady background (hum, traffic) stops counting as activity.
+        loud = level >= ACTIVITY_DBFS and level >= self._floor + FLOOR_MARGIN_DB
+        # The floor drops at once to anything quieter, follows quiet input
+        # quickly, and creeps up under loud input, so a steady background (hum,
+        # traffic) eventually stops counting as activity.
         if level < self._floor:
             self._floor = level
         else:
-            self._floor = min(level, self._floor + FLOOR_RISE_DB_PER_S * duration)
-        loud = level >= ACTIVITY_DBFS and level >= self._floor + FLOOR_MARGIN_DB
+            rise = (FLOOR_RISE_DB_PER_S if loud else FLOOR_FOLLOW_DB_PER_S) * duration
+            self._floor = min(level, self._floor + rise)
         onset: Detection | None = None
         silence: tuple[float, float] | None = None
         if loud:

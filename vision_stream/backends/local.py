@@ -132,14 +132,14 @@ class LocalSession:
             self._note_trailing_silence()
             self._turns += 1
             when = media_time if media_time is not None else self._latest
-            body = self._compose(text, reason)
+            body = self._compose(text, reason, when)
             commentary = Commentary(body, final=True, turn_id=f"{NAME}-{self._turns}", backend=NAME)
             if reason in ("cadence", "scene"):
                 self._window = ActivityLog()
                 self._window.mark(self._latest)
             await self._queue.put(BackendEvent(commentary, when))
 
-    def _compose(self, text: str, reason: str) -> str:
+    def _compose(self, text: str, reason: str, when: float | None) -> str:
         if reason == "final":
             log = self._whole
             start = log.start if log.start is not None else 0.0
@@ -156,8 +156,8 @@ class LocalSession:
             return (f'You asked: "{question}". I am the offline signal analyzer (motion, scene cuts, camera '
                     "movement, exposure and audio levels), not a language model, so I cannot answer that "
                     f"directly; here is what the signals show. {summary}")
-        if reason == "scene" and self._latest is not None:
-            return f"Scene change around {self._latest:.1f} s. {summary}"
+        if reason == "scene" and when is not None:
+            return f"Scene change at {when:.1f} s. {summary}"
         return summary
 
     # -- output -------------------------------------------------------------------
