@@ -16,6 +16,7 @@ __all__ = [
     "decode_image_gray_reduced",
     "encode_jpeg",
     "fit_within",
+    "probe_image_size",
     "resize_bgr",
 ]
 
@@ -74,3 +75,48 @@ def decode_image_gray_reduced(data: bytes, width: int, height: int) -> np.ndarra
     if gray is None:
         raise InvalidInputError("undecodable image")
     return cv2.resize(gray, (width, height), interpolation=cv2.INTER_AREA)
+
+
+# JPEG start-of-frame markers carrying the picture size: SOF0..SOF15 except
+# DHT (C4), JPG (C8) and DAC (CC), per ITU T.81 table B.1.
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def probe_image_size(data: bytes) -> tuple[str, int, int]:
+    """Read ``(kind, width, height)`` from a JPEG or PNG header without decoding pixels.
+
+    Microseconds of pure-Python header parsing, so it can run on the event loop
+    to reject garbage synchronously. ``kind`` is "jpeg" or "png". Raises
+    InvalidInputError when the bytes are neither, or the header is truncated.
+    """
+    if data.startswith(_PNG_SIGNATURE):
+        # The IHDR chunk must come first: length(4) "IHDR" width(4) height(4).
+        if len(data) < 24 or data[12:16] != b"IHDR":
+            raise InvalidInputError("undecodable image: truncated PNG header")
+        return "png", int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data.startswith(b"\xff\xd8"):
+        pos = 2
+        end = len(data)
+        while pos + 4 <= end:
+            if data[pos] != 0xFF:
+                raise InvalidInputError("undecodable image: corrupt JPEG marker stream")
+            marker = data[pos + 1]
+            if marker == 0xFF:  # fill byte before a marker
+                pos += 1
+                continue
+            if marker in (0x01, *range(0xD0, 0xD8)):  # standalone markers: no length field
+                pos += 2
+                continue
+            length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+            if marker in _JPEG_SOF:
+                if pos + 9 > end:
+                    break
+                height = int.from_bytes(data[pos + 5 : pos + 7], "big")
+                width = int.from_bytes(data[pos + 7 : pos + 9], "big")
+                return "jpeg", width, height
+            if marker in (0xD9, 0xDA) or length < 2:  # EOI/SOS before any frame header
+                break
+            pos += 2 + length
+        raise InvalidInputError("undecodable image: no JPEG frame header")
+    raise InvalidInputError("undecodable image: not a JPEG or PNG")
