@@ -25,3 +25,4 @@ def live_vectors() -> Path:
     if not vectors.is_dir():
         pytest.skip("../shared/vectors/live is absent")
     return vectors
+

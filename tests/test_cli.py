@@ -24,6 +24,7 @@ def run(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> 
     full_env = {**os.environ, **(env or {})}
     full_env.pop("GEMINI_API_KEY", None)
     full_env.pop("GOOGLE_API_KEY", None)
+    full_env.pop("PYTHONASYNCIODEBUG", None)  # the user's view: no debug chatter on stderr
     return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, env=full_env)
 
 

@@ -1,0 +1,63 @@
+"""The event log: gap-free seq, bounded retention, resume, many subscribers."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from vision_stream.events import Commentary, EventLog, RetentionGapError, SessionEnded
+
+
+async def test_seq_starts_at_one_and_has_no_gaps() -> None:
+    log = EventLog("s", retention=100)
+    for i in range(10):
+        log.append(Commentary(f"c{i}"), media_time=float(i))
+    assert [e.seq for e in log.snapshot()] == list(range(1, 11))
+    assert log.snapshot(7)[0].seq == 8
+
+
+async def test_many_subscribers_follow_live_and_replay() -> None:
+    log = EventLog("s", retention=1000)
+    log.append(Commentary("early"))
+
+    async def read(after: int) -> list[int]:
+        return [e.seq async for e in log.follow(after)]
+
+    readers = [asyncio.create_task(read(0)) for _ in range(50)] + [asyncio.create_task(read(1))]
+    await asyncio.sleep(0)
+    assert log.subscribers == 51
+    for i in range(20):
+        log.append(Commentary(str(i)))
+        if i % 5 == 0:
+            await asyncio.sleep(0)
+    log.append(SessionEnded("end_of_input"))
+    results = await asyncio.wait_for(asyncio.gather(*readers), 5)
+    assert all(r == list(range(1, 23)) for r in results[:50])
+    assert results[50] == list(range(2, 23))
+    assert log.subscribers == 0
+
+
+async def test_retention_is_bounded_and_gaps_are_explicit() -> None:
+    log = EventLog("s", retention=5)
+    for i in range(12):
+        log.append(Commentary(str(i)))
+    assert [e.seq for e in log.snapshot()] == [8, 9, 10, 11, 12]
+    log.close()
+    with pytest.raises(RetentionGapError, match="oldest kept is 8"):
+        _ = [e async for e in log.follow(2)]
+    assert [e.seq async for e in log.follow(2, allow_gap=True)] == [8, 9, 10, 11, 12]
+    assert [e.seq async for e in log.follow(9)] == [10, 11, 12]
+
+
+async def test_a_stalled_subscriber_holds_no_memory_and_others_go_on() -> None:
+    log = EventLog("s", retention=10)
+    slow = log.follow(0)
+    log.append(Commentary("first"))
+    first = await anext(slow)  # then it stops reading
+    assert first.seq == 1
+    for i in range(50):
+        log.append(Commentary(str(i)))
+    assert len(log.snapshot()) == 10
+    with pytest.raises(RetentionGapError):
+        await anext(slow)
