@@ -20,7 +20,8 @@ def textured(width: int, height: int, seed: int) -> np.ndarray:
     for _ in range(40):
         x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
         colour = tuple(int(c) for c in rng.integers(0, 255, 3))
-        cv2.rectangle(image, (x, y), (x + int(rng.integers(10, 60)), y + int(rng.integers(10, 60))), colour, -1)
+        size = (int(rng.integers(10, 60)), int(rng.integers(10, 60)))
+        cv2.rectangle(image, (x, y), (x + size[0], y + size[1]), colour, -1)
     return np.clip(image, 0, 255).astype(np.uint8)
 
 

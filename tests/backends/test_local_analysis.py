@@ -210,3 +210,21 @@ def test_per_frame_cost_at_768x432(shared_media: Path) -> None:
         analyzer.process(frame.pixels, frame.media_time)
         costs.append((time.perf_counter() - start) * 1000)
     assert float(np.median(costs)) < 50  # ~4-8 ms measured; loose for a loaded machine
+
+
+def test_real_speech_is_audio_activity(shared_media: Path) -> None:
+    pcm = np.fromfile(shared_media / "tau_speech_16khz_mono_s16le.raw", dtype="<i2")
+    detector = AudioActivityDetector()
+    reports = [detector.process(pcm[i:i + 800], i / 16000, 16000) for i in range(0, pcm.size, 800)]
+    onsets = [r.media_time for r in reports if r.onset is not None]
+    assert onsets and onsets[0] < 0.5  # the recording starts with speech
+    assert sum(r.active for r in reports) / len(reports) > 0.5
+
+
+def test_real_cuts_in_edited_footage(shared_media: Path) -> None:
+    # Edited event footage: wide stage shot, cut to a close-up at ~1.2 s, to a medium shot at
+    # ~3.8 s, to the audience at ~7.8 s (checked by eye); sampled at 1 fps the cuts land on
+    # the first sample after each.
+    frames = sample_file(shared_media / "facerec_short_hamilton_clip.mp4")
+    cuts = [round(t) for t, d in run(frames) if d.label == "scene_cut"]
+    assert cuts == [2, 4, 8]

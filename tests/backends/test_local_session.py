@@ -60,8 +60,8 @@ def scenario() -> tuple[list[SampledFrame], list[AudioChunk]]:
 
 async def test_detections_and_commentary_over_a_session() -> None:
     frames, audio = scenario()
-    events = await run_session(frames, audio, {5.0: ("", "cadence"), 6.0: ("What is the man doing?", "client"),
-                                               11.0: ("", "cadence")})
+    prompts = {5.0: ("", "cadence"), 6.0: ("What is the man doing?", "client"), 11.0: ("", "cadence")}
+    events = await run_session(frames, audio, prompts)
     detections = [(e.media_time, e.payload.label) for e in events if isinstance(e.payload, Detection)]
     assert detections == [
         (2.0, "audio_activity"),

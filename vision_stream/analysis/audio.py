@@ -20,6 +20,7 @@ import numpy as np
 from ..events import Detection
 
 SILENCE_DBFS = -120.0  # reported level of digital silence
+KNOWN_FLOOR_DBFS = -100.0  # a floor below this is still the start value (or digital silence)
 ACTIVITY_DBFS = -50.0  # absolute level below which nothing counts as activity
 FLOOR_MARGIN_DB = 12.0  # activity must also be this far above the noise floor
 FLOOR_RISE_DB_PER_S = 1.0  # how fast the floor creeps up under sustained loud input
@@ -95,9 +96,9 @@ class AudioActivityDetector:
                 self._quiet_since = None
                 onset = Detection(
                     label="audio_activity",
-                    description=f"sound started at {level:.0f} dBFS ({level - self._floor:.0f} dB above "
-                                "the background)" if self._floor > SILENCE_DBFS else
-                                f"sound started at {level:.0f} dBFS (after digital silence)",
+                    description=f"sound started at {level:.0f} dBFS" + (
+                        f" ({level - self._floor:.0f} dB above the background)"
+                        if self._floor > KNOWN_FLOOR_DBFS else ""),
                     severity="info",
                     confidence=round(min(1.0, (level - ACTIVITY_DBFS) / 30.0 + 0.3), 3),
                     backend="local",

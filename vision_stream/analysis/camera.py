@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from .frames import FrameFeatures
+from .motion import align
 
 _MIN_MATCHES = 15
 _MAX_HAMMING = 64  # of 256 bits: looser matches are mostly wrong
@@ -156,9 +157,7 @@ def _from_phase(prev: FrameFeatures, cur: FrameFeatures) -> CameraMotion | None:
 
 def _residual(prev: np.ndarray, cur: np.ndarray, matrix: np.ndarray) -> float:
     """Mean absolute difference (luma units) of ``cur`` and ``prev`` warped by ``matrix``, where both exist."""
-    size = (cur.shape[1], cur.shape[0])
-    warped = cv2.warpAffine(prev, matrix, size, flags=cv2.INTER_LINEAR, borderValue=-1.0)
-    valid = warped >= 0.0
-    if not valid.any():
+    aligned = align(prev, cur, matrix, moved=matrix is not IDENTITY)
+    if not aligned.valid.any():
         return float("inf")
-    return float(np.abs(warped[valid] - cur[valid]).mean())
+    return float(np.abs(aligned.prev[aligned.valid] - aligned.cur[aligned.valid]).mean())

@@ -84,11 +84,13 @@ def describe_jpegs(jpegs: Sequence[bytes], *, prompt: str = "") -> tuple[str, li
     log = ActivityLog()
     detections: list[Detection] = []
     bad = 0
+    size = (0, 0)  # (width, height) px of the last decoded picture, as decoded
     for index, data in enumerate(jpegs):
         image = decode_jpeg(data)
         if image is None or image.size == 0:
             bad += 1
             continue
+        size = (image.shape[1], image.shape[0])
         report = analyzer.process(image, float(index))
         log.add_frame(report)
         for detection in report.detections:
@@ -100,7 +102,9 @@ def describe_jpegs(jpegs: Sequence[bytes], *, prompt: str = "") -> tuple[str, li
     else:
         heading = "one picture" if good == 1 else f"{good} pictures"
         if good == 1 and log.colours is not None:
-            text = f"In {heading}: {log.colours.phrase()}."
+            shares = ", ".join(f"{name} {share * 100:.0f}%" for name, share in log.colours.colours)
+            text = (f"In {heading} ({size[0]}x{size[1]}): {log.colours.phrase()} (colours: {shares}; "
+                    f"mean brightness {log.colours.luma:.0f} of 255).")
             text += "".join(f" It looks {d.label}." for d in detections if d.label.endswith("exposed"))
         else:
             text = f"Across {heading}: " + log.phrase(when=_frame_label)

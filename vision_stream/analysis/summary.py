@@ -127,7 +127,8 @@ class ActivityLog:
         total = sum(sum(row) for row in self.grid)
         if total <= 0:
             return ""
-        best = max(((self.grid[r][c], r, c) for r in range(3) for c in range(3)), key=lambda v: (v[0], -v[1], -v[2]))
+        cells = ((self.grid[r][c], r, c) for r in range(3) for c in range(3))
+        best = max(cells, key=lambda v: (v[0], -v[1], -v[2]))  # ties: the upper-left-most cell
         if best[0] / total < 0.4:
             return "across the frame"
         return "in " + PLACE_NAMES[best[1]][best[2]]
@@ -140,7 +141,8 @@ class ActivityLog:
         share = self.moving_frames / self.compared
         kind = "steady" if share >= 0.7 else ("intermittent" if share >= 0.25 else "brief")
         mean = self.motion_sum / self.moving_frames
-        return f"{kind} motion {self._where()} ({_pct(mean)} of the frame when moving, in {_pct(share)} of frames)"
+        return (f"{kind} motion {self._where()} ({_pct(mean)} of the frame when moving, "
+                f"in {_pct(share)} of frames)")
 
     def moments_phrase(self, when: Callable[[float], str]) -> list[str]:
         parts: list[str] = []
@@ -171,7 +173,8 @@ class ActivityLog:
         share = min(1.0, self.active_seconds / self.audio_seconds)
         loudness = self.active_energy / self.active_seconds
         mean_db = 10 * math.log10(loudness) if loudness > 0 else SILENCE_DBFS
-        text = (f"audio active {_pct(share)} of the time ({self.onsets} onset{'s' if self.onsets != 1 else ''}), "
+        onsets = f"{self.onsets} onset{'s' if self.onsets != 1 else ''}"
+        text = (f"audio active {_pct(share)} of the time ({onsets}), "
                 f"about {mean_db:.0f} dBFS when active, peaking at {self.peak_dbfs:.0f} dBFS")
         if self.longest_silence is not None:
             start, end = self.longest_silence
