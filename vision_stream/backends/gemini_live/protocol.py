@@ -1,0 +1,423 @@
+"""The Live session as a sans-I/O state machine.
+
+One :class:`LiveProtocol` is one *logical* session: it survives any number of
+WebSocket connections. Feed it server frames with :meth:`receive`, tell it about
+connection changes, ask it for the text of client messages; it answers with
+:data:`ProtocolEvent` values. No sockets, no awaits, no clocks (deadlines are
+the driver's job; ``goAway`` is reported as seconds left).
+
+States (per connection, plus the end)::
+
+    DISCONNECTED --start_connection()--> SETUP_SENT --setupComplete--> ACTIVE
+         ^                                    |                         |
+         |                                    |                      goAway
+         +-------- connection_lost() ---------+------------------- DRAINING
+    any --close()--> CLOSED
+
+Media and prompts may be sent in ACTIVE and DRAINING (the connection still
+works until the server closes it); sending in another state raises
+:class:`LiveStateError`, it never silently does nothing.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ...errors import ProtocolError
+from ...events import AudioOut, Commentary, Detection, Payload, Transcript
+from . import builders
+from .messages import FunctionCall, ServerContent, ServerMessage, parse_server_message
+from .models import ModelCapabilities
+
+BACKEND_NAME = "live"
+REPORT_EVENT = "report_event"
+SEVERITIES = ("info", "low", "medium", "high")
+
+
+class SessionState(enum.Enum):
+    DISCONNECTED = "disconnected"
+    SETUP_SENT = "setup_sent"
+    ACTIVE = "active"
+    DRAINING = "draining"
+    CLOSED = "closed"
+
+
+class LiveStateError(ProtocolError):
+    """A message was sent or received in a state that does not allow it."""
+
+
+# ---- events the protocol hands to the driver --------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SetupCompleted:
+    session_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """A payload for the session's event stream (Commentary, Transcript, AudioOut)."""
+
+    payload: Payload
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallRequested:
+    """The model called a function; answer it (``report_event``: at once) unless cancelled."""
+
+    call: FunctionCall
+    detection: Detection
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallsCancelled:
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GoAwayReceived:
+    """The server will close this connection in ``time_left`` seconds (None: unknown)."""
+
+    time_left: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class HandleUpdated:
+    handle: str
+
+
+@dataclass(frozen=True, slots=True)
+class TurnEnded:
+    """A model turn ended; ``interrupted`` when cut (server ``interrupted`` or connection loss)."""
+
+    turn_id: str
+    interrupted: bool = False
+    prompted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReported:
+    prompt_tokens: int
+    response_tokens: int
+    total_tokens: int
+
+
+ProtocolEvent = (
+    SetupCompleted
+    | Output
+    | ToolCallRequested
+    | ToolCallsCancelled
+    | GoAwayReceived
+    | HandleUpdated
+    | TurnEnded
+    | UsageReported
+)
+
+
+@dataclass(slots=True)
+class _Turn:
+    turn_id: str
+    prompt: str | None  # the prompt text that asked for it, None for unprompted turns
+    transcription: str = ""  # outputTranscription text (native-audio models)
+    text: str = ""  # modelTurn text parts (TEXT-modality models)
+    generation_complete: bool = False
+
+    @property
+    def commentary(self) -> str:
+        return self.transcription if self.transcription else self.text
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLoss:
+    """What :meth:`LiveProtocol.connection_lost` found: events, and a prompt to send again."""
+
+    events: tuple[ProtocolEvent, ...]
+    unanswered_prompt: str | None
+
+
+class LiveProtocol:
+    """The logical Live session: state, newest handle, current turn, pending tool calls.
+
+    ``setup`` holds everything of the setup message but the handle, which is
+    filled in on each :meth:`start_connection`. ``want_audio_out`` turns model
+    audio parts into :class:`AudioOut` payloads (dropped otherwise).
+    """
+
+    def __init__(
+        self,
+        setup: builders.SetupParams,
+        capabilities: ModelCapabilities,
+        *,
+        want_audio_out: bool = False,
+        backend_name: str = BACKEND_NAME,
+    ) -> None:
+        self._setup = setup
+        self.capabilities = capabilities
+        self.want_audio_out = want_audio_out
+        self.backend_name = backend_name
+        self.state = SessionState.DISCONNECTED
+        self.handle: str | None = setup.resumption_handle
+        self.session_id = ""
+        self.connections = 0
+        self.realtime_input_sent = False  # on the current logical session
+        self._turn: _Turn | None = None
+        self._turns = 0
+        self._prompt_outstanding: str | None = None
+        self._pending_calls: dict[str, str] = {}  # id -> function name
+        self._input_text = ""
+        self.prompt_tokens = 0
+        self.response_tokens = 0
+
+    # ---- introspection ---------------------------------------------------------------
+
+    @property
+    def turn_in_progress(self) -> bool:
+        """A prompt awaits its answer, or the model is mid-turn (prompted or not)."""
+        return self._turn is not None or self._prompt_outstanding is not None
+
+    @property
+    def prompt_outstanding(self) -> str | None:
+        return self._prompt_outstanding
+
+    @property
+    def pending_tool_calls(self) -> Mapping[str, str]:
+        """Function calls awaiting our response: id -> function name."""
+        return dict(self._pending_calls)
+
+    @property
+    def can_send(self) -> bool:
+        return self.state in (SessionState.ACTIVE, SessionState.DRAINING)
+
+    # ---- connection lifecycle ----------------------------------------------------------
+
+    def start_connection(self) -> str:
+        """A new connection is open: the text of its ``setup`` (with the newest handle)."""
+        self._require(SessionState.DISCONNECTED, "start a connection")
+        self.state = SessionState.SETUP_SENT
+        self.connections += 1
+        return builders.encode(builders.setup(replace(self._setup, resumption_handle=self.handle)))
+
+    def connection_lost(self) -> ConnectionLoss:
+        """The current connection ended (any reason). Ends the partial turn cleanly.
+
+        Returns the prompt whose answer never completed (to be sent again on the
+        next connection) and the events that close the cut turn. Pending tool
+        calls belonged to the lost generation and are forgotten.
+        """
+        if self.state is SessionState.CLOSED:
+            return ConnectionLoss((), None)
+        events: list[ProtocolEvent] = []
+        unanswered: str | None = None
+        turn = self._turn
+        if turn is not None and turn.generation_complete:
+            # The model had finished; only turnComplete was missing.
+            events.extend(self._finish_turn(interrupted=False))
+        else:
+            unanswered = self._prompt_outstanding
+            if turn is not None:
+                events.extend(self._finish_turn(interrupted=True))
+        events.extend(self._flush_input_transcript())
+        self._prompt_outstanding = None
+        self._turn = None
+        self._pending_calls.clear()
+        self.state = SessionState.DISCONNECTED
+        return ConnectionLoss(tuple(events), unanswered)
+
+    def close(self) -> None:
+        """The logical session is over; every later send raises."""
+        self.state = SessionState.CLOSED
+
+    # ---- client messages ---------------------------------------------------------------
+
+    def send_video(self, jpeg: bytes) -> str:
+        self._require_send("send video")
+        self.realtime_input_sent = True
+        return builders.encode(builders.realtime_video(jpeg))
+
+    def send_audio(self, pcm: bytes, *, rate: int = 16000) -> str:
+        self._require_send("send audio")
+        self.realtime_input_sent = True
+        return builders.encode(builders.realtime_audio(pcm, rate=rate))
+
+    def send_audio_stream_end(self) -> str:
+        self._require_send("send audioStreamEnd")
+        return builders.encode(builders.audio_stream_end())
+
+    def send_prompt(self, text: str) -> str:
+        """A prompt as ``realtimeInput.text``; at most one may be outstanding."""
+        self._require_send("send a prompt")
+        if self.turn_in_progress:
+            raise LiveStateError("a prompt is already outstanding (or the model is mid-turn)")
+        if not text.strip():
+            raise ValueError("prompt text is empty")
+        self.realtime_input_sent = True
+        self._prompt_outstanding = text
+        self._turns += 1
+        self._turn = _Turn(turn_id=f"t{self._turns}", prompt=text)
+        return builders.encode(builders.realtime_text(text))
+
+    def send_client_content(self, turns: Sequence[tuple[str, str]], *, turn_complete: bool = True) -> str:
+        """``clientContent``; refused where the model rejects it mid-session (3.1: 1007)."""
+        self._require_send("send clientContent")
+        if self.realtime_input_sent and not self.capabilities.client_content_mid_session:
+            raise LiveStateError(
+                f"model family {self.capabilities.family} rejects clientContent mid-session; "
+                "send prompts as realtimeInput.text"
+            )
+        return builders.encode(builders.client_content(turns, turn_complete=turn_complete))
+
+    def send_tool_response(self, call_id: str, name: str, response: Mapping[str, Any]) -> str | None:
+        """``toolResponse`` for a pending call; None when the call is unknown or was cancelled."""
+        self._require_send("send a toolResponse")
+        if self._pending_calls.pop(call_id, None) is None:
+            return None
+        return builders.encode(builders.tool_response([(call_id, name, response)]))
+
+    # ---- server messages ---------------------------------------------------------------
+
+    def receive(self, frame: str | bytes) -> list[ProtocolEvent]:
+        """Parse one server frame and update the state; returns what happened, in order."""
+        if self.state in (SessionState.DISCONNECTED, SessionState.CLOSED):
+            raise LiveStateError(f"received a server message in state {self.state.value}")
+        return self.receive_message(parse_server_message(frame))
+
+    def receive_message(self, message: ServerMessage) -> list[ProtocolEvent]:
+        events: list[ProtocolEvent] = []
+        if message.setup_complete is not None:
+            if self.state is not SessionState.SETUP_SENT:
+                raise LiveStateError(f"setupComplete in state {self.state.value}")
+            self.state = SessionState.ACTIVE
+            self.session_id = message.setup_complete.session_id or self.session_id
+            events.append(SetupCompleted(message.setup_complete.session_id))
+        if message.session_resumption_update is not None:
+            update = message.session_resumption_update
+            # Keep only handles the server marks resumable (proto3 omits false).
+            if update.resumable and update.new_handle:
+                self.handle = update.new_handle
+                events.append(HandleUpdated(update.new_handle))
+        if message.tool_call is not None:
+            for call in message.tool_call.function_calls:
+                self._pending_calls[call.id] = call.name
+                events.append(ToolCallRequested(call, self._detection(call)))
+        if message.tool_call_cancellation is not None:
+            ids = tuple(i for i in message.tool_call_cancellation.ids if self._pending_calls.pop(i, None))
+            events.append(ToolCallsCancelled(ids))
+        if message.server_content is not None:
+            events.extend(self._content(message.server_content))
+        if message.usage_metadata is not None:
+            usage = message.usage_metadata
+            self.prompt_tokens += usage.prompt_token_count
+            self.response_tokens += usage.response_token_count
+            events.append(
+                UsageReported(usage.prompt_token_count, usage.response_token_count, usage.total_token_count)
+            )
+        if message.go_away is not None:
+            if self.state is SessionState.ACTIVE:
+                self.state = SessionState.DRAINING
+            events.append(GoAwayReceived(message.go_away.time_left))
+        return events
+
+    def _content(self, content: ServerContent) -> list[ProtocolEvent]:
+        events: list[ProtocolEvent] = []
+        if content.input_transcription is not None and content.input_transcription.text:
+            self._input_text += content.input_transcription.text
+            final = content.input_transcription.finished
+            events.append(Output(Transcript(self._input_text.strip(), source="input", final=final)))
+            if final:
+                self._input_text = ""
+        delta = False
+        for part in content.parts:
+            if part.thought:
+                continue  # thoughts are not commentary
+            if part.text:
+                self._ensure_turn().text += part.text
+                delta = True
+            if part.inline_data is not None and part.inline_data.mime_type.startswith("audio/"):
+                turn = self._ensure_turn()
+                if self.want_audio_out:
+                    rate = part.inline_data.sample_rate or 24000
+                    events.append(Output(AudioOut(part.inline_data.data, sample_rate=rate, turn_id=turn.turn_id)))
+        if content.output_transcription is not None and content.output_transcription.text:
+            self._ensure_turn().transcription += content.output_transcription.text
+            delta = True
+        if delta and self._turn is not None and self._turn.commentary.strip():
+            turn = self._turn
+            events.append(
+                Output(Commentary(turn.commentary.strip(), final=False, turn_id=turn.turn_id, backend=self.backend_name))
+            )
+        if content.generation_complete and self._turn is not None:
+            self._turn.generation_complete = True
+        if content.interrupted:
+            # The model stopped mid-turn: close the partial turn with what was said.
+            events.extend(self._finish_turn(interrupted=True))
+            self._prompt_outstanding = None
+        if content.turn_complete:
+            events.extend(self._finish_turn(interrupted=False))
+            events.extend(self._flush_input_transcript())
+            self._prompt_outstanding = None
+        return events
+
+    # ---- helpers -----------------------------------------------------------------------
+
+    def _ensure_turn(self) -> _Turn:
+        if self._turn is None:
+            # The model spoke without our prompt (proactive audio, or it heard speech).
+            self._turns += 1
+            self._turn = _Turn(turn_id=f"t{self._turns}", prompt=None)
+        return self._turn
+
+    def _finish_turn(self, *, interrupted: bool) -> list[ProtocolEvent]:
+        turn = self._turn
+        if turn is None:
+            return []
+        self._turn = None
+        events: list[ProtocolEvent] = []
+        text = turn.commentary.strip()
+        if text:
+            events.append(Output(Commentary(text, final=True, turn_id=turn.turn_id, backend=self.backend_name)))
+        events.append(TurnEnded(turn.turn_id, interrupted=interrupted, prompted=turn.prompt is not None))
+        return events
+
+    def _flush_input_transcript(self) -> list[ProtocolEvent]:
+        text = self._input_text.strip()
+        self._input_text = ""
+        return [Output(Transcript(text, source="input", final=True))] if text else []
+
+    def _detection(self, call: FunctionCall) -> Detection:
+        args_json = json.dumps(call.args, sort_keys=True, ensure_ascii=False)
+        if call.name != REPORT_EVENT:
+            return Detection(
+                label=call.name,
+                backend=self.backend_name,
+                function_name=call.name,
+                call_id=call.id,
+                arguments_json=args_json,
+            )
+        args = call.args
+        severity = str(args.get("severity", "info")).lower()
+        try:
+            confidence = min(max(float(args.get("confidence", 0.0)), 0.0), 1.0)
+        except (TypeError, ValueError):
+            confidence = 0.0
+        return Detection(
+            label=str(args.get("label", "event")) or "event",
+            description=str(args.get("description", "")),
+            severity=severity if severity in SEVERITIES else "info",
+            confidence=confidence,
+            backend=self.backend_name,
+            function_name=call.name,
+            call_id=call.id,
+            arguments_json=args_json,
+        )
+
+    def _require(self, state: SessionState, action: str) -> None:
+        if self.state is not state:
+            raise LiveStateError(f"cannot {action} in state {self.state.value} (needs {state.value})")
+
+    def _require_send(self, action: str) -> None:
+        if not self.can_send:
+            raise LiveStateError(f"cannot {action} in state {self.state.value} (needs active or draining)")

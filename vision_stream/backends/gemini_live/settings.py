@@ -1,0 +1,258 @@
+"""Settings of the Live backend: typed, keyword-only, validated, secrets redacted.
+
+The environment is read by the CLI, never here. ``base_url`` is a setting so
+tests and offline users point the client at the loopback emulator
+(``ws://127.0.0.1:8765``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+from ...errors import UsageError
+
+GEMINI_WS_BASE = "wss://generativelanguage.googleapis.com"
+GEMINI_REST_BASE = "https://generativelanguage.googleapis.com"
+DEFAULT_MODEL = "gemini-3.8-live"
+MEDIA_RESOLUTIONS = ("MEDIA_RESOLUTION_LOW", "MEDIA_RESOLUTION_MEDIUM", "MEDIA_RESOLUTION_HIGH")
+REDACTED = "<redacted>"
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise UsageError(message)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LiveTimeouts:
+    """Timeouts of the Live driver, seconds.
+
+    connect: TCP + TLS + WebSocket upgrade.
+    setup: from sending ``setup`` to ``setupComplete``.
+    response: silence from the server while we wait for it (a prompt or tool
+        turn outstanding) after which the connection counts as stalled.
+    close: waiting for the closing handshake.
+    ping_interval / ping_timeout: WebSocket keepalive. The timeout is generous
+        on purpose: websockets closes with 1011 itself when a pong is late, and a
+        briefly busy event loop must not kill an hours-long session (the
+        "self-inflicted 1011" of the Live API issue trackers).
+    close_flush: how long ``close()`` waits for the final turn to finish.
+    """
+
+    connect: float = 10.0
+    setup: float = 10.0
+    response: float = 30.0
+    close: float = 2.0
+    ping_interval: float | None = 20.0
+    ping_timeout: float | None = 60.0
+    close_flush: float = 15.0
+
+    def __post_init__(self) -> None:
+        for name in ("connect", "setup", "response", "close", "close_flush"):
+            _check(getattr(self, name) > 0, f"timeout {name} must be > 0 seconds")
+        for name in ("ping_interval", "ping_timeout"):
+            value = getattr(self, name)
+            _check(value is None or value > 0, f"{name} must be > 0 seconds or None")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ReconnectPolicy:
+    """Retry policy for transient failures (1000 without goAway, 1006, 1011, refused).
+
+    max_attempts: consecutive failed connection attempts before giving up.
+    base_backoff / max_backoff: seconds; delay = min(max, base * 2**(n-1)),
+        jittered into [delay * (1 - jitter), delay].
+    quota_backoff: seconds to wait after a 1011 that says the quota is exhausted.
+    stable_after: seconds a connection must live before the attempt count resets.
+    go_away_margin: seconds before a ``goAway`` deadline at which we reconnect
+        even if the model is mid-turn.
+    """
+
+    max_attempts: int = 6
+    base_backoff: float = 0.5
+    max_backoff: float = 30.0
+    quota_backoff: float = 60.0
+    jitter: float = 0.5
+    stable_after: float = 30.0
+    go_away_margin: float = 5.0
+
+    def __post_init__(self) -> None:
+        _check(self.max_attempts >= 1, "reconnect max_attempts must be >= 1")
+        _check(0 <= self.base_backoff <= self.max_backoff, "need 0 <= base_backoff <= max_backoff")
+        _check(self.quota_backoff >= 0, "quota_backoff must be >= 0")
+        _check(0 <= self.jitter <= 1, "jitter must be in [0, 1]")
+        _check(self.stable_after >= 0 and self.go_away_margin >= 0, "stable_after/go_away_margin must be >= 0")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class VertexAuth:
+    """Vertex AI instead of the Gemini API: project, location and an OAuth bearer token."""
+
+    project: str
+    location: str = "us-central1"
+    access_token: str = field(default="", repr=False)
+    api_version: str = "v1beta1"
+
+    def __post_init__(self) -> None:
+        _check(bool(self.project.strip()), "vertex project must not be empty")
+        _check(bool(self.location.strip()), "vertex location must not be empty")
+
+    def __repr__(self) -> str:
+        token = REDACTED if self.access_token else "''"
+        return (
+            f"VertexAuth(project={self.project!r}, location={self.location!r}, "
+            f"access_token={token}, api_version={self.api_version!r})"
+        )
+
+    @property
+    def host(self) -> str:
+        # Location "global" has no regional prefix (LIVE_API.md "Endpoints and auth").
+        return "aiplatform.googleapis.com" if self.location == "global" else f"{self.location}-aiplatform.googleapis.com"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LiveSettings:
+    """Everything the Live backend needs beyond the per-session settings.
+
+    base_url: ``wss://host[:port]`` (the standard path is appended) or a full
+        endpoint URL with a path; ``http(s)`` is mapped to ``ws(s)``. None means
+        the Gemini API (or the Vertex host when ``vertex`` is set).
+    api_version: "v1beta" or "v1alpha" (Gemini API).
+    api_key: Gemini API key, sent in the ``x-goog-api-key`` header only; never
+        printed (``repr`` shows ``<redacted>``).
+    vertex: use Vertex AI with a bearer token instead of an API key.
+    model: model id (``models/`` optional); any name works, unknown families get
+        safe defaults (see ``models.py``).
+    media_resolution: ``MEDIA_RESOLUTION_LOW`` (64 tokens a frame) by default.
+    max_fps: cap on frames sent per second, whatever the pipeline offers.
+    compression: context-window compression (``slidingWindow``); without it an
+        audio+video session ends after about 2 minutes.
+    voice: prebuilt voice name, "" for the default.
+    audio_buffer_chunks: audio chunks held while the socket is slow or
+        reconnecting (oldest dropped beyond, counted).
+    event_queue: events held for a slow consumer before the receiver waits.
+    max_message_bytes: largest server message accepted (websockets ``max_size``).
+    """
+
+    base_url: str | None = None
+    api_version: str = "v1beta"
+    api_key: str = field(default="", repr=False)
+    vertex: VertexAuth | None = None
+    model: str = DEFAULT_MODEL
+    media_resolution: str = "MEDIA_RESOLUTION_LOW"
+    max_fps: float = 2.0
+    compression: bool = True
+    voice: str = ""
+    temperature: float | None = None
+    timeouts: LiveTimeouts = field(default_factory=LiveTimeouts)
+    reconnect: ReconnectPolicy = field(default_factory=ReconnectPolicy)
+    audio_buffer_chunks: int = 64
+    event_queue: int = 1024
+    max_message_bytes: int = 16 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        resolution = self.media_resolution.upper()
+        if not resolution.startswith("MEDIA_RESOLUTION_"):
+            resolution = f"MEDIA_RESOLUTION_{resolution}"
+        _check(resolution in MEDIA_RESOLUTIONS, f"media_resolution must be one of {MEDIA_RESOLUTIONS}")
+        object.__setattr__(self, "media_resolution", resolution)
+        _check(bool(self.model.strip()), "live model must not be empty")
+        _check(self.api_version in ("v1beta", "v1alpha"), f"api_version must be v1beta or v1alpha, not {self.api_version!r}")
+        _check(0 < self.max_fps <= 30, f"max_fps must be in (0, 30], got {self.max_fps}")
+        _check(self.audio_buffer_chunks >= 1 and self.event_queue >= 1, "buffer sizes must be >= 1")
+        _check(self.max_message_bytes >= 64 * 1024, "max_message_bytes must be >= 64 KiB")
+        if self.base_url is not None:
+            scheme = urlsplit(self.base_url).scheme
+            _check(scheme in ("ws", "wss", "http", "https"), f"base_url must be ws://, wss://, http:// or https://, got {scheme!r}")
+
+    def __repr__(self) -> str:
+        key = REDACTED if self.api_key else "''"
+        return (
+            f"LiveSettings(base_url={redact_url(self.ws_base)!r}, api_version={self.api_version!r}, "
+            f"api_key={key}, vertex={self.vertex!r}, model={self.model!r}, "
+            f"media_resolution={self.media_resolution!r}, max_fps={self.max_fps}, compression={self.compression}, "
+            f"timeouts={self.timeouts!r}, reconnect={self.reconnect!r})"
+        )
+
+    # ---- derived values ------------------------------------------------------------------
+
+    @property
+    def ws_base(self) -> str:
+        if self.base_url is None:
+            return f"wss://{self.vertex.host}" if self.vertex is not None else GEMINI_WS_BASE
+        parts = urlsplit(self.base_url)
+        scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+        return urlunsplit((scheme, parts.netloc, parts.path, parts.query, ""))
+
+    @property
+    def endpoint(self) -> str:
+        """The WebSocket URL (no secret in it: the key goes in a header)."""
+        base = self.ws_base
+        parts = urlsplit(base)
+        if parts.path not in ("", "/"):
+            return base  # a full endpoint URL was given
+        if self.vertex is not None:
+            path = f"/ws/google.cloud.aiplatform.{self.vertex.api_version}.LlmBidiService/BidiGenerateContent"
+        else:
+            path = f"/ws/google.ai.generativelanguage.{self.api_version}.GenerativeService.BidiGenerateContent"
+        return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+
+    @property
+    def rest_base(self) -> str:
+        """``https://host`` for REST calls (``models`` listing) on the same host."""
+        if self.base_url is None and self.vertex is None:
+            return GEMINI_REST_BASE
+        parts = urlsplit(self.ws_base)
+        scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+        return urlunsplit((scheme, parts.netloc, "", "", ""))
+
+    @property
+    def model_resource(self) -> str:
+        """``setup.model``: ``models/<id>``, or the full Vertex resource name."""
+        model_id = self.model.rsplit("/", 1)[-1] if self.model.startswith(("models/", "projects/")) else self.model
+        if self.vertex is not None:
+            if self.model.startswith("projects/"):
+                return self.model
+            return f"projects/{self.vertex.project}/locations/{self.vertex.location}/publishers/google/models/{model_id}"
+        return f"models/{model_id}"
+
+    @property
+    def is_loopback(self) -> bool:
+        host = urlsplit(self.ws_base).hostname or ""
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+    def headers(self) -> dict[str, str]:
+        """Upgrade headers carrying the credential. Never log these."""
+        if self.vertex is not None:
+            return {"Authorization": f"Bearer {self.vertex.access_token}"} if self.vertex.access_token else {}
+        return {"x-goog-api-key": self.api_key} if self.api_key else {}
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret these settings hold, for :func:`redact`."""
+        found = [self.api_key]
+        if self.vertex is not None:
+            found.append(self.vertex.access_token)
+        return tuple(s for s in found if s)
+
+
+def redact(text: str, secrets: tuple[str, ...]) -> str:
+    """``text`` with every secret replaced by ``<redacted>``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def redact_url(url: str) -> str:
+    """A URL safe to print: any query (``?key=...``) and userinfo are redacted."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    query = REDACTED if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
