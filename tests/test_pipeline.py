@@ -1,0 +1,89 @@
+"""Sessions through the real pipeline: FileSource → sampler → offline analyzer → event log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from vision_stream.backends.local import LocalBackend
+from vision_stream.config import AudioPolicy, Limits, SamplingPolicy, SessionSettings
+from vision_stream.events import Detection, Event, SessionEnded
+from vision_stream.media.file_source import FileSource
+from vision_stream.pipeline import Session
+
+
+def make_clip(path: Path, seconds: float = 3.0, fps: int = 25) -> Path:
+    """A square moving right on grey, with a hard cut to a blue scene at 2 s."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for i in range(int(seconds * fps)):
+            t = i / fps
+            img = np.full((240, 320, 3), 90 if t < 2 else 30, np.uint8)
+            if t >= 2:
+                img[:, :, 0] = 200
+            x = 10 + i * 4
+            img[100:140, x % 280 : x % 280 + 40] = (0, 220, 255)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+async def run_session(path: Path, *, paced: bool) -> list[Event]:
+    session = Session(
+        settings=SessionSettings(session_id="t", commentary_interval=1.0),
+        source=FileSource(path, audio=AudioPolicy()),
+        backend=LocalBackend(),
+        sampling=SamplingPolicy(fps=2, max_fps=4),
+        limits=Limits(),
+        paced=paced,
+        lossless=not paced,
+    )
+    await session.run()
+    return session.log.snapshot()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_clip(tmp_path_factory.mktemp("clip") / "clip.mp4")
+
+
+async def test_paced_and_fast_replays_make_identical_decisions(clip: Path) -> None:
+    fast = await run_session(clip, paced=False)
+    paced = await run_session(clip, paced=True)
+
+    def decisions(events: list[Event]) -> list[tuple[str, float | None, str]]:
+        return [
+            (e.kind, e.media_time, e.payload.label if isinstance(e.payload, Detection) else "")
+            for e in events
+            if e.kind in ("detection", "commentary")
+        ]
+
+    assert decisions(fast) == decisions(paced)
+    end_fast, end_paced = fast[-1].payload, paced[-1].payload
+    assert isinstance(end_fast, SessionEnded) and isinstance(end_paced, SessionEnded)
+    assert end_fast.totals.frames_sent == end_paced.totals.frames_sent >= 6
+    assert end_paced.totals.frames_dropped == 0
+    # Paced replay took about the clip's length; fast did not wait.
+    assert end_paced.totals.media_seconds == pytest.approx(end_fast.totals.media_seconds)
+
+
+async def test_stop_mid_replay_ends_with_one_session_ended(clip: Path) -> None:
+    import asyncio
+
+    session = Session(
+        settings=SessionSettings(session_id="t"), source=FileSource(clip, audio=AudioPolicy(), loop=True),
+        backend=LocalBackend(), sampling=SamplingPolicy(), limits=Limits(), paced=True, lossless=False,
+    )
+    runner = asyncio.create_task(session.run())
+    await asyncio.sleep(0.5)
+    session.stop("stopped")
+    await asyncio.wait_for(runner, 10)
+    ended = [e for e in session.log.snapshot() if e.kind == "session_ended"]
+    assert len(ended) == 1 and ended[0].payload.reason == "stopped"
+    assert [e.seq for e in session.log.snapshot()] == list(range(1, session.log.last_seq + 1))
