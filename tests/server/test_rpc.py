@@ -269,3 +269,11 @@ async def test_corrupt_clip_processes_to_the_end(shared_media: Path, media_root:
         assert end.reason == "end_of_input"
         assert end.totals.bad_packets == 2
         assert [e.error.code for e in events if e.HasField("error")] == ["bad_packet"]
+
+
+async def test_oversized_message_is_resource_exhausted(served: Served) -> None:
+    huge = pb.StreamRequest(frame=pb.VideoFrame(data=b"\xff" * (17 * 1024 * 1024)))
+    code, _, _ = await _stream_status(served, CONFIG, huge)
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    # The server is fine afterwards.
+    assert (await served.stub.ListSessions(pb.ListSessionsRequest())) is not None
