@@ -84,13 +84,14 @@ def describe_jpegs(jpegs: Sequence[bytes], *, prompt: str = "") -> tuple[str, li
     log = ActivityLog()
     detections: list[Detection] = []
     bad = 0
-    size = (0, 0)  # (width, height) px of the last decoded picture, as decoded
+    size = (0, 0)  # (width, height) px of the last decoded picture
     for index, data in enumerate(jpegs):
         image = decode_jpeg(data)
         if image is None or image.size == 0:
             bad += 1
             continue
-        size = (image.shape[1], image.shape[0])
+        # Report the picture's own size, not the reduced size it may have been decoded at.
+        size = _jpeg_size(data) if _jpeg_size(data) != (0, 0) else (image.shape[1], image.shape[0])
         report = analyzer.process(image, float(index))
         log.add_frame(report)
         for detection in report.detections:
