@@ -80,6 +80,8 @@ class FileSource:
                     self.bad_packets += decoder.bad_packets
                     container.close()
                     container = None
+                if self._stop.is_set():
+                    break
                 self.passes += 1
                 if not self.loop or decoder.end_time <= offset:
                     break  # not looping, or an empty pass (looping it would spin)
