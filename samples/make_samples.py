@@ -166,7 +166,9 @@ def still_image() -> np.ndarray:
     cv2.rectangle(img, (290, 360), (335, 440), (30, 60, 100), -1)  # door
     cv2.rectangle(img, (560, 330), (585, 450), (30, 70, 110), -1)  # trunk
     cv2.circle(img, (572, 300), 55, (40, 120, 40), -1, cv2.LINE_AA)  # crown
-    cv2.putText(img, "vision-stream", (30, 560), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (255, 255, 255), 2, cv2.LINE_AA)
+    cv2.putText(
+        img, "vision-stream", (30, 560), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (255, 255, 255), 2, cv2.LINE_AA
+    )
     return img
 
 

@@ -26,8 +26,13 @@ def still_jpeg() -> bytes:
     return (SAMPLES / "still.jpg").read_bytes()
 
 
-def write_video(path: Path, times_ms: Sequence[int], *, size: tuple[int, int] = (160, 120),
-                picture: Callable[[int], np.ndarray] | None = None) -> None:
+def write_video(
+    path: Path,
+    times_ms: Sequence[int],
+    *,
+    size: tuple[int, int] = (160, 120),
+    picture: Callable[[int], np.ndarray] | None = None,
+) -> None:
     """An MKV (time base 1 ms) of MJPEG frames at exactly ``times_ms`` (may be irregular)."""
     width, height = size
     with av.open(str(path), mode="w", format="matroska") as out:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 from fractions import Fraction
 from pathlib import Path
 
@@ -44,7 +45,7 @@ def _dominant_hz(chunks: list[AudioChunk]) -> float:
 
 
 def _assert_continuous(chunks: list[AudioChunk]) -> None:
-    for a, b in zip(chunks, chunks[1:], strict=False):
+    for a, b in itertools.pairwise(chunks):
         assert abs(b.media_time - (a.media_time + a.duration)) < 1e-9
 
 
@@ -52,7 +53,9 @@ def test_format_change_recreates_resampler_and_keeps_time() -> None:
     conv = AudioConverter(POLICY)
     first = [c for f, t in _frames_fltp_stereo(_tone(44100, 1.0), 44100, 2.0) for c in conv.push_frame(f, t)]
     assert conv.resamplers_created == 1
-    second = [c for f, t in _frames_s16_mono(_tone(48000, 1.0, 500.0), 48000, 3.0) for c in conv.push_frame(f, t)]
+    second = [
+        c for f, t in _frames_s16_mono(_tone(48000, 1.0, 500.0), 48000, 3.0) for c in conv.push_frame(f, t)
+    ]
     assert conv.resamplers_created == 2
     chunks = first + second + conv.flush()
 
@@ -89,7 +92,19 @@ def test_jump_reanchors_with_padding() -> None:
     out += conv.push_pcm(pcm, rate=16000, channels=1, media_time=20.0)  # a 10 s jump
     out += conv.flush()
     assert conv.reanchors == 1
-    assert [round(c.media_time, 4) for c in out] == [10.0, 10.02, 10.04, 10.06, 10.08, 10.1, 10.12, 20.0, 20.02, 20.04, 20.06]
+    assert [round(c.media_time, 4) for c in out] == [
+        10.0,
+        10.02,
+        10.04,
+        10.06,
+        10.08,
+        10.1,
+        10.12,
+        20.0,
+        20.02,
+        20.04,
+        20.06,
+    ]
     assert all(len(c.pcm) == 640 for c in out[:-1])  # the pre-jump remainder was zero-padded
 
 

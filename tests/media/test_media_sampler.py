@@ -119,17 +119,22 @@ def test_paced_and_fast_decisions_identical() -> None:
     runs = []
     for _ in range(2):
         sampler = FrameSampler(policy)
-        runs.append([
-            (d.reason, d.index)
-            for i in range(200)
-            if (d := sampler.decide(_noise_frame(i * 0.04, i // 37))) is not None
-        ])
+        runs.append(
+            [
+                (d.reason, d.index)
+                for i in range(200)
+                if (d := sampler.decide(_noise_frame(i * 0.04, i // 37))) is not None
+            ]
+        )
     assert runs[0] == runs[1] and any(reason == "scene" for reason, _ in runs[0])
 
 
 def test_timestamp_reset_restarts_grid() -> None:
     sampler = FrameSampler(SamplingPolicy(fps=1))
     frame = np.zeros((36, 64, 3), np.uint8)
-    picks = [t for t in (100.0, 100.5, 101.0, 0.0, 0.5, 1.0)
-             if sampler.decide(VideoFrame.from_bgr(frame, media_time=t)) is not None]
+    picks = [
+        t
+        for t in (100.0, 100.5, 101.0, 0.0, 0.5, 1.0)
+        if sampler.decide(VideoFrame.from_bgr(frame, media_time=t)) is not None
+    ]
     assert picks == [100.0, 101.0, 0.0, 1.0]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from fractions import Fraction
-from typing import IO
+from typing import Protocol
 
 import av
 import av.container
@@ -32,7 +32,7 @@ from ..errors import DecodeError, NotFoundError, SourceOpenError
 from .audio import AudioConverter
 from .types import BadPacket, MediaItem, VideoFrame
 
-__all__ = ["MAX_CONSECUTIVE_DEMUX_ERRORS", "ContainerDecoder", "open_container"]
+__all__ = ["MAX_CONSECUTIVE_DEMUX_ERRORS", "ContainerDecoder", "Readable", "open_container"]
 
 # Demux errors in a row after which the input is declared unreadable (a
 # truncated/garbage tail would otherwise spin forever without progress).
@@ -40,8 +40,15 @@ MAX_CONSECUTIVE_DEMUX_ERRORS = 32
 _DEFAULT_FPS = 25.0  # frame duration guess when a frame has no timestamp
 
 
-def open_container(target: str | IO[bytes], *, description: str, options: dict[str, str] | None = None
-                   ) -> av.container.InputContainer:
+class Readable(Protocol):
+    """A blocking byte stream FFmpeg can read (no seek: treated as a live pipe)."""
+
+    def read(self, size: int = -1) -> bytes: ...
+
+
+def open_container(
+    target: str | Readable, *, description: str, options: dict[str, str] | None = None
+) -> av.container.InputContainer:
     """Open ``target`` (a path or a readable file-like object) for demuxing.
 
     Raises NotFoundError for a missing file and SourceOpenError (with the
@@ -219,5 +226,3 @@ def _gray_loader(frame: av.VideoFrame) -> Callable[[int, int], np.ndarray]:
         return frame.reformat(width=width, height=height, format="gray").to_ndarray()
 
     return load
-
-

@@ -274,7 +274,9 @@ class PushSource:
         if fmt not in PIXEL_FORMATS:
             raise InvalidInputError(f"frame.format: unknown pixel format {fmt!r}")
         if width <= 0 or height <= 0:
-            raise InvalidInputError(f"frame.width/frame.height must be > 0 for raw pixels, got {width}x{height}")
+            raise InvalidInputError(
+                f"frame.width/frame.height must be > 0 for raw pixels, got {width}x{height}"
+            )
         self._check_pixels(width, height)
         bpp = PIXEL_FORMATS[fmt][0]
         if len(data) != width * height * bpp:
@@ -297,7 +299,9 @@ class PushSource:
                 f"audio.pcm_s16le: {len(data)} bytes is not a whole number of "
                 f"{channels}-channel 16-bit samples ({2 * channels} bytes each)"
             )
-        await self._put(_Pcm(bytes(data), rate, channels, self._time(media_time, "audio.media_time")), len(data))
+        await self._put(
+            _Pcm(bytes(data), rate, channels, self._time(media_time, "audio.media_time")), len(data)
+        )
 
     async def put_container(self, data: bytes) -> None:
         """Queue the next slice of a container byte stream (any cut point). Empty slices are ignored."""
@@ -413,8 +417,9 @@ class PushSource:
             decoder = ContainerDecoder(container, audio=self.audio, should_stop=self._stop.is_set)
             size = decoder.video_size
             if size is not None and size[0] * size[1] > self.limits.max_frame_pixels:
+                limit = self.limits.max_frame_pixels
                 raise LimitExceededError(
-                    f"media: video {size[0]}x{size[1]} is over the limit of {self.limits.max_frame_pixels} pixels"
+                    f"media: video {size[0]}x{size[1]} is over the limit of {limit} pixels"
                 )
             try:
                 yield from decoder.items()
@@ -442,5 +447,3 @@ def _raw_frame(item: _Raw) -> VideoFrame:
     return VideoFrame(
         media_time=item.media_time, width=item.width, height=item.height, loader=load, gray_loader=load_gray
     )
-
-
