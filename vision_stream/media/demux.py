@@ -19,6 +19,7 @@ same bytes pushed in pieces produce the same items.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from typing import Protocol
@@ -26,6 +27,7 @@ from typing import Protocol
 import av
 import av.container
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from ..config import AudioPolicy
 from ..errors import DecodeError, NotFoundError, SourceOpenError
@@ -111,6 +113,8 @@ class ContainerDecoder:
         else:
             self._frame_duration = 1.0 / _DEFAULT_FPS
         self._converter = AudioConverter(audio) if self._audio is not None else None
+        self._bgr = _Converter()
+        self._gray = _Converter()
         self._origin = self._known_origin()
         self._last_video_t: float | None = None
         self.end_time = time_offset
@@ -195,8 +199,8 @@ class ContainerDecoder:
             media_time=t,
             width=frame.width,
             height=frame.height,
-            loader=_bgr_loader(frame),
-            gray_loader=_gray_loader(frame),
+            loader=self._bgr.bgr_loader(frame),
+            gray_loader=self._gray.gray_loader(frame),
             pts=frame.pts,
             time_base=frame.time_base,
             keyframe=bool(frame.key_frame),
@@ -211,18 +215,32 @@ class ContainerDecoder:
             yield chunk
 
 
-# Closures over the av frame (not lambdas in a loop) so each VideoFrame keeps
-# its own decoded picture alive until converted or dropped.
-def _bgr_loader(frame: av.VideoFrame) -> Callable[[], np.ndarray]:
-    def load() -> np.ndarray:
-        return frame.to_ndarray(format="bgr24")
+class _Converter:
+    """One swscale context reused across frames (per decoder and purpose).
 
-    return load
+    ``frame.reformat()`` builds a fresh SwsContext on every call; for a 64x36
+    probe thumbnail that set-up is most of the cost (measured 0.52 -> 0.15 ms
+    per 768x432 frame). The lock makes a loader safe to call from whichever
+    thread samples/encodes.
+    """
 
+    def __init__(self) -> None:
+        self._reformatter = VideoReformatter()
+        self._lock = threading.Lock()
 
-def _gray_loader(frame: av.VideoFrame) -> Callable[[int, int], np.ndarray]:
-    def load(width: int, height: int) -> np.ndarray:
-        # swscale converts and scales in one pass, touching only what it needs.
-        return frame.reformat(width=width, height=height, format="gray").to_ndarray()
+    def bgr_loader(self, frame: av.VideoFrame) -> Callable[[], np.ndarray]:
+        def load() -> np.ndarray:
+            with self._lock:
+                return self._reformatter.reformat(frame, format="bgr24").to_ndarray()
 
-    return load
+        return load
+
+    def gray_loader(self, frame: av.VideoFrame) -> Callable[[int, int], np.ndarray]:
+        def load(width: int, height: int) -> np.ndarray:
+            # swscale converts and scales in one pass, touching only what it needs.
+            with self._lock:
+                return self._reformatter.reformat(
+                    frame, width=width, height=height, format="gray"
+                ).to_ndarray()
+
+        return load
