@@ -69,6 +69,10 @@ async def test_modes_do_not_mix() -> None:
     await source.put_container(b"\x47" * 188)
     with pytest.raises(InvalidInputError, match="frame"):
         await source.put_raw(RAW_OK, 4, 2, "rgb24")
+    rejected_first = _source()
+    with pytest.raises(InvalidInputError):
+        await rejected_first.put_image(b"garbage")
+    await rejected_first.put_container(b"\x47" * 188)  # a rejected message does not fix the mode
     other = _source()
     await other.put_pcm(bytes(4), 16000, 1)
     with pytest.raises(InvalidInputError, match="media"):

@@ -343,9 +343,8 @@ class PushSource:
     # -- internals ----------------------------------------------------------
 
     def _enter_mode(self, mode: Mode, field: str) -> None:
-        if self.mode is None:
-            self.mode = mode
-        elif self.mode != mode:
+        """Reject a message of the other mode (the mode is fixed by the first queued message)."""
+        if self.mode is not None and self.mode != mode:
             other = "media (container bytes)" if self.mode == "container" else "frame/audio messages"
             raise InvalidInputError(f"{field}: cannot be mixed with {other} in one stream")
 
@@ -375,6 +374,9 @@ class PushSource:
         return float(media_time)
 
     async def _put(self, item: _Message, size: int) -> None:
+        # Fixed only by a message that passed validation: a rejected first
+        # message does not decide the stream's mode.
+        self.mode = "container" if isinstance(item, bytes) else "frames"
         await self._handoff.put(item, size)
         self.messages_in += 1
 
