@@ -1,0 +1,695 @@
+"""A loopback emulator of Google's Live API server (``BidiGenerateContent``).
+
+It speaks the real wire protocol (LIVE_API.md): the real path, the
+``x-goog-api-key`` header, strict validation of every client message
+(``live_validation.py``), JSON answers in *binary* frames, pretty-printed and
+camelCase, the real close codes and reason texts. Prompts are answered with
+commentary about the frames actually received since the last turn (the
+offline analyzer's ``describe_jpegs``), as 24 kHz PCM audio parts (a short
+tone) plus ``outputTranscription`` chunks, then ``generationComplete``,
+``turnComplete`` + ``usageMetadata``. A scene change (a detection) becomes a
+``report_event`` call when that tool is declared; the turn waits for its
+``toolResponse``. Source audio is "transcribed" honestly as
+``[speech 1.2 s]`` from its energy. ``sessionResumptionUpdate`` handles are
+issued and accepted on reconnect (the session state continues); connections
+get a ``goAway`` and are closed after their lifetime; audio+video sessions
+without compression end after their (scalable) limit. Faults are injected
+through :class:`~vision_stream.testing.live_knobs.EmulatorKnobs`.
+
+Emulator choices where Google's exact behaviour is unknown: an unknown or
+expired resumption handle closes 1007 "Request contains an invalid
+argument."; the session-length limit closes 1000 "Session time limit
+exceeded." and invalidates the session's handles; the emulator never answers
+speech on its own (it answers prompts only).
+
+Every client message is recorded (``received``) for schema tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import itertools
+import json
+import logging
+import math
+import secrets
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+
+import numpy as np
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from ..backends.gemini_live.connection import RedactingLogger
+from ..events import Detection
+from .live_catalogue import EmulatedModel, find_model
+from .live_knobs import EmulatorKnobs, Fault
+from .live_validation import (
+    BAD_KEY,
+    INVALID_ARGUMENT,
+    NO_KEY,
+    NON_AUDIO,
+    ClientMessage,
+    Reject,
+    audio_rate,
+    close_reason,
+    model_not_found,
+    parse_client_frame,
+)
+
+log = logging.getLogger("vision_stream.testing.live_emulator")
+
+GEMINI_PATH = "/ws/google.ai.generativelanguage.{version}.GenerativeService.BidiGenerateContent"
+VERTEX_PATH = "/ws/google.cloud.aiplatform.{version}.LlmBidiService/BidiGenerateContent"
+PATHS = {GEMINI_PATH.format(version=v): v for v in ("v1beta", "v1alpha")} | {
+    VERTEX_PATH.format(version=v): v for v in ("v1beta1", "v1")
+}
+OUT_RATE = 24000  # Hz: model speech (LIVE_API.md "Media")
+TOKENS_PER_FRAME = {"MEDIA_RESOLUTION_LOW": 64, "MEDIA_RESOLUTION_MEDIUM": 256, "MEDIA_RESOLUTION_HIGH": 256}
+AUDIO_TOKENS_PER_SECOND = 32
+SPEECH_RMS = 500.0  # int16 RMS above which a chunk counts as speech (about -36 dBFS)
+SPEECH_END_SILENCE = 0.6  # seconds of quiet that end an utterance
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedMessage:
+    """One client frame as received: connection number, text, and whether it was binary."""
+
+    connection: int
+    text: str
+    binary: bool = False
+
+
+@dataclass(slots=True)
+class ConnectionRecord:
+    """What happened on one accepted connection (for tests and the log)."""
+
+    number: int
+    path: str
+    handle: str | None = None  # the resumption handle the client presented
+    session_id: str = ""
+    setup_complete: bool = False
+    close_code: int | None = None  # set when the emulator closed it
+    close_reason: str = ""
+    close_detail: str = ""
+
+
+@dataclass(slots=True)
+class _SpeechTracker:
+    """Energy-based utterance detector for honest input "transcription"."""
+
+    speaking: bool = False
+    speech_seconds: float = 0.0
+    silence_seconds: float = 0.0
+
+    def feed(self, pcm: bytes, rate: int) -> float | None:
+        """Feed a chunk; the finished utterance's length in seconds when one ended."""
+        samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+        if samples.size == 0:
+            return None
+        duration = samples.size / rate
+        loud = math.sqrt(float(np.mean(samples * samples))) > SPEECH_RMS
+        if loud:
+            self.speaking = True
+            self.speech_seconds += duration + self.silence_seconds
+            self.silence_seconds = 0.0
+            return None
+        if self.speaking:
+            self.silence_seconds += duration
+            if self.silence_seconds >= SPEECH_END_SILENCE:
+                return self.flush()
+        return None
+
+    def flush(self) -> float | None:
+        length = self.speech_seconds if self.speaking else None
+        self.speaking = False
+        self.speech_seconds = self.silence_seconds = 0.0
+        return length
+
+
+@dataclass(slots=True)
+class EmulatedSession:
+    """Server-side state of one logical session; survives reconnects via handles."""
+
+    session_id: str
+    model: EmulatedModel
+    created_at: float  # monotonic seconds
+    frames: deque[bytes]
+    compression: bool = True
+    tools: frozenset[str] = frozenset()
+    media_resolution: str = "MEDIA_RESOLUTION_LOW"
+    handles: list[str] = field(default_factory=list)
+    turns: int = 0
+    frames_total: int = 0
+    frames_since_turn: int = 0
+    audio_seconds: float = 0.0
+    audio_seconds_since_turn: float = 0.0
+    has_video: bool = False
+    has_audio: bool = False
+    realtime_seen: bool = False
+    ended: bool = False
+    speech: _SpeechTracker = field(default_factory=_SpeechTracker)
+    prompts: list[str] = field(default_factory=list)
+    answers: list[str] = field(default_factory=list)
+
+
+def _tone(seconds: float = 0.1, hz: float = 220.0) -> bytes:
+    t = np.arange(int(OUT_RATE * seconds)) / OUT_RATE
+    return (np.sin(2 * np.pi * hz * t) * 3000).astype("<i2").tobytes()
+
+
+_TONE = _tone()
+
+
+def _duration(seconds: float) -> str:
+    """Proto3 JSON Duration: ``"50s"`` or ``"0.300s"``."""
+    return f"{seconds:.0f}s" if float(seconds).is_integer() else f"{seconds:.3f}s"
+
+
+def _describe(jpegs: Sequence[bytes]) -> tuple[str, list[Detection]]:
+    """Commentary and detections for the frames, by the offline analyzer.
+
+    The prompt is not passed: the analyzer would echo it with a disclaimer,
+    while the emulator plays a model answering it.
+    """
+    # Imported lazily: the analyzer pulls in OpenCV pipelines that importers of
+    # ``vision_stream.testing`` may not need.
+    from ..backends.local import describe_jpegs
+
+    return describe_jpegs(jpegs)
+
+
+def _decodable_image(data: bytes) -> bool:
+    import cv2
+
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_8)
+    return image is not None and image.size > 0
+
+
+class LiveEmulator:
+    """The emulated server. ``async with LiveEmulator(knobs) as emu: emu.url`` ...
+
+    ``knobs`` may be replaced between connections (tests change faults mid-run).
+    """
+
+    def __init__(self, knobs: EmulatorKnobs | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.knobs = knobs or EmulatorKnobs()
+        self.host = host
+        self._port = port
+        self._server: Server | None = None
+        self.received: deque[ReceivedMessage] = deque(maxlen=self.knobs.record_limit)
+        self.sent: deque[str] = deque(maxlen=self.knobs.record_limit)  # server JSON texts
+        self.connections: list[ConnectionRecord] = []
+        self.sessions: dict[str, EmulatedSession] = {}
+        self.handles: dict[str, EmulatedSession] = {}
+        self.upgrade_attempts = 0
+        self._session_ids = itertools.count(1)
+        self._handlers: set[asyncio.Task[Any]] = set()
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> LiveEmulator:
+        self._server = await serve(
+            self._handle,
+            self.host,
+            self._port,
+            process_request=self._process_request,
+            max_size=32 * 1024 * 1024,
+            max_queue=self.knobs.max_queue,
+            ping_interval=None,  # the client keeps the connection alive
+            close_timeout=1.0,
+            logger=RedactingLogger(logging.getLogger("vision_stream.testing.live_emulator.ws")),
+        )
+        return self
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def __aenter__(self) -> LiveEmulator:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "emulator not started"
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        """``ws://host:port`` (the client appends the standard path)."""
+        return f"ws://{self.host}:{self.port}"
+
+    # ---- inspection helpers --------------------------------------------------------------
+
+    def client_messages(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Recorded client messages as JSON objects (optionally only those with top-level ``kind``)."""
+        out = []
+        for message in self.received:
+            try:
+                obj = json.loads(message.text)
+            except json.JSONDecodeError:
+                continue
+            if kind is None or (isinstance(obj, dict) and kind in obj):
+                out.append(obj)
+        return out
+
+    # ---- HTTP upgrade --------------------------------------------------------------------
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        self.upgrade_attempts += 1
+        knobs = self.knobs
+        if knobs.refuse_status is not None and (knobs.refuse_count == 0 or self.upgrade_attempts <= knobs.refuse_count):
+            status = HTTPStatus(knobs.refuse_status)
+            return connection.respond(status, f"{status.phrase}\n")
+        if request.path.split("?", 1)[0] not in PATHS:
+            return connection.respond(HTTPStatus.NOT_FOUND, "Not Found\n")
+        return None
+
+    # ---- one connection ------------------------------------------------------------------
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        record = ConnectionRecord(number=len(self.connections) + 1, path=ws.request.path if ws.request else "")
+        self.connections.append(record)
+        conn = _EmulatorConnection(self, ws, record)
+        await conn.run()
+
+    def new_handle(self, session: EmulatedSession) -> str:
+        handle = f"{session.session_id}-{len(session.handles) + 1}-{secrets.token_hex(6)}"
+        session.handles.append(handle)
+        self.handles[handle] = session
+        return handle
+
+    def new_session(self, model: EmulatedModel) -> EmulatedSession:
+        session_id = f"s{next(self._session_ids)}"
+        session = EmulatedSession(
+            session_id=session_id,
+            model=model,
+            created_at=time.monotonic(),
+            frames=deque(maxlen=self.knobs.frames_per_turn),
+        )
+        self.sessions[session_id] = session
+        return session
+
+
+class _EmulatorConnection:
+    """One accepted WebSocket: setup, then read/answer until closed."""
+
+    def __init__(self, emulator: LiveEmulator, ws: ServerConnection, record: ConnectionRecord) -> None:
+        self.emu = emulator
+        self.ws = ws
+        self.record = record
+        self.knobs = emulator.knobs
+        self.session: EmulatedSession | None = None
+        self.api_version = PATHS.get(record.path.split("?", 1)[0], "v1beta")
+        self._send_lock = asyncio.Lock()
+        self._stalled = False
+        self._turn: asyncio.Task[None] | None = None
+        self._tool_waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._setup_at = 0.0
+        self._go_away_sent = False
+
+    async def run(self) -> None:
+        timers: list[asyncio.Task[None]] = []
+        try:
+            await self._setup()
+            timers.append(asyncio.create_task(self._lifetime()))
+            for fault in self.knobs.faults:
+                if fault.applies_to(self.record.number):
+                    timers.append(asyncio.create_task(self._fault(fault)))
+            await self._read_loop()
+        except Reject as reject:
+            await self._close(reject.code, reject.reason, reject.detail)
+        except ConnectionClosed:
+            pass
+        finally:
+            for task in [*timers, self._turn]:
+                if task is not None:
+                    task.cancel()
+            for task in [*timers, self._turn]:
+                if task is not None:
+                    with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                        await task
+
+    # ---- I/O helpers ---------------------------------------------------------------------
+
+    async def _recv(self) -> str | bytes:
+        if self.knobs.read_delay:
+            await asyncio.sleep(self.knobs.read_delay)
+        frame = await self.ws.recv()
+        text = frame if isinstance(frame, str) else frame.decode("utf-8", errors="replace")
+        self.emu.received.append(ReceivedMessage(self.record.number, text, binary=isinstance(frame, bytes)))
+        return frame
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        """One server message: pretty-printed camelCase JSON in a binary frame, like Google."""
+        if self._stalled:
+            return
+        text = json.dumps(message, indent=2, ensure_ascii=False) + "\n"
+        async with self._send_lock:
+            if self.knobs.latency:
+                await asyncio.sleep(self.knobs.latency)
+            if self._stalled:
+                return
+            await self.ws.send(text.encode("utf-8"))
+            self.emu.sent.append(text)
+
+    async def _close(self, code: int, reason: str, detail: str = "") -> None:
+        if self.record.close_code is None:
+            self.record.close_code, self.record.close_reason = code, close_reason(reason)
+            self.record.close_detail = detail or reason
+            log.info("emulator closes connection %d: %d %s (%s)", self.record.number, code, reason, detail)
+        await self.ws.close(code, close_reason(reason))
+
+    # ---- setup ---------------------------------------------------------------------------
+
+    def _credential_error(self) -> Reject | None:
+        assert self.ws.request is not None
+        headers: Headers = self.ws.request.headers
+        if self.api_version.startswith("v1beta1") or self.api_version == "v1":  # Vertex AI
+            token = headers.get("Authorization", "")
+            if not token.startswith("Bearer ") or not token[7:].strip():
+                return Reject(1008, NO_KEY, "missing bearer token")
+            return None
+        key = headers.get("x-goog-api-key", "")
+        if not key and "key=" in self.record.path:
+            key = self.record.path.split("key=", 1)[1].split("&", 1)[0]
+        if not key:
+            return Reject(1008, NO_KEY, "no API key")
+        if self.knobs.api_keys and key not in self.knobs.api_keys:
+            return Reject(1007, BAD_KEY, "API key not accepted")
+        return None
+
+    async def _setup(self) -> None:
+        frame = await self._recv()
+        error = self._credential_error()
+        if error is not None:
+            raise error
+        message = parse_client_frame(frame)
+        if message.kind != "setup":
+            raise Reject(1007, INVALID_ARGUMENT, f"first message must be setup, got {message.kind}")
+        setup = message.body
+        model_name = str(setup.get("model") or "")
+        model = find_model(model_name)
+        if model is None or not model_name.startswith(("models/", "projects/")):
+            raise Reject(1008, model_not_found(model_name or "models/", self.api_version), "unknown model")
+        generation = setup.get("generationConfig") or {}
+        modalities = generation.get("responseModalities") or ["AUDIO"]
+        if model.native_audio and "TEXT" in modalities:
+            raise Reject(1007, NON_AUDIO, "TEXT modality on a native-audio model")
+        resumption = setup.get("sessionResumption")
+        handle = None
+        if resumption is not None:
+            if "handle" in resumption and resumption["handle"] is None and not model.null_handle_ok:
+                raise Reject(1007, INVALID_ARGUMENT, "sessionResumption.handle: null")
+            handle = resumption.get("handle")
+        proactivity = setup.get("proactivity") or {}
+        if proactivity.get("proactiveAudio") is False and model.proactive_audio_always:
+            raise Reject(1007, INVALID_ARGUMENT, "proactiveAudio: false on an always-proactive model")
+        thinking = generation.get("thinkingConfig") or {}
+        if "thinkingLevel" in thinking and not model.thinking_level_ok:
+            raise Reject(1007, INVALID_ARGUMENT, "thinkingLevel not supported")
+        compression = setup.get("contextWindowCompression")
+        if compression is not None and "slidingWindow" not in compression:
+            raise Reject(1007, INVALID_ARGUMENT, "contextWindowCompression without slidingWindow")
+        if handle:
+            session = self.emu.handles.get(handle)
+            if session is None or session.ended or session.model is not model:
+                raise Reject(1007, INVALID_ARGUMENT, "unknown or expired session resumption handle")
+        else:
+            session = self.emu.new_session(model)
+        session.compression = compression is not None
+        session.tools = frozenset(
+            str(d.get("name", ""))
+            for tool in setup.get("tools") or ()
+            for d in tool.get("functionDeclarations") or ()
+        )
+        session.media_resolution = str(generation.get("mediaResolution") or "MEDIA_RESOLUTION_MEDIUM")
+        self.session = session
+        self.record.handle = handle
+        self.record.session_id = session.session_id
+        await self._send({"setupComplete": {}})
+        self.record.setup_complete = True
+        self._setup_at = time.monotonic()
+        if resumption is not None:
+            await self._issue_handle()
+
+    async def _issue_handle(self) -> None:
+        assert self.session is not None
+        handle = self.emu.new_handle(self.session)
+        await self._send({"sessionResumptionUpdate": {"newHandle": handle, "resumable": True}})
+
+    # ---- reading -------------------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        while True:
+            frame = await self._recv()
+            await self._dispatch(parse_client_frame(frame))
+
+    async def _dispatch(self, message: ClientMessage) -> None:
+        session = self.session
+        assert session is not None
+        body = message.body
+        if message.kind == "setup":
+            raise Reject(1007, INVALID_ARGUMENT, "setup sent twice")
+        if message.kind == "realtimeInput":
+            session.realtime_seen = True
+            if "video" in body:
+                await self._video(body["video"])
+            elif "audio" in body:
+                await self._audio(body["audio"])
+            elif body.get("audioStreamEnd"):
+                length = session.speech.flush()
+                if length:
+                    await self._input_transcription(length)
+            elif "text" in body:
+                if not body["text"].strip():
+                    raise Reject(1007, INVALID_ARGUMENT, "empty realtimeInput.text")
+                self._start_turn(body["text"])
+        elif message.kind == "clientContent":
+            if session.realtime_seen and not session.model.client_content_mid_session:
+                raise Reject(1007, INVALID_ARGUMENT, "clientContent mid-session on this model")
+            if body.get("turnComplete"):
+                texts = [
+                    p.get("text", "")
+                    for turn in body.get("turns") or ()
+                    if turn.get("role", "user") == "user"
+                    for p in turn.get("parts") or ()
+                ]
+                self._start_turn(" ".join(t for t in texts if t) or "(empty turn)")
+        elif message.kind == "toolResponse":
+            for response in body.get("functionResponses") or ():
+                call_id = response.get("id")
+                if not call_id:
+                    # The Gemini API needs the id of the call (LIVE_API.md "Client messages").
+                    raise Reject(1007, INVALID_ARGUMENT, "functionResponses[].id missing")
+                waiter = self._tool_waiters.pop(call_id, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(dict(response.get("response") or {}))
+        self._check_session_limit()
+
+    async def _video(self, blob: dict[str, Any]) -> None:
+        session = self.session
+        assert session is not None
+        if blob.get("mimeType") not in ("image/jpeg", "image/png"):
+            raise Reject(1007, INVALID_ARGUMENT, f"video mimeType {blob.get('mimeType')!r}")
+        data: bytes = blob.get("data") or b""
+        if not await asyncio.to_thread(_decodable_image, data):
+            raise Reject(1007, INVALID_ARGUMENT, "video frame is not a decodable image")
+        session.frames.append(data)
+        session.frames_total += 1
+        session.frames_since_turn += 1
+        session.has_video = True
+
+    async def _audio(self, blob: dict[str, Any]) -> None:
+        session = self.session
+        assert session is not None
+        rate = audio_rate(str(blob.get("mimeType", "")))
+        data: bytes = blob.get("data") or b""
+        if len(data) % 2:
+            raise Reject(1007, INVALID_ARGUMENT, "PCM16 audio with an odd byte count")
+        seconds = len(data) / 2 / rate
+        session.audio_seconds += seconds
+        session.audio_seconds_since_turn += seconds
+        session.has_audio = True
+        length = session.speech.feed(data, rate)
+        if length:
+            await self._input_transcription(length)
+
+    async def _input_transcription(self, seconds: float) -> None:
+        await self._send({"serverContent": {"inputTranscription": {"text": f"[speech {seconds:.1f} s]", "finished": True}}})
+
+    def _check_session_limit(self) -> None:
+        session = self.session
+        assert session is not None
+        if session.compression or not session.has_audio:
+            return
+        limit = self.knobs.av_session_limit if session.has_video else self.knobs.audio_session_limit
+        if time.monotonic() - session.created_at > limit:
+            session.ended = True
+            raise Reject(1000, "Session time limit exceeded.", "session length limit without compression")
+
+    # ---- answering -----------------------------------------------------------------------
+
+    def _start_turn(self, prompt: str) -> None:
+        if self._turn is not None and not self._turn.done():
+            self._turn.cancel()
+            self._turn = asyncio.create_task(self._interrupted_then(prompt))
+        else:
+            self._turn = asyncio.create_task(self._answer(prompt))
+
+    async def _interrupted_then(self, prompt: str) -> None:
+        await self._send({"serverContent": {"interrupted": True}})
+        await self._answer(prompt)
+
+    async def _answer(self, prompt: str) -> None:
+        session = self.session
+        assert session is not None
+        session.turns += 1
+        session.prompts.append(prompt)
+        # Frames since the last turn; with none new, the recent window (the model
+        # still has them in context).
+        recent = list(session.frames)
+        frames = recent[-session.frames_since_turn:] if session.frames_since_turn else recent
+        frame_count, audio_seconds = session.frames_since_turn, session.audio_seconds_since_turn
+        session.frames_since_turn, session.audio_seconds_since_turn = 0, 0.0
+        # During a turn the state is not resumable (proto3 JSON omits false/"").
+        await self._send({"sessionResumptionUpdate": {}})
+        text, detections = await asyncio.to_thread(_describe, frames)
+        # Only new frames can hold a new event; the recent window was reported already.
+        if detections and frame_count and "report_event" in session.tools:
+            await self._report(detections[:3])
+        words = text.split()
+        for index in range(0, len(words), 4):
+            chunk = " ".join(words[index:index + 4])
+            if index:
+                chunk = " " + chunk
+            await self._send(
+                {
+                    "serverContent": {
+                        "modelTurn": {
+                            "parts": [{"inlineData": {"mimeType": f"audio/pcm;rate={OUT_RATE}",
+                                                      "data": _b64(_TONE)}}]
+                        }
+                    }
+                }
+            )
+            await self._send({"serverContent": {"outputTranscription": {"text": chunk}}})
+            if self.knobs.speech_pace:
+                await asyncio.sleep(self.knobs.speech_pace)
+        session.answers.append(text)
+        await self._send({"serverContent": {"generationComplete": True}})
+        image_tokens = frame_count * TOKENS_PER_FRAME.get(session.media_resolution, 256)
+        audio_tokens = int(audio_seconds * AUDIO_TOKENS_PER_SECOND)
+        text_tokens = max(1, len(prompt) // 4)
+        response_tokens = max(1, int(len(words) * 1.3))
+        prompt_details = [{"modality": "TEXT", "tokenCount": text_tokens}]
+        if image_tokens:
+            prompt_details.append({"modality": "IMAGE", "tokenCount": image_tokens})
+        if audio_tokens:
+            prompt_details.append({"modality": "AUDIO", "tokenCount": audio_tokens})
+        prompt_tokens = text_tokens + image_tokens + audio_tokens
+        await self._send(
+            {
+                "serverContent": {"turnComplete": True},
+                "usageMetadata": {
+                    "promptTokenCount": prompt_tokens,
+                    "responseTokenCount": response_tokens,
+                    "totalTokenCount": prompt_tokens + response_tokens,
+                    "promptTokensDetails": prompt_details,
+                    "responseTokensDetails": [{"modality": "AUDIO", "tokenCount": response_tokens}],
+                },
+            }
+        )
+        await self._issue_handle()
+
+    async def _report(self, detections: Sequence[Detection]) -> None:
+        loop = asyncio.get_running_loop()
+        calls = []
+        for detection in detections:
+            call_id = f"function-call-{secrets.randbelow(10**19)}"
+            self._tool_waiters[call_id] = loop.create_future()
+            calls.append(
+                {
+                    "id": call_id,
+                    "name": "report_event",
+                    "args": {
+                        "label": detection.label,
+                        "description": detection.description,
+                        "severity": detection.severity,
+                        "confidence": round(float(detection.confidence), 3),
+                    },
+                }
+            )
+        await self._send({"toolCall": {"functionCalls": calls}})
+        waiters = [self._tool_waiters[c["id"]] for c in calls]
+        try:
+            async with asyncio.timeout(self.knobs.tool_timeout):
+                await asyncio.gather(*waiters)
+        except TimeoutError:
+            log.info("emulator: no toolResponse within %.1f s; going on", self.knobs.tool_timeout)
+        finally:
+            for call in calls:
+                self._tool_waiters.pop(call["id"], None)
+
+    # ---- timers and faults ---------------------------------------------------------------
+
+    async def _lifetime(self) -> None:
+        session = self.session
+        assert session is not None
+        await asyncio.sleep(self.knobs.lifetime)
+        await self._go_away()
+        await asyncio.sleep(self.knobs.notice)
+        await self._close(1000, "", "connection lifetime over")
+
+    async def _go_away(self) -> None:
+        if not self._go_away_sent:
+            self._go_away_sent = True
+            await self._send({"goAway": {"timeLeft": _duration(self.knobs.notice)}})
+
+    async def _fault(self, fault: Fault) -> None:
+        await asyncio.sleep(fault.at)
+        log.info("emulator fault %s on connection %d", fault.kind, self.record.number)
+        if fault.kind == "close1011":
+            await self._close(1011, "Internal error encountered.", "injected fault")
+        elif fault.kind == "quota":
+            await self._close(
+                1011,
+                "You exceeded your current quota, please check your plan and billing details. For more "
+                "information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.",
+                "injected quota fault",
+            )
+        elif fault.kind == "drop":
+            self.record.close_code, self.record.close_detail = 1006, "injected TCP drop"
+            self.ws.transport.abort()
+        elif fault.kind == "stall":
+            self._stalled = True
+            self.record.close_detail = "stalled"
+            self.ws.transport.pause_reading()
+        elif fault.kind == "goaway":
+            await self._go_away()
+            await asyncio.sleep(self.knobs.notice)
+            await self._close(1000, "", "goAway fault: notice over")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+async def serve_emulator(host: str, port: int, knobs: EmulatorKnobs) -> None:
+    """Run the emulator on ``host:port`` until cancelled (``vision-stream emulate``)."""
+    async with LiveEmulator(knobs, host=host, port=port) as emulator:
+        log.info("Gemini Live emulator listening on %s", emulator.url)
+        await asyncio.Event().wait()
