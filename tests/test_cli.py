@@ -81,12 +81,45 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _start_server(port: int) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("GEMINI_API_KEY", "GOOGLE_API_KEY")}
+    server = subprocess.Popen([*CLI, "serve", "--port", str(port), "--media-root", str(SAMPLES), "--grace", "5"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert "serving" in (server.stdout.readline() if server.stdout else "")
+    return server
+
+
+def _stop_server(server: subprocess.Popen[str]) -> None:
+    if server.poll() is None:
+        server.kill()
+        server.wait()
+    for pipe in (server.stdout, server.stderr):
+        if pipe:
+            pipe.close()
+
+
+def test_replay_through_a_server_and_watch() -> None:
+    port = _free_port()
+    server = _start_server(port)
+    try:
+        pushed = run("replay", str(SAMPLES / "sample.mp4"), "--fast", "--json", "--server", f"127.0.0.1:{port}")
+        assert pushed.returncode == 0, pushed.stderr
+        events = [json.loads(line) for line in pushed.stdout.splitlines()]
+        assert "sessionStarted" in events[0] and "sessionEnded" in events[-1]
+        assert any("detection" in e for e in events)
+        watched = run("watch", "sample.mp4", "--fast", "--server", f"127.0.0.1:{port}")
+        assert watched.returncode == 0, watched.stderr
+        assert "session_ended" in watched.stdout and "commentary" in watched.stdout
+        denied = run("watch", "../README.md", "--server", f"127.0.0.1:{port}")
+        assert denied.returncode != 0 and "PERMISSION_DENIED" in denied.stderr and "Traceback" not in denied.stderr
+    finally:
+        _stop_server(server)
+
+
 def test_sigterm_with_sessions_open_ends_them_cleanly(tmp_path: Path) -> None:
     port = _free_port()
-    server = subprocess.Popen([*CLI, "serve", "--port", str(port), "--media-root", str(SAMPLES), "--grace", "5"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server = _start_server(port)
     try:
-        assert "serving" in (server.stdout.readline() if server.stdout else "")
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = pb_grpc.VisionStreamStub(channel)
             calls = [stub.Watch(pb.WatchRequest(source="sample.mp4", loop=True,
@@ -104,9 +137,4 @@ def test_sigterm_with_sessions_open_ends_them_cleanly(tmp_path: Path) -> None:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel, pytest.raises(grpc.RpcError):
             pb_grpc.VisionStreamStub(channel).ListSessions(pb.ListSessionsRequest(), timeout=2)
     finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
-        for pipe in (server.stdout, server.stderr):
-            if pipe:
-                pipe.close()
+        _stop_server(server)
