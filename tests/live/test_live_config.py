@@ -1,0 +1,139 @@
+"""Capabilities table, settings (redaction, endpoints), retry classification, models listing."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import httpx
+import pytest
+
+from vision_stream.backends.gemini_live import LiveSettings, ReconnectPolicy, VertexAuth, capabilities_for, list_models
+from vision_stream.backends.gemini_live.commentary import setup_params
+from vision_stream.backends.gemini_live.models import SAFE_DEFAULTS
+from vision_stream.backends.gemini_live.rest import parse_models_page
+from vision_stream.backends.gemini_live.retry import Backoff, Ending, is_transient
+from vision_stream.config import FunctionSpec, SessionSettings
+from vision_stream.errors import ServiceError, UsageError
+
+
+def test_capabilities_by_family_and_safe_defaults() -> None:
+    assert capabilities_for("gemini-3.8-live").proactive_audio == "always"
+    assert capabilities_for("models/gemini-3.1-flash-live-preview").client_content_mid_session is False
+    dated = capabilities_for("gemini-2.5-flash-native-audio-preview-12-2025")
+    assert dated.family == "gemini-2.5-flash-native-audio" and dated.thinking == "budget"
+    assert capabilities_for("gemini-live-2.5-flash-preview").retired
+    unknown = capabilities_for("gemini-9-live-experimental")
+    assert unknown is SAFE_DEFAULTS and unknown.response_modality == "AUDIO"
+    assert unknown.turn_coverage == "TURN_INCLUDES_ALL_INPUT"
+
+
+def test_setup_for_commentary_follows_the_model() -> None:
+    session = SessionSettings(session_id="s", persona="a sports commentator", language="de-DE",
+                              functions=(FunctionSpec(name="open_door", parameters={"type": "object"}),))
+    for model in ("gemini-3.8-live", "gemini-3.1-flash-live-preview", "gemini-2.5-flash-native-audio-latest"):
+        caps = capabilities_for(model)
+        params = setup_params(LiveSettings(model=model), session, caps)
+        assert params.response_modality == "AUDIO" and params.output_transcription and params.compression
+        assert params.media_resolution == "MEDIA_RESOLUTION_LOW"
+        assert "sports commentator" in params.system_instruction and "de-DE" in params.system_instruction
+        names = [d["name"] for d in params.function_declarations]
+        assert names == ["report_event", "open_door"]
+        assert params.proactivity is None
+        if model == "gemini-3.8-live":
+            assert params.thinking_config is None  # 3.8 has no thinkingLevel
+        assert params.realtime_input_config == {"activityHandling": "NO_INTERRUPTION",
+                                                "turnCoverage": "TURN_INCLUDES_ALL_INPUT"}
+
+
+def test_settings_redact_the_key_and_build_endpoints() -> None:
+    settings = LiveSettings(api_key="AIza-very-secret", base_url="http://127.0.0.1:8765", media_resolution="medium")
+    assert "AIza-very-secret" not in repr(settings)
+    assert settings.media_resolution == "MEDIA_RESOLUTION_MEDIUM"
+    assert settings.endpoint == (
+        "ws://127.0.0.1:8765/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
+    )
+    assert settings.rest_base == "http://127.0.0.1:8765" and settings.is_loopback
+    assert settings.headers() == {"x-goog-api-key": "AIza-very-secret"}
+    default = LiveSettings(api_key="k")
+    assert default.endpoint.startswith("wss://generativelanguage.googleapis.com/ws/")
+    assert default.model_resource == "models/gemini-3.8-live"
+    vertex = LiveSettings(vertex=VertexAuth(project="p1", location="europe-west4", access_token="ya29.tok"))
+    assert vertex.endpoint == ("wss://europe-west4-aiplatform.googleapis.com/ws/"
+                               "google.cloud.aiplatform.v1beta1.LlmBidiService/BidiGenerateContent")
+    assert vertex.model_resource == "projects/p1/locations/europe-west4/publishers/google/models/gemini-3.8-live"
+    assert vertex.headers() == {"Authorization": "Bearer ya29.tok"} and "ya29.tok" not in repr(vertex)
+    with pytest.raises(UsageError):
+        LiveSettings(media_resolution="ultra")
+    with pytest.raises(UsageError):
+        LiveSettings(base_url="ftp://x")
+
+
+def test_close_classification() -> None:
+    assert not is_transient(Ending(1007, "API key not valid. Please pass a valid API key."))
+    assert not is_transient(Ending(1008, "models/x is not found"))
+    assert not is_transient(Ending(1000, "", before_setup=True))  # accepted, then closed at once
+    assert not is_transient(Ending(404, "Not Found", http=True, before_setup=True))
+    for ending in (Ending(1011, "Internal error encountered."), Ending(1006, "connection lost"),
+                   Ending(1000, ""), Ending(503, "Service Unavailable", http=True), Ending(0, "refused")):
+        assert is_transient(ending), ending
+    assert Ending(1011, "Internal error encountered.").label == "1011 Internal error encountered."
+
+
+def test_backoff_is_jittered_exponential_bounded_and_resets() -> None:
+    policy = ReconnectPolicy(max_attempts=5, base_backoff=1.0, max_backoff=4.0, jitter=0.5, quota_backoff=60)
+    backoff = Backoff(policy, rng=random.Random(1))
+    delays = [backoff.failed(Ending(1011, "x")) for _ in range(4)]
+    for delay, nominal in zip(delays, (1, 2, 4, 4), strict=True):
+        assert nominal * 0.5 <= delay <= nominal
+    assert not backoff.exhausted
+    assert backoff.failed(Ending(1011, "Resource has been exhausted (e.g. check quota).")) == 60
+    assert backoff.exhausted
+    backoff.stable()
+    assert backoff.failures == 0
+
+
+MODELS_PAGE_1 = {
+    "models": [
+        {"name": "models/gemini-3.8-live", "displayName": "Gemini 3.8 Live", "inputTokenLimit": 131072,
+         "outputTokenLimit": 8192, "supportedGenerationMethods": ["bidiGenerateContent"]},
+        {"name": "models/gemini-3.6-flash", "displayName": "Gemini 3.6 Flash", "inputTokenLimit": 1048576,
+         "outputTokenLimit": 65536,
+         "supportedGenerationMethods": ["generateContent", "countTokens", "createCachedContent", "batchGenerateContent"]},
+    ],
+    "nextPageToken": "page-2",
+}
+MODELS_PAGE_2 = {"models": [{"name": "models/gemini-2.5-flash-native-audio-latest",
+                             "supportedGenerationMethods": ["countTokens", "bidiGenerateContent"]}]}
+
+
+async def test_list_models_parses_pages_and_sends_the_key_in_a_header() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        page = MODELS_PAGE_2 if request.url.params.get("pageToken") == "page-2" else MODELS_PAGE_1
+        return httpx.Response(200, json=page)
+
+    settings = LiveSettings(api_key="AIza-secret", base_url="ws://127.0.0.1:1")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        models = await list_models(settings, client=client)
+    assert [m.model_id for m in models if m.live] == ["gemini-3.8-live", "gemini-2.5-flash-native-audio-latest"]
+    assert not models[1].live and models[1].input_token_limit == 1048576
+    assert str(seen[0].url).startswith("http://127.0.0.1:1/v1beta/models?")
+    assert seen[0].headers["x-goog-api-key"] == "AIza-secret" and "AIza" not in str(seen[0].url)
+    assert parse_models_page({}) == ([], "")
+
+
+async def test_list_models_errors_carry_googles_message_not_the_key() -> None:
+    body = {"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.",
+                      "status": "INVALID_ARGUMENT"}}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, content=json.dumps(body))
+
+    settings = LiveSettings(api_key="AIza-secret", base_url="ws://127.0.0.1:1")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        with pytest.raises(ServiceError, match="API key not valid") as info:
+            await list_models(settings, client=client)
+    assert info.value.status == 400 and not info.value.retryable and "AIza-secret" not in str(info.value)
