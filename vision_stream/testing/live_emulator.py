@@ -95,6 +95,7 @@ class ConnectionRecord:
     number: int
     path: str
     handle: str | None = None  # the resumption handle the client presented
+    newest_handle: str | None = None  # the newest handle of that session when it was presented
     session_id: str = ""
     setup_complete: bool = False
     close_code: int | None = None  # set when the emulator closed it
@@ -439,6 +440,7 @@ class _EmulatorConnection:
         session.media_resolution = str(generation.get("mediaResolution") or "MEDIA_RESOLUTION_MEDIUM")
         self.session = session
         self.record.handle = handle
+        self.record.newest_handle = session.handles[-1] if handle and session.handles else None
         self.record.session_id = session.session_id
         await self._send({"setupComplete": {}})
         self.record.setup_complete = True
