@@ -41,10 +41,10 @@ async def push_file(
     server sees roughly real-time input; with ``fast`` the session is lossless
     and gRPC flow control paces the upload.
     """
-    if not path.is_file():
+    if not await asyncio.to_thread(path.is_file):
         raise NotFoundError(f"no such file: {path}")
     duration = 0.0 if fast else await asyncio.to_thread(_duration_seconds, path)
-    size = path.stat().st_size
+    size = (await asyncio.to_thread(path.stat)).st_size
     config = pb.SessionConfig(session_id=session_id, backend=backend, commentary_interval=commentary_interval,
                               lossless=fast)
     if sampling is not None:

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+
 from .media.types import AudioChunk, SampledFrame
+
 
 class MailboxClosed(Exception):
     """The consumer went away; the producer should stop."""

@@ -356,8 +356,9 @@ class Session:
                     if sampled is None:
                         continue
                     self._counters.frames_sampled += 1
-                    item = sampled
-                elif isinstance(item, AudioChunk):
+                    self._hand_over(loop, sampled)
+                    continue
+                if isinstance(item, AudioChunk):
                     self._counters.audio_chunks_in += 1
                 self._hand_over(loop, item)
         except MailboxClosed:

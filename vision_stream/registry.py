@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import uuid
@@ -50,10 +51,10 @@ class SessionRegistry:
         self._sessions[session.session_id] = session
         task = asyncio.create_task(session.run(), name=f"session-{session.session_id}")
         self._tasks[session.session_id] = task
-        task.add_done_callback(lambda _t, sid=session.session_id: self._on_done(sid))
+        task.add_done_callback(functools.partial(self._on_done, session.session_id))
         return session
 
-    def _on_done(self, session_id: str) -> None:
+    def _on_done(self, session_id: str, _task: asyncio.Task[None]) -> None:
         self._tasks.pop(session_id, None)
         ended = [sid for sid, s in self._sessions.items() if s.ended]
         for sid in ended[: max(0, len(ended) - self.keep_ended)]:

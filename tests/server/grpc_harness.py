@@ -9,8 +9,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-
 from support import SAMPLES
+
 from vision_stream.config import Limits
 from vision_stream.server.access import SourceAccess
 from vision_stream.server.app import RunningServer, start_server

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import grpc
 import pytest
+from grpc_harness import Served, assert_gap_free, kinds
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-
 from support import SAMPLES
-from grpc_harness import Served, assert_gap_free, kinds
+
 from vision_stream.v1 import vision_stream_pb2 as pb
 
 FAST = pb.SessionConfig(commentary_interval=4, backend="local")
@@ -259,6 +259,7 @@ async def test_corrupt_clip_processes_to_the_end(shared_media: Path, media_root:
     import shutil
 
     from grpc_harness import _serve
+
     from vision_stream.server.access import SourceAccess
     from vision_stream.server.service import ServiceConfig
 

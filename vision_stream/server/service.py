@@ -54,7 +54,7 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
 
     # ------------------------------------------------------------------ Stream
 
-    async def Stream(  # noqa: N802 - gRPC method name
+    async def Stream(
         self, request_iterator: AsyncIterator[pb.StreamRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.Event]:
         try:
@@ -147,7 +147,7 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
 
     # ------------------------------------------------------------------- Watch
 
-    async def Watch(  # noqa: N802
+    async def Watch(
         self, request: pb.WatchRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.Event]:
         try:
@@ -177,7 +177,7 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
 
     # --------------------------------------------------------------- Subscribe
 
-    async def Subscribe(  # noqa: N802
+    async def Subscribe(
         self, request: pb.SubscribeRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.Event]:
         try:
@@ -187,12 +187,12 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
         except VisionStreamError as exc:
             await abort_with(context, exc)
 
-    async def ListSessions(  # noqa: N802
+    async def ListSessions(
         self, request: pb.ListSessionsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListSessionsResponse:
         return pb.ListSessionsResponse(sessions=[session_info(s) for s in self.registry.list()])
 
-    async def StopSession(  # noqa: N802
+    async def StopSession(
         self, request: pb.StopSessionRequest, context: grpc.aio.ServicerContext
     ) -> pb.StopSessionResponse:
         try:
@@ -201,7 +201,7 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
             await abort_with(context, exc)
         return pb.StopSessionResponse(session=session_info(session))
 
-    async def AnalyzeSnapshot(  # noqa: N802
+    async def AnalyzeSnapshot(
         self, request: pb.SnapshotRequest, context: grpc.aio.ServicerContext
     ) -> pb.SnapshotResponse:
         try:
