@@ -30,7 +30,9 @@ def prepare_jpeg(data: bytes, *, raw: tuple[str, int, int] | None, sampling: Sam
         raise InvalidInputError("image.data is empty")
     if raw is not None:
         fmt, width, height = raw
-        bgr = raw_to_bgr(data, width, height, fmt, max_pixels=limits.max_frame_pixels)
+        if width * height > limits.max_frame_pixels:
+            raise InvalidInputError(f"image is too large: {width}x{height} pixels")
+        bgr = raw_to_bgr(data, width, height, fmt)
     else:
         bgr = decode_image(data)
     if bgr.shape[0] * bgr.shape[1] > limits.max_frame_pixels:

@@ -50,6 +50,7 @@ from ..errors import InvalidInputError, LimitExceededError, SessionError
 from .audio import AudioConverter
 from .demux import ContainerDecoder, open_container
 from .encode import decode_image, probe_image_size
+from .raw import PIXEL_FORMATS, check_raw, raw_view, to_bgr, to_gray
 from .types import BadPacket, MediaItem, VideoFrame
 
 __all__ = ["DEFAULT_MAX_BUFFER_BYTES", "PIXEL_FORMATS", "PushSource"]
@@ -58,21 +59,6 @@ __all__ = ["DEFAULT_MAX_BUFFER_BYTES", "PIXEL_FORMATS", "PushSource"]
 # alone would allow gigabytes. At least one message is always admitted.
 DEFAULT_MAX_BUFFER_BYTES = 32 * 1024 * 1024
 
-# Raw pixel formats: bytes per pixel and the OpenCV conversion to BGR (None: already BGR).
-PIXEL_FORMATS: dict[str, tuple[int, int | None]] = {
-    "rgb24": (3, cv2.COLOR_RGB2BGR),
-    "bgr24": (3, None),
-    "gray8": (1, cv2.COLOR_GRAY2BGR),
-    "rgba": (4, cv2.COLOR_RGBA2BGR),
-    "bgra": (4, cv2.COLOR_BGRA2BGR),
-}
-_TO_GRAY: dict[str, int | None] = {
-    "rgb24": cv2.COLOR_RGB2GRAY,
-    "bgr24": cv2.COLOR_BGR2GRAY,
-    "gray8": None,
-    "rgba": cv2.COLOR_RGBA2GRAY,
-    "bgra": cv2.COLOR_BGRA2GRAY,
-}
 MIN_RATE, MAX_RATE = 8000, 192000  # accepted PCM sample rates, Hz
 MAX_CHANNELS = 8
 
@@ -271,19 +257,9 @@ class PushSource:
     ) -> None:
         """Queue raw pixels, ``fmt`` in PIXEL_FORMATS, rows packed (no padding)."""
         self._enter_mode("frames", "frame")
-        if fmt not in PIXEL_FORMATS:
-            raise InvalidInputError(f"frame.format: unknown pixel format {fmt!r}")
-        if width <= 0 or height <= 0:
-            raise InvalidInputError(
-                f"frame.width/frame.height must be > 0 for raw pixels, got {width}x{height}"
-            )
-        self._check_pixels(width, height)
-        bpp = PIXEL_FORMATS[fmt][0]
-        if len(data) != width * height * bpp:
-            raise InvalidInputError(
-                f"frame.data: {len(data)} bytes, expected {width * height * bpp} "
-                f"for {width}x{height} {fmt} ({bpp} bytes per pixel)"
-            )
+        if fmt in PIXEL_FORMATS and width > 0 and height > 0:
+            self._check_pixels(width, height)  # the limit first: a clearer error for huge frames
+        check_raw(data, width, height, fmt)
         item = _Raw(bytes(data), width, height, fmt, self._time(media_time, "frame.media_time"))
         await self._put(item, len(data))
 
@@ -433,18 +409,14 @@ class PushSource:
 
 def _raw_frame(item: _Raw) -> VideoFrame:
     """A lazy VideoFrame over validated raw pixels: conversion only when used."""
-    bpp, to_bgr = PIXEL_FORMATS[item.fmt]
-    shape = (item.height, item.width) if bpp == 1 else (item.height, item.width, bpp)
-    pixels = np.frombuffer(item.data, dtype=np.uint8).reshape(shape)
+    pixels = raw_view(item.data, item.width, item.height, item.fmt)
 
     def load() -> np.ndarray:
-        return pixels.copy() if to_bgr is None else cv2.cvtColor(pixels, to_bgr)
+        return to_bgr(pixels, item.fmt)
 
     def load_gray(width: int, height: int) -> np.ndarray:
         # Shrink first, then convert: the conversion touches only the thumbnail.
-        small = cv2.resize(pixels, (width, height), interpolation=cv2.INTER_AREA)
-        code = _TO_GRAY[item.fmt]
-        return small if code is None else cv2.cvtColor(small, code)
+        return to_gray(cv2.resize(pixels, (width, height), interpolation=cv2.INTER_AREA), item.fmt)
 
     return VideoFrame(
         media_time=item.media_time, width=item.width, height=item.height, loader=load, gray_loader=load_gray
