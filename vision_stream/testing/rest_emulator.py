@@ -1,0 +1,573 @@
+"""A loopback emulator of Google's REST ``generateContent`` API, with fault knobs.
+
+Serves (LIVE_API.md §2, to the letter):
+
+- ``POST /{v}/models/{m}:generateContent``: one ``GenerateContentResponse``
+  (``candidates[0].content.parts[].text``, ``finishReason``, ``usageMetadata``
+  with ``promptTokenCount``/``candidatesTokenCount``/``totalTokenCount``).
+- ``POST /{v}/models/{m}:streamGenerateContent?alt=sse``: ``text/event-stream``,
+  each event ``data: {json}`` + a blank line, each a whole response holding a
+  text delta; the last one has ``finishReason``.
+- ``GET /{v}/models``: the models list (Live models with ``bidiGenerateContent``,
+  REST models with ``generateContent``), paged with ``pageSize``/``pageToken``.
+
+Answers describe the images actually sent (the offline analyzer's
+``describe_jpegs``). Auth: ``x-goog-api-key`` (``?key=`` accepted, as Google
+does); none -> 403, a key not in ``api_keys`` -> 400 ``API_KEY_INVALID``. A
+Live-only model name -> 404 ``NOT_FOUND``. Unknown body fields -> 400, like
+Google's JSON parser.
+
+HTTP/1.1 over asyncio streams with ``h11`` (the sans-I/O HTTP library httpx's
+own transport uses, so it is installed wherever httpx is): keep-alive, and
+chunked transfer for SSE so chunks can be paced, cut by an error, or stalled.
+
+Faults (:class:`RestFault`, CLI form ``kind[xN][+S]``: the next N requests,
+0/absent = all, after skipping S): ``429`` (per-minute quota, ``RetryInfo``
+``retryDelay`` = ``retry_delay``), ``perday`` (``PerDay`` quota id; carries a
+misleading retryDelay too), ``500``, ``503``, ``badkey`` (400
+``API_KEY_INVALID``), ``forbidden`` (403), ``safety`` (``finishReason``
+SAFETY), ``blocked`` (``promptFeedback.blockReason``), ``midstream`` (SSE: a
+first chunk, then an ``error`` object in the stream), ``stall`` (headers, then
+nothing; non-streaming: nothing at all), ``reset`` (close without answering).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+import logging
+import re
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import h11
+
+from .live_catalogue import LIVE_MODELS, find_model
+
+log = logging.getLogger("vision_stream.testing.rest_emulator")
+
+FAULT_KINDS = ("429", "perday", "500", "503", "badkey", "forbidden", "safety", "blocked", "midstream", "stall",
+               "reset")
+REST_MODELS = ("gemini-flash-latest", "gemini-3.8-flash", "gemini-3.6-flash", "gemini-3.5-flash-lite",
+               "gemini-2.5-flash")
+_PATH = re.compile(r"^/(v1beta|v1alpha|v1)/models/([^/:]+):(generateContent|streamGenerateContent)$")
+_LIST_PATH = re.compile(r"^/(v1beta|v1alpha|v1)/models$")
+KNOWN_FIELDS = {"contents", "systemInstruction", "system_instruction", "generationConfig", "generation_config",
+                "safetySettings", "safety_settings", "tools", "toolConfig", "tool_config", "cachedContent",
+                "cached_content", "labels"}
+MAX_BODY = 32 * 1024 * 1024
+TOKENS_PER_IMAGE = {"MEDIA_RESOLUTION_LOW": 64, "MEDIA_RESOLUTION_MEDIUM": 256, "MEDIA_RESOLUTION_HIGH": 256}
+BAD_KEY = "API key not valid. Please pass a valid API key."
+NO_KEY = ("Method doesn't allow unregistered callers (callers without established identity). Please use API Key "
+          "or other form of API consumer identity to call this API.")
+QUOTA_TEXT = ("You exceeded your current quota, please check your plan and billing details. For more information "
+              "on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RestFault:
+    """``kind`` on the next ``count`` requests (0: every one) after skipping ``after`` requests."""
+
+    kind: str
+    count: int = 0
+    after: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"REST fault kind must be one of {FAULT_KINDS}, got {self.kind!r}")
+        if self.count < 0 or self.after < 0:
+            raise ValueError("REST fault count/after must be >= 0")
+
+    @classmethod
+    def parse(cls, text: str) -> RestFault:
+        """``kind[xN][+S]``, e.g. ``429x3``, ``503``, ``perday+2``."""
+        match = re.fullmatch(r"([a-z0-9]+)(?:x(\d+))?(?:\+(\d+))?", text.strip())
+        if match is None:
+            raise ValueError(f"REST fault must look like kind[xN][+S], got {text!r}")
+        return cls(kind=match.group(1), count=int(match.group(2) or 0), after=int(match.group(3) or 0))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RestKnobs:
+    """How the emulated REST server behaves. Times in seconds.
+
+    api_keys: accepted keys; empty accepts any non-empty key.
+    latency: delay before each answer starts.
+    chunk_delay: delay between SSE chunks.
+    words_per_chunk: words of text per SSE chunk.
+    retry_delay: ``RetryInfo.retryDelay`` of 429 answers.
+    retry_after_header: also send ``Retry-After`` (whole seconds) on 429/503.
+    faults: injected faults, first applicable wins.
+    record_limit: requests kept for inspection.
+    """
+
+    api_keys: tuple[str, ...] = ()
+    latency: float = 0.0
+    chunk_delay: float = 0.0
+    words_per_chunk: int = 6
+    retry_delay: float = 2.0
+    retry_after_header: bool = False
+    faults: tuple[RestFault, ...] = field(default_factory=tuple)
+    record_limit: int = 10_000
+
+    def __post_init__(self) -> None:
+        if self.latency < 0 or self.chunk_delay < 0 or self.retry_delay < 0:
+            raise ValueError("latency, chunk_delay and retry_delay must be >= 0 seconds")
+        if self.words_per_chunk < 1 or self.record_limit < 1:
+            raise ValueError("words_per_chunk and record_limit must be >= 1")
+
+    @classmethod
+    def from_strings(cls, items: Iterable[str]) -> RestKnobs:
+        """``key=value`` words: ``fault=429x3`` (repeatable), ``key=K`` (repeatable), ``latency=0.5``..."""
+        values: dict[str, Any] = {}
+        faults: list[RestFault] = []
+        keys: list[str] = []
+        known = {f.name: f for f in fields(cls)}
+        for item in items:
+            for word in item.split():
+                name, sep, value = word.partition("=")
+                name = name.strip().replace("-", "_")
+                if not sep:
+                    raise ValueError(f"REST emulator knob must be key=value, got {word!r}")
+                if name == "fault":
+                    faults.append(RestFault.parse(value))
+                elif name in ("key", "api_key"):
+                    keys.append(value)
+                elif name == "retry_after_header":
+                    values[name] = value.lower() in ("1", "true", "yes", "on")
+                elif name in known and name not in ("faults", "api_keys"):
+                    values[name] = int(value) if known[name].type == "int" else float(value)
+                else:
+                    raise ValueError(f"unknown REST emulator knob {name!r}")
+        return cls(api_keys=tuple(keys), faults=tuple(faults), **values)
+
+
+@dataclass(slots=True)
+class RestRequest:
+    """One request as received (for tests): the key itself is never kept."""
+
+    number: int
+    method: str
+    path: str  # without the query
+    query: dict[str, list[str]]
+    headers: dict[str, str]  # lower-case names; x-goog-api-key value replaced by "<present>"
+    body: Any
+    arrived: float  # monotonic seconds
+    model: str = ""
+    stream: bool = False
+    key_in_header: bool = False
+    key_in_query: bool = False
+    status: int = 0
+    fault: str = ""
+
+
+class _Answer(Exception):
+    """Internal: answer with this status and Google error object."""
+
+    def __init__(self, status: int, google_status: str, message: str, details: list[Any] | None = None,
+                 headers: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = {"error": {"code": status, "message": message, "status": google_status,
+                               **({"details": details} if details else {})}}
+        self.headers = list(headers)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f}s" if float(seconds).is_integer() else f"{seconds:.3f}s"
+
+
+def is_live_only(model: str) -> bool:
+    """Live-only names (the Live catalogue, or any ``-live``/``native-audio`` family) answer 404 on REST."""
+    bare = model.rsplit("/", 1)[-1]
+    return find_model(bare) is not None or "-live" in bare or "native-audio" in bare
+
+
+class RestEmulator:
+    """``async with RestEmulator(knobs) as emu: emu.url`` ... ``knobs`` may be replaced at any time."""
+
+    def __init__(self, knobs: RestKnobs | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.knobs = knobs or RestKnobs()
+        self.host = host
+        self._port = port
+        self._server: asyncio.Server | None = None
+        self.requests: deque[RestRequest] = deque(maxlen=self.knobs.record_limit)
+        self.request_count = 0
+        self._applied: dict[int, int] = {}  # id(fault) -> times applied
+        self._handlers: set[asyncio.Task[Any]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._shutdown = asyncio.Event()  # stalled answers wait on it
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> RestEmulator:
+        self._server = await asyncio.start_server(self._connection, self.host, self._port)
+        return self
+
+    async def close(self) -> None:
+        if self._server is None:
+            return
+        self._server.close()
+        self._shutdown.set()
+        for writer in list(self._writers):
+            writer.close()
+        handlers = list(self._handlers)
+        if handlers:
+            _, pending = await asyncio.wait(handlers, timeout=2.0)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        await self._server.wait_closed()
+        self._server = None
+
+    async def __aenter__(self) -> RestEmulator:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "emulator not started"
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` (the client appends ``/v1beta/models/...``)."""
+        return f"http://{self.host}:{self.port}"
+
+    def heal(self) -> None:
+        """Remove every fault (knobs otherwise kept)."""
+        self.knobs = replace(self.knobs, faults=())
+
+    def generate_requests(self) -> list[RestRequest]:
+        return [r for r in self.requests if r.model]
+
+    # ---- HTTP plumbing -------------------------------------------------------------------
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        self._writers.add(writer)
+        conn = h11.Connection(h11.SERVER)
+        try:
+            while True:
+                request, body = await self._read_request(conn, reader)
+                if request is None:
+                    break
+                keep = await self._serve(conn, writer, request, body)
+                if not keep or conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                    break
+                conn.start_next_cycle()
+        except (ConnectionError, h11.ProtocolError, asyncio.IncompleteReadError):
+            pass
+        except asyncio.CancelledError:
+            if not self._shutdown.is_set():
+                raise
+            # Cancelled by close() (which owns these tasks): end quietly; asyncio's
+            # stream callback would otherwise report the cancellation as an error.
+        finally:
+            self._handlers.discard(task)
+            self._writers.discard(writer)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _read_request(self, conn: h11.Connection, reader: asyncio.StreamReader) -> tuple[h11.Request | None,
+                                                                                                 bytes]:
+        request: h11.Request | None = None
+        body = bytearray()
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                data = await reader.read(65536)
+                conn.receive_data(data)
+                continue
+            if isinstance(event, h11.Request):
+                request = event
+            elif isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > MAX_BODY:
+                    raise h11.ProtocolError("request body too large")
+            elif isinstance(event, h11.EndOfMessage):
+                return request, bytes(body)
+            elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+                return None, b""
+
+    @staticmethod
+    async def _write(writer: asyncio.StreamWriter, data: bytes | None) -> None:
+        if data:
+            writer.write(data)
+            await writer.drain()
+
+    async def _send_json(self, conn: h11.Connection, writer: asyncio.StreamWriter, status: int, obj: Any,
+                         headers: Sequence[tuple[str, str]] = ()) -> None:
+        payload = (json.dumps(obj, indent=2) + "\n").encode()
+        head = [("content-type", "application/json; charset=UTF-8"), ("content-length", str(len(payload))),
+                *headers]
+        await self._write(writer, conn.send(h11.Response(status_code=status, headers=head)))
+        await self._write(writer, conn.send(h11.Data(data=payload)))
+        await self._write(writer, conn.send(h11.EndOfMessage()))
+
+    # ---- one request ---------------------------------------------------------------------
+
+    async def _serve(self, conn: h11.Connection, writer: asyncio.StreamWriter, request: h11.Request,
+                     raw: bytes) -> bool:
+        """Answer one request; False when the connection must close."""
+        self.request_count += 1
+        target = request.target.decode("latin-1")
+        parts = urlsplit(target)
+        query = parse_qs(parts.query)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers}
+        key = headers.get("x-goog-api-key", "") or (query.get("key") or [""])[0]
+        shown_headers = {k: ("<present>" if k == "x-goog-api-key" else v) for k, v in headers.items()}
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw[:200].decode("latin-1")
+        record = RestRequest(
+            number=self.request_count, method=request.method.decode(), path=parts.path,
+            query={k: (["<present>"] if k == "key" else v) for k, v in query.items()},
+            headers=shown_headers, body=body, arrived=time.monotonic(),
+            key_in_header=bool(headers.get("x-goog-api-key")), key_in_query="key" in query,
+        )
+        self.requests.append(record)
+        knobs = self.knobs
+        try:
+            if knobs.latency:
+                await asyncio.sleep(knobs.latency)
+            self._check_key(key)
+            listing = _LIST_PATH.match(parts.path)
+            if listing and record.method == "GET":
+                record.status = 200
+                await self._send_json(conn, writer, 200, self._models_page(query))
+                return True
+            match = _PATH.match(parts.path)
+            if match is None or record.method != "POST":
+                raise _Answer(404, "NOT_FOUND", f"Method not found: {record.method} {parts.path}")
+            version, model, method = match.groups()
+            record.model, record.stream = model, method == "streamGenerateContent"
+            if record.stream and (query.get("alt") or [""])[0] != "sse":
+                # We only emulate the SSE form (LIVE_API.md §2); the JSON-array form exists too.
+                raise _Answer(400, "INVALID_ARGUMENT", "this emulator serves streamGenerateContent with alt=sse only")
+            if is_live_only(model):
+                raise _Answer(404, "NOT_FOUND", f"models/{model} is not found for API version {version}, or is not "
+                              f"supported for {method}. Call ListModels to see the list of available models and "
+                              "their supported methods.")
+            fault = self._take_fault()
+            record.fault = fault
+            images, text, resolution = self._validate(body)
+            return await self._answer(conn, writer, record, fault, images, text, resolution)
+        except _Answer as answer:
+            record.status = answer.status
+            await self._send_json(conn, writer, answer.status, answer.body, answer.headers)
+            return True
+
+    def _check_key(self, key: str) -> None:
+        if not key:
+            raise _Answer(403, "PERMISSION_DENIED", NO_KEY)
+        if self.knobs.api_keys and key not in self.knobs.api_keys:
+            raise self._bad_key()
+
+    @staticmethod
+    def _bad_key() -> _Answer:
+        return _Answer(400, "INVALID_ARGUMENT", BAD_KEY, [
+            {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
+             "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"}},
+            {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US", "message": BAD_KEY},
+        ])
+
+    def _take_fault(self) -> str:
+        for fault in self.knobs.faults:
+            if self.request_count <= fault.after:
+                continue
+            used = self._applied.get(id(fault), 0)
+            if fault.count and used >= fault.count:
+                continue
+            self._applied[id(fault)] = used + 1
+            return fault.kind
+        return ""
+
+    def _validate(self, body: Any) -> tuple[list[bytes], str, str]:
+        if not isinstance(body, dict):
+            raise _Answer(400, "INVALID_ARGUMENT", "Invalid JSON payload received. Expected an object.")
+        for name in body:
+            if name not in KNOWN_FIELDS:
+                raise _Answer(400, "INVALID_ARGUMENT",
+                              f'Invalid JSON payload received. Unknown name "{name}": Cannot find field.')
+        contents = body.get("contents")
+        if not isinstance(contents, list) or not contents:
+            raise _Answer(400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents: contents is not specified")
+        images: list[bytes] = []
+        texts: list[str] = []
+        for content in contents:
+            parts = content.get("parts") if isinstance(content, dict) else None
+            if not isinstance(parts, list) or not parts:
+                raise _Answer(400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents.parts: must not be empty")
+            for part in parts:
+                blob = part.get("inlineData") or part.get("inline_data") if isinstance(part, dict) else None
+                if blob is not None:
+                    mime = blob.get("mimeType") or blob.get("mime_type")
+                    if mime not in ("image/jpeg", "image/png", "image/webp"):
+                        raise _Answer(400, "INVALID_ARGUMENT", f"Unsupported MIME type: {mime}")
+                    try:
+                        images.append(base64.b64decode(blob.get("data") or "", validate=True))
+                    except (binascii.Error, ValueError):
+                        raise _Answer(400, "INVALID_ARGUMENT", "Invalid value at 'contents.parts.inline_data.data' "
+                                      "(TYPE_BYTES), Base64 decoding failed") from None
+                elif isinstance(part, dict) and isinstance(part.get("text"), str):
+                    texts.append(part["text"])
+                else:
+                    raise _Answer(400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents.parts: empty part")
+        config = body.get("generationConfig") or body.get("generation_config") or {}
+        return images, "\n".join(texts), str(config.get("mediaResolution") or "MEDIA_RESOLUTION_MEDIUM")
+
+    def _models_page(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        entries = [{"name": f"models/{m.model_id}", "displayName": m.display_name,
+                    "supportedGenerationMethods": ["bidiGenerateContent"], "inputTokenLimit": m.input_token_limit,
+                    "outputTokenLimit": m.output_token_limit} for m in LIVE_MODELS]
+        entries += [{"name": f"models/{m}", "displayName": m,
+                     "supportedGenerationMethods": ["generateContent", "countTokens"],
+                     "inputTokenLimit": 1_048_576, "outputTokenLimit": 65_536} for m in REST_MODELS]
+        size = int((query.get("pageSize") or ["50"])[0] or 50)
+        start = int((query.get("pageToken") or ["0"])[0] or 0)
+        page: dict[str, Any] = {"models": entries[start:start + size]}
+        if start + size < len(entries):
+            page["nextPageToken"] = str(start + size)
+        return page
+
+    # ---- answers -------------------------------------------------------------------------
+
+    def _quota(self, model: str, per_day: bool) -> _Answer:
+        quota_id = ("GenerateRequestsPerDayPerProjectPerModel-FreeTier" if per_day
+                    else "GenerateRequestsPerMinutePerProjectPerModel-FreeTier")
+        metric = "generativelanguage.googleapis.com/generate_content_free_tier_requests"
+        delay = self.knobs.retry_delay
+        headers = [("retry-after", str(max(1, round(delay))))] if self.knobs.retry_after_header else []
+        return _Answer(429, "RESOURCE_EXHAUSTED", QUOTA_TEXT, [
+            {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [
+                {"quotaMetric": metric, "quotaId": quota_id,
+                 "quotaDimensions": {"location": "global", "model": model}, "quotaValue": "250" if per_day else "10"}]},
+            {"@type": "type.googleapis.com/google.rpc.Help",
+             "links": [{"description": "Learn more about Gemini API quotas",
+                        "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]},
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": _duration(delay)},
+        ], headers)
+
+    def _unavailable(self, status: int = 503) -> _Answer:
+        headers = [("retry-after", str(max(1, round(self.knobs.retry_delay))))] if self.knobs.retry_after_header else []
+        if status == 500:
+            return _Answer(500, "INTERNAL", "An internal error has occurred. Please retry or report in "
+                           "https://developers.generativeai.google/guide/troubleshooting", headers=headers)
+        return _Answer(503, "UNAVAILABLE", "The model is overloaded. Please try again later.", headers=headers)
+
+    async def _answer(self, conn: h11.Connection, writer: asyncio.StreamWriter, record: RestRequest, fault: str,
+                      images: list[bytes], prompt: str, resolution: str) -> bool:
+        model = record.model
+        if fault == "429":
+            raise self._quota(model, per_day=False)
+        if fault == "perday":
+            raise self._quota(model, per_day=True)
+        if fault in ("500", "503"):
+            raise self._unavailable(int(fault))
+        if fault == "badkey":
+            raise self._bad_key()
+        if fault == "forbidden":
+            raise _Answer(403, "PERMISSION_DENIED", "Permission denied: Consumer has been suspended.")
+        if fault == "reset":
+            record.status = -1
+            return False
+        if fault == "stall" and not record.stream:
+            record.status = -1
+            await self._shutdown.wait()  # until the emulator closes (the client gives up first)
+            return False
+        prompt_tokens = max(1, len(prompt) // 4) + len(images) * TOKENS_PER_IMAGE.get(resolution, 256)
+        usage = {"promptTokenCount": prompt_tokens}
+        if fault == "blocked":
+            record.status = 200
+            body = {"promptFeedback": {"blockReason": "SAFETY", "safetyRatings": [
+                {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True}]},
+                "usageMetadata": {**usage, "totalTokenCount": prompt_tokens}, "modelVersion": model}
+            await self._respond_chunks(conn, writer, record, [body])
+            return True
+        if fault == "safety":
+            record.status = 200
+            body = {"candidates": [{"finishReason": "SAFETY", "index": 0, "safetyRatings": [
+                {"category": "HARM_CATEGORY_HARASSMENT", "probability": "HIGH", "blocked": True}]}],
+                "usageMetadata": {**usage, "totalTokenCount": prompt_tokens}, "modelVersion": model}
+            await self._respond_chunks(conn, writer, record, [body])
+            return True
+        text = await asyncio.to_thread(_describe, images)
+        words = text.split()
+        n = self.knobs.words_per_chunk
+        pieces = [" ".join(words[i:i + n]) + (" " if i + n < len(words) else "") for i in range(0, len(words), n)]
+        pieces = pieces or [""]
+        response_tokens = max(1, int(len(words) * 1.3))
+        chunks = []
+        for index, piece in enumerate(pieces):
+            last = index == len(pieces) - 1
+            candidate: dict[str, Any] = {"content": {"parts": [{"text": piece}], "role": "model"}, "index": 0}
+            if last:
+                candidate["finishReason"] = "STOP"
+            chunk_usage = dict(usage, candidatesTokenCount=response_tokens if last else
+                               max(1, int(len(" ".join(pieces[:index + 1]).split()) * 1.3)))
+            chunk_usage["totalTokenCount"] = prompt_tokens + chunk_usage["candidatesTokenCount"]
+            chunks.append({"candidates": [candidate], "usageMetadata": chunk_usage, "modelVersion": model,
+                           "responseId": f"emu-{record.number}"})
+        record.status = 200
+        if not record.stream:
+            whole = dict(chunks[-1])
+            whole["candidates"] = [dict(chunks[-1]["candidates"][0], content={"parts": [{"text": text}],
+                                                                              "role": "model"})]
+            await self._send_json(conn, writer, 200, whole)
+            return True
+        if fault == "midstream":
+            error = self._unavailable().body
+            await self._respond_chunks(conn, writer, record, [chunks[0], error])
+            return True
+        await self._respond_chunks(conn, writer, record, chunks, stall_after_first=fault == "stall")
+        return True
+
+    async def _respond_chunks(self, conn: h11.Connection, writer: asyncio.StreamWriter, record: RestRequest,
+                              chunks: list[dict[str, Any]], *, stall_after_first: bool = False) -> None:
+        if not record.stream:
+            await self._send_json(conn, writer, 200, chunks[-1])
+            return
+        head = [("content-type", "text/event-stream"), ("cache-control", "no-cache"),
+                ("x-content-type-options", "nosniff")]
+        await self._write(writer, conn.send(h11.Response(status_code=200, headers=head)))
+        for index, chunk in enumerate(chunks):
+            if index and self.knobs.chunk_delay:
+                await asyncio.sleep(self.knobs.chunk_delay)
+            # Google frames each event as "data: <compact json>" and CRLF CRLF.
+            event = f"data: {json.dumps(chunk, separators=(',', ':'))}\r\n\r\n".encode()
+            await self._write(writer, conn.send(h11.Data(data=event)))
+            if stall_after_first:
+                record.status = -1
+                await self._shutdown.wait()
+                return
+        await self._write(writer, conn.send(h11.EndOfMessage()))
+
+
+def _describe(images: Sequence[bytes]) -> str:
+    """The offline analyzer's words about the pictures (no prompt: the emulator plays a model)."""
+    from ..backends.local import describe_jpegs
+
+    text, _ = describe_jpegs(list(images))
+    return text
+
+
+async def serve_rest_emulator(host: str, port: int, knobs: RestKnobs) -> None:
+    """Run the REST emulator on ``host:port`` until cancelled."""
+    async with RestEmulator(knobs, host=host, port=port) as emulator:
+        log.info("Gemini REST emulator listening on %s", emulator.url)
+        await asyncio.Event().wait()
