@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import AudioPolicy, SamplingPolicy
+from ..config import SamplingPolicy
 from .open import open_source
 from .sampler import FrameSampler
 from .types import VideoFrame
@@ -17,7 +17,9 @@ def export_frames(source: str, out_dir: Path, sampling: SamplingPolicy) -> int:
     the reason (cadence or scene change) are visible in a file listing.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    media = open_source(source, audio=AudioPolicy())
+    # Video only (the audio is not even demuxed), and keyframes only when the
+    # file's GOP fits the sampling interval: exactly what a --fast session samples.
+    media = open_source(source, audio=None, sample_interval=1.0 / sampling.fps)
     sampler = FrameSampler(sampling)
     count = 0
     try:

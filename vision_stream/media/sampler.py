@@ -16,8 +16,9 @@ Rules (``SamplingPolicy``):
   due cadence slot or a detected scene change waits (stays pending) until the
   cap allows, rather than being lost.
 
-Only sampled frames are converted to full-size pixels; probed frames only pay
-for a thumbnail (swscale/JPEG scaled decoding); the rest cost nothing.
+Only sampled frames are converted to BGR pixels, straight at the encoded size
+(swscale scales and converts in one pass); probed frames only pay for a
+thumbnail (swscale/JPEG scaled decoding); the rest cost nothing.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import SamplingPolicy
-from .encode import encode_jpeg, resize_bgr
+from .encode import encode_jpeg, fit_within
 from .types import SampledFrame, VideoFrame
 
 __all__ = ["THUMB_SIZE", "FrameSampler", "SampleDecision", "scene_score"]
@@ -131,7 +132,10 @@ class FrameSampler:
     def encode(self, frame: VideoFrame, decision: SampleDecision, *, decoded_at: float = 0.0) -> SampledFrame:
         """Resize (longest side <= max_side) and JPEG-encode a chosen frame."""
         start = time.perf_counter()
-        pixels = resize_bgr(frame.to_bgr(), self.policy.max_side)
+        # Scale before converting colours (one swscale pass for decoded frames):
+        # full-size BGR then cv2.resize cost ~5x more at 720p, ~10x at 1080p.
+        width, height = fit_within(frame.width, frame.height, self.policy.max_side)
+        pixels = frame.bgr_resized(width, height)
         jpeg = encode_jpeg(pixels, self.policy.jpeg_quality)
         self.encode_ms.append((time.perf_counter() - start) * 1000.0)
         return SampledFrame(

@@ -17,10 +17,13 @@ class VideoFrame:
     on first use, so a frame that is neither sampled nor probed for scene
     changes is never converted. ``loader`` returns a BGR ``uint8`` array;
     ``gray_loader`` (optional) returns a small grayscale array cheaply, e.g. by
-    letting swscale or the JPEG decoder scale down.
+    letting swscale or the JPEG decoder scale down. ``scaled_loader``
+    (optional) returns BGR pixels at a given size in one step (swscale scales
+    before it converts colours, far cheaper than full-size BGR then resize).
     """
 
-    __slots__ = ("media_time", "pts", "time_base", "width", "height", "keyframe", "_loader", "_gray_loader", "_bgr")
+    __slots__ = ("media_time", "pts", "time_base", "width", "height", "keyframe", "_loader", "_gray_loader",
+                 "_scaled_loader", "_bgr", "_scaled")
 
     def __init__(
         self,
@@ -33,6 +36,7 @@ class VideoFrame:
         pts: int | None = None,
         time_base: Fraction | None = None,
         keyframe: bool = False,
+        scaled_loader: Callable[[int, int], np.ndarray] | None = None,
     ) -> None:
         self.media_time = media_time  # seconds
         self.pts = pts
@@ -42,7 +46,9 @@ class VideoFrame:
         self.keyframe = keyframe
         self._loader = loader
         self._gray_loader = gray_loader
+        self._scaled_loader = scaled_loader
         self._bgr: np.ndarray | None = None
+        self._scaled = False  # BGR pixels were produced at a reduced size
 
     @classmethod
     def from_bgr(cls, bgr: np.ndarray, *, media_time: float, pts: int | None = None,
@@ -54,14 +60,29 @@ class VideoFrame:
 
     @property
     def converted(self) -> bool:
-        """True once full-size pixels were materialised."""
-        return self._bgr is not None
+        """True once BGR pixels (full size, or scaled by ``bgr_resized``) were materialised."""
+        return self._bgr is not None or self._scaled
 
     def to_bgr(self) -> np.ndarray:
         """Full-size BGR24 pixels (H, W, 3) uint8; converted once, then cached."""
         if self._bgr is None:
             self._bgr = self._loader()
         return self._bgr
+
+    def bgr_resized(self, width: int, height: int) -> np.ndarray:
+        """BGR24 pixels scaled to ``width`` x ``height`` (area averaging); not cached.
+
+        Uses the one-pass ``scaled_loader`` when there is one and full-size
+        pixels were not materialised yet; otherwise resizes ``to_bgr()``.
+        """
+        if (width, height) == (self.width, self.height):
+            return self.to_bgr()
+        if self._scaled_loader is not None and self._bgr is None:
+            self._scaled = True
+            return self._scaled_loader(width, height)
+        import cv2
+
+        return cv2.resize(self.to_bgr(), (width, height), interpolation=cv2.INTER_AREA)
 
     def thumbnail_gray(self, width: int, height: int) -> np.ndarray:
         """A small grayscale (height, width) uint8 picture for change detection."""
