@@ -209,3 +209,44 @@ async def test_session_without_compression_ends_at_its_scaled_limit() -> None:
                 await ws.recv()
         assert info.value.rcvd is not None and info.value.rcvd.code == 1000
         assert emu.connections[0].close_detail.startswith("session length limit")
+
+
+def test_knobs_from_cli_strings() -> None:
+    knobs = EmulatorKnobs.from_strings(["lifetime=60 notice=5 latency=0.05", "fault=close1011@0.5/2,4",
+                                        "fault=drop@1", "refuse=403:2", "key=k1", "key=k2", "max_queue=2"])
+    assert knobs.lifetime == 60 and knobs.notice == 5 and knobs.latency == 0.05 and knobs.max_queue == 2
+    assert knobs.faults[0].kind == "close1011" and knobs.faults[0].connections == (2, 4)
+    assert knobs.faults[1].applies_to(7) and not knobs.faults[0].applies_to(3)
+    assert (knobs.refuse_status, knobs.refuse_count, knobs.api_keys) == (403, 2, ("k1", "k2"))
+    assert EmulatorKnobs.from_strings(["scale=0.01"]).av_session_limit == pytest.approx(1.2)
+    with pytest.raises(ValueError):
+        EmulatorKnobs.from_strings(["nonsense=1"])
+    with pytest.raises(ValueError):
+        EmulatorKnobs.from_strings(["fault=explode@1"])
+
+
+async def test_serve_emulator_runs_until_cancelled() -> None:
+    import socket
+
+    from vision_stream.testing import serve_emulator
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    task = asyncio.create_task(serve_emulator("127.0.0.1", port, EmulatorKnobs(api_keys=(API_KEY,))))
+    try:
+        for _ in range(50):
+            try:
+                async with connect(f"ws://127.0.0.1:{port}{PATH}", additional_headers={"x-goog-api-key": API_KEY},
+                                   proxy=None) as ws:
+                    await ws.send(json.dumps(SETUP))
+                    assert json.loads(await ws.recv()) == {"setupComplete": {}}
+                    break
+            except OSError:
+                await asyncio.sleep(0.05)
+        else:
+            pytest.fail("emulator did not start")
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
