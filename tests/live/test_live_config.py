@@ -99,7 +99,8 @@ MODELS_PAGE_1 = {
          "outputTokenLimit": 8192, "supportedGenerationMethods": ["bidiGenerateContent"]},
         {"name": "models/gemini-3.6-flash", "displayName": "Gemini 3.6 Flash", "inputTokenLimit": 1048576,
          "outputTokenLimit": 65536,
-         "supportedGenerationMethods": ["generateContent", "countTokens", "createCachedContent", "batchGenerateContent"]},
+         "supportedGenerationMethods": ["generateContent", "countTokens", "createCachedContent",
+                                        "batchGenerateContent"]},
     ],
     "nextPageToken": "page-2",
 }

@@ -159,7 +159,8 @@ async def test_prompt_answer_reflects_frames_with_report_event_and_usage() -> No
     text = "".join(m["serverContent"]["outputTranscription"]["text"] for m in messages
                    if "outputTranscription" in m.get("serverContent", {}))
     assert "6 pictures" in text and "scene cut" in text and "gray" in text
-    audio = [p["inlineData"] for m in messages for p in m.get("serverContent", {}).get("modelTurn", {}).get("parts", [])]
+    audio = [p["inlineData"] for m in messages
+             for p in m.get("serverContent", {}).get("modelTurn", {}).get("parts", [])]
     assert audio and audio[0]["mimeType"] == "audio/pcm;rate=24000"
     usage = messages[-1]["usageMetadata"]
     assert usage["promptTokenCount"] >= 6 * 64  # LOW would be 64/frame; default MEDIUM is more

@@ -74,7 +74,7 @@ def test_transcription_streams_partial_then_one_final_commentary() -> None:
     assert len(finals) == 1 and finals[0].text == "A red field with a box." and finals[0].turn_id == "t1"
     assert not any(isinstance(p, AudioOut) for p in _payloads(events))  # want_audio_out off
     assert any(isinstance(e, TurnEnded) and not e.interrupted for e in events)
-    assert [e for e in events if isinstance(e, UsageReported)][0].prompt_tokens == 70  # int64 as string
+    assert next(e for e in events if isinstance(e, UsageReported)).prompt_tokens == 70  # int64 as string
     assert protocol.prompt_tokens == 70 and not protocol.turn_in_progress
 
 
@@ -113,7 +113,7 @@ def test_unprompted_turn_gets_its_own_id() -> None:
     events += protocol.receive(_frame({"serverContent": {"turnComplete": True}}))
     finals = [p for p in _payloads(events) if isinstance(p, Commentary) and p.final]
     assert finals[0].turn_id == "t1"
-    assert [e for e in events if isinstance(e, TurnEnded)][0].prompted is False
+    assert next(e for e in events if isinstance(e, TurnEnded)).prompted is False
 
 
 def test_handles_only_when_resumable_and_newest_goes_into_the_next_setup() -> None:
@@ -186,7 +186,7 @@ def test_client_content_refused_mid_session_where_the_model_refuses_it() -> None
     strict = _active("gemini-3.1-flash-live-preview")
     strict.send_client_content([("user", "first")])  # before any realtime input: fine
     strict.send_audio(b"\x00\x00")
-    with pytest.raises(LiveStateError, match="realtimeInput.text"):
+    with pytest.raises(LiveStateError, match=r"realtimeInput\.text"):
         strict.send_client_content([("user", "hi")])
     lenient = _active("gemini-3.8-live")
     lenient.send_audio(b"\x00\x00")

@@ -50,8 +50,8 @@ class Collector:
     def finals(self) -> list[Commentary]:
         return [c for c in self.of(Commentary) if c.final]
 
-    async def until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
+    async def until(self, predicate: Callable[[], bool], within: float = 10.0) -> None:
+        deadline = time.monotonic() + within
         while not predicate():
             assert time.monotonic() < deadline, f"timed out; events so far: {self.events[-5:]}"
             await asyncio.sleep(0.02)
@@ -261,7 +261,7 @@ async def test_stalled_emulator_is_detected_and_the_session_resumes(live_emulato
         await asyncio.sleep(0.2)
         started = time.monotonic()
         await session.prompt("", reason="cadence")
-        await events.until(lambda: bool(events.finals()), timeout=10)
+        await events.until(lambda: bool(events.finals()), within=10)
         took = time.monotonic() - started
         await session.close()
         await events.finish()
@@ -277,7 +277,7 @@ async def test_tcp_drop_reconnects_and_quota_close_backs_off(live_emulator) -> N
     async with live_emulator(knobs) as emu:
         session = await GeminiLiveBackend(fast_settings(emu.url)).open(session_settings())
         events = Collector(session)
-        await events.until(lambda: len(events.of(BackendChanged)) >= 2, timeout=10)
+        await events.until(lambda: len(events.of(BackendChanged)) >= 2, within=10)
         await session.close()
         await events.finish()
     reasons = [c.reason for c in events.of(BackendChanged)]

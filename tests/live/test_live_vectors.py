@@ -62,7 +62,8 @@ def test_typed_contents_match_the_recordings(live_vectors: Path) -> None:
         "m here! How can I help you today?",
     ]
     # several top-level keys in one message, usage counts
-    content_dict = [parse_server_message(b) for d, b in vectors["should_send_content_dict_in_async_session"] if d == "<"]
+    content_dict = [parse_server_message(b)
+                    for d, b in vectors["should_send_content_dict_in_async_session"] if d == "<"]
     last = content_dict[-1]
     assert last.server_content is not None and last.server_content.turn_complete
     assert last.usage_metadata is not None

@@ -531,7 +531,8 @@ class _EmulatorConnection:
             await self._input_transcription(length)
 
     async def _input_transcription(self, seconds: float) -> None:
-        await self._send({"serverContent": {"inputTranscription": {"text": f"[speech {seconds:.1f} s]", "finished": True}}})
+        text = f"[speech {seconds:.1f} s]"
+        await self._send({"serverContent": {"inputTranscription": {"text": text, "finished": True}}})
 
     def _check_session_limit(self) -> None:
         session = self.session
@@ -619,9 +620,11 @@ class _EmulatorConnection:
 
     async def _report(self, detections: Sequence[Detection]) -> None:
         loop = asyncio.get_running_loop()
-        calls = []
+        calls: list[dict[str, Any]] = []
+        call_ids: list[str] = []
         for detection in detections:
             call_id = f"function-call-{secrets.randbelow(10**19)}"
+            call_ids.append(call_id)
             self._tool_waiters[call_id] = loop.create_future()
             calls.append(
                 {
@@ -636,15 +639,15 @@ class _EmulatorConnection:
                 }
             )
         await self._send({"toolCall": {"functionCalls": calls}})
-        waiters = [self._tool_waiters[c["id"]] for c in calls]
+        waiters = [self._tool_waiters[call_id] for call_id in call_ids]
         try:
             async with asyncio.timeout(self.knobs.tool_timeout):
                 await asyncio.gather(*waiters)
         except TimeoutError:
             log.info("emulator: no toolResponse within %.1f s; going on", self.knobs.tool_timeout)
         finally:
-            for call in calls:
-                self._tool_waiters.pop(call["id"], None)
+            for call_id in call_ids:
+                self._tool_waiters.pop(call_id, None)
 
     # ---- timers and faults ---------------------------------------------------------------
 

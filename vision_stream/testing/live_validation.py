@@ -188,8 +188,10 @@ def parse_client_frame(frame: str | bytes) -> ClientMessage:
     """Validate one client frame against the schema; raises :class:`Reject`."""
     try:
         obj = json.loads(frame)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except json.JSONDecodeError as exc:
         raise Reject(1007, f"Invalid JSON payload received. {exc.msg}.", str(exc)) from None
+    except UnicodeDecodeError as exc:
+        raise Reject(1007, "Invalid JSON payload received. Invalid UTF-8.", str(exc)) from None
     if not isinstance(obj, dict):
         raise Reject(1007, INVALID_ARGUMENT, "message is not a JSON object")
     normal = {camel(k): v for k, v in obj.items()}
@@ -241,8 +243,8 @@ def _check(value: Any, schema: Any, path: str) -> Any:
         raise Reject(1007, f"Invalid value at '{path}' (TYPE_BOOL), {json.dumps(value)[:40]}", path)
     if schema == _NUM and (isinstance(value, bool) or not isinstance(value, (int, float))):
         raise Reject(1007, f"Invalid value at '{path}' (TYPE_NUMBER), {json.dumps(value)[:40]}", path)
-    if schema == _INT and not (isinstance(value, int) and not isinstance(value, bool)
-                               or isinstance(value, str) and value.strip().lstrip("-").isdigit()):
+    if schema == _INT and not ((isinstance(value, int) and not isinstance(value, bool))
+                               or (isinstance(value, str) and value.strip().lstrip("-").isdigit())):
         raise Reject(1007, f"Invalid value at '{path}' (TYPE_INT64), {json.dumps(value)[:40]}", path)
     if schema == "bytes":
         if not isinstance(value, str):

@@ -346,9 +346,8 @@ class LiveProtocol:
             delta = True
         if delta and self._turn is not None and self._turn.commentary.strip():
             turn = self._turn
-            events.append(
-                Output(Commentary(turn.commentary.strip(), final=False, turn_id=turn.turn_id, backend=self.backend_name))
-            )
+            partial = Commentary(turn.commentary.strip(), final=False, turn_id=turn.turn_id, backend=self.backend_name)
+            events.append(Output(partial))
         if content.generation_complete and self._turn is not None:
             self._turn.generation_complete = True
         if content.interrupted:

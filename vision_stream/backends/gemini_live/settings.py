@@ -109,7 +109,9 @@ class VertexAuth:
     @property
     def host(self) -> str:
         # Location "global" has no regional prefix (LIVE_API.md "Endpoints and auth").
-        return "aiplatform.googleapis.com" if self.location == "global" else f"{self.location}-aiplatform.googleapis.com"
+        if self.location == "global":
+            return "aiplatform.googleapis.com"
+        return f"{self.location}-aiplatform.googleapis.com"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -159,13 +161,15 @@ class LiveSettings:
         _check(resolution in MEDIA_RESOLUTIONS, f"media_resolution must be one of {MEDIA_RESOLUTIONS}")
         object.__setattr__(self, "media_resolution", resolution)
         _check(bool(self.model.strip()), "live model must not be empty")
-        _check(self.api_version in ("v1beta", "v1alpha"), f"api_version must be v1beta or v1alpha, not {self.api_version!r}")
+        _check(self.api_version in ("v1beta", "v1alpha"),
+               f"api_version must be v1beta or v1alpha, not {self.api_version!r}")
         _check(0 < self.max_fps <= 30, f"max_fps must be in (0, 30], got {self.max_fps}")
         _check(self.audio_buffer_chunks >= 1 and self.event_queue >= 1, "buffer sizes must be >= 1")
         _check(self.max_message_bytes >= 64 * 1024, "max_message_bytes must be >= 64 KiB")
         if self.base_url is not None:
             scheme = urlsplit(self.base_url).scheme
-            _check(scheme in ("ws", "wss", "http", "https"), f"base_url must be ws://, wss://, http:// or https://, got {scheme!r}")
+            _check(scheme in ("ws", "wss", "http", "https"),
+                   f"base_url must be ws://, wss://, http:// or https://, got {scheme!r}")
 
     def __repr__(self) -> str:
         key = REDACTED if self.api_key else "''"
@@ -215,7 +219,8 @@ class LiveSettings:
         if self.vertex is not None:
             if self.model.startswith("projects/"):
                 return self.model
-            return f"projects/{self.vertex.project}/locations/{self.vertex.location}/publishers/google/models/{model_id}"
+            vertex = self.vertex
+            return f"projects/{vertex.project}/locations/{vertex.location}/publishers/google/models/{model_id}"
         return f"models/{model_id}"
 
     @property
