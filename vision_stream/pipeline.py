@@ -106,7 +106,8 @@ class Session:
         self.state = SessionState.STARTING
         self.started_at = time.time()
         self.last_error = ""
-        self.source_state = ""
+        self.source_state = ""  # live sources: connecting, streaming, reconnecting, failed
+        self.next_attempt_at: float | None = None  # reconnecting: wall time (s) of the next attempt
         self._counters = _Counters()
         self._sampler = FrameSampler(sampling)
         self._mailbox = Mailbox(
@@ -187,7 +188,8 @@ class Session:
         if not self.log.closed:
             self.log.append(SessionEnded(reason=reason, totals=self.stats()), self._last_media_time)
         if self.state is not SessionState.FAILED:
-            self.state = SessionState.ENDED
+            # A live source that gave up (bad credentials, attempts exhausted) fails the session.
+            self.state = SessionState.FAILED if self.source_state == "failed" else SessionState.ENDED
         self._done.set()
 
     async def _run(self) -> str:
@@ -312,10 +314,20 @@ class Session:
             )
 
     def _on_source_status(self, status: SourceStatus) -> None:
+        """A live source's connection changed: keep ListSessions state, log events.
+
+        Going away (every failed attempt) is a retryable ``source_unavailable``
+        error with the outage so far and the next attempt; coming back is
+        ``source_recovered`` with the outage's length; giving up is
+        ``source_failed`` and ends the session as failed.
+        """
         self.source_state = status.state
+        self.next_attempt_at = None
         if status.state == "reconnecting":
             self.state = SessionState.RECONNECTING
             self.last_error = status.message
+            if status.next_attempt_in is not None:
+                self.next_attempt_at = time.time() + status.next_attempt_in  # display only
             self.log.append(ErrorEvent("source_unavailable", status.message, status.retryable),
                             self._last_media_time)
         elif status.state == "streaming":
@@ -325,12 +337,14 @@ class Session:
                     ErrorEvent(
                         "source_recovered",
                         status.message or f"source back after {status.outage_seconds:.1f} s",
-                        True,
+                        False,
                     ),
                     self._last_media_time,
                 )
         elif status.state == "failed":
             self.last_error = status.message
+            if not self._stop.is_set():
+                self._stop_reason = f"failed: {status.message}"
             self.log.append(ErrorEvent("source_failed", status.message, False), self._last_media_time)
 
     # ------------------------------------------------------------ source thread

@@ -1,4 +1,4 @@
-"""Open a source named by a string: a local file path or (once supported) a camera URL."""
+"""Open a source named by a string: a file path, a camera URL or a local camera device."""
 
 from __future__ import annotations
 
@@ -7,11 +7,17 @@ from urllib.parse import urlsplit
 from ..config import AudioPolicy
 from ..errors import UsageError
 from ..redact import redact_url
+from .live_source import LiveOptions
 from .types import MediaSource
 
 
 def open_source(
-    spec: str, *, audio: AudioPolicy | None, loop: bool = False, sample_interval: float | None = None
+    spec: str,
+    *,
+    audio: AudioPolicy | None,
+    loop: bool = False,
+    sample_interval: float | None = None,
+    live: LiveOptions | None = None,
 ) -> MediaSource:
     """A MediaSource for ``spec``. Blocking (opens the container): call off the event loop.
 
@@ -19,10 +25,26 @@ def open_source(
     the sampling policy) lets a file decode keyframes only when its GOP is
     short enough (see :class:`~vision_stream.media.file_source.FileSource`).
 
+    Camera URLs (``rtsp://``, ``rtsps://``, ``http(s)://``) and local devices
+    (``/dev/videoN``, ``device:N``) become reconnecting live sources configured
+    by ``live``; they connect on first iteration, not here.
+
     Access policy (media root, allowed schemes) is the caller's job: the
     server checks it in ``server/access.py`` before calling this.
     """
+    from .device import is_device_spec, open_device
+
+    if is_device_spec(spec):
+        return open_device(spec, options=live)
     scheme = urlsplit(spec).scheme.lower()
+    if scheme in ("rtsp", "rtsps"):
+        from .rtsp import open_av_stream
+
+        return open_av_stream(spec, audio=audio, options=live)
+    if scheme in ("http", "https"):
+        from .mjpeg import open_http_stream
+
+        return open_http_stream(spec, audio=audio, options=live)
     if scheme and len(scheme) > 1 and scheme != "file":
         raise UsageError(f"unsupported source URL scheme {scheme!r}: {redact_url(spec)}")
     from .file_source import FileSource

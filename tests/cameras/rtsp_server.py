@@ -1,0 +1,132 @@
+"""A real RTSP server for the camera tests: Debian's GStreamer RTSP server (gst-rtsp-server).
+
+Run with Debian's own ``/usr/bin/python3`` (the interpreter ``python3-gi`` is
+built for), never the project venv::
+
+    /usr/bin/python3 rtsp_server.py --port 8554 \
+        --file /clip=/tmp/clip.mp4 --file /car=../shared/media/intel_car-detection.mp4 \
+        --live /live --user cam --password secret [--tls-cert cert.pem --tls-key key.pem]
+
+- ``--file MOUNT=PATH`` serves an H.264 (+ optional AAC) MP4/MKV/TS file without
+  re-encoding; each client gets its own pipeline from the start of the file.
+- ``--live MOUNT`` serves an endless live test pattern (x264, one keyframe every
+  2 s), shared between clients, so a second client joins mid-GOP.
+- ``--user/--password`` require HTTP Basic auth on every mount.
+- ``--tls-cert/--tls-key`` serve ``rtsps://`` (RTSP over TLS) instead.
+
+Prints ``READY <port>`` on stdout once listening; exits on SIGTERM/SIGINT.
+This file is stdlib + gi only: it must not import the project or pytest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import Gio, GLib, Gst, GstRtspServer  # noqa: E402
+
+_DEMUX = {".mp4": "qtdemux", ".mov": "qtdemux", ".mkv": "matroskademux", ".ts": "tsdemux"}
+
+
+def _has_audio(path: str) -> bool:
+    """True when the file has an AAC track (probed with a throwaway pipeline)."""
+    from gi.repository import GstPbutils
+
+    discoverer = GstPbutils.Discoverer.new(5 * Gst.SECOND)
+    info = discoverer.discover_uri(Gst.filename_to_uri(path))
+    return any("mpeg" in s.get_caps().to_string() for s in info.get_audio_streams())
+
+
+def _file_launch(path: str) -> str:
+    demux = _DEMUX.get(os.path.splitext(path)[1].lower())
+    if demux is None:
+        raise SystemExit(f"unsupported container: {path}")
+    # config-interval=-1: SPS/PPS before every IDR, so a client that joins or
+    # reconnects can start decoding at the next keyframe.
+    launch = (
+        f'( filesrc location="{path}" ! {demux} name=d '
+        "d.video_0 ! queue ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 "
+    )
+    if _has_audio(path):
+        launch += "d.audio_0 ! queue ! aacparse ! rtpmp4gpay name=pay1 pt=97 "
+    return launch + ")"
+
+
+_LIVE_LAUNCH = (
+    "( videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=10/1 "
+    "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=20 bitrate=300 "
+    "! rtph264pay name=pay0 pt=96 config-interval=-1 )"
+)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--file", action="append", default=[], metavar="MOUNT=PATH")
+    parser.add_argument("--live", action="append", default=[], metavar="MOUNT")
+    parser.add_argument("--user", default="")
+    parser.add_argument("--password", default="")
+    parser.add_argument("--tls-cert", default="")
+    parser.add_argument("--tls-key", default="")
+    args = parser.parse_args()
+
+    Gst.init(None)
+    server = GstRtspServer.RTSPServer()
+    server.set_address(args.host)
+    server.set_service(str(args.port))
+    mounts = server.get_mount_points()
+
+    factories: list[GstRtspServer.RTSPMediaFactory] = []
+    for spec in args.file:
+        mount, _, path = spec.partition("=")
+        factory = GstRtspServer.RTSPMediaFactory()
+        factory.set_launch(_file_launch(path))
+        factory.set_shared(False)
+        mounts.add_factory(mount, factory)
+        factories.append(factory)
+    for mount in args.live:
+        factory = GstRtspServer.RTSPMediaFactory()
+        factory.set_launch(_LIVE_LAUNCH)
+        factory.set_shared(True)
+        mounts.add_factory(mount, factory)
+        factories.append(factory)
+
+    if args.user or args.tls_cert:
+        auth = GstRtspServer.RTSPAuth()
+        if args.tls_cert:
+            cert = Gio.TlsCertificate.new_from_files(args.tls_cert, args.tls_key)
+            auth.set_tls_certificate(cert)
+        token = GstRtspServer.RTSPToken.new()
+        token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "viewer")
+        if args.user:
+            auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password), token)
+        else:
+            auth.set_default_token(token)
+        server.set_auth(auth)
+        for factory in factories:
+            factory.add_role_from_structure(
+                Gst.Structure.from_string(
+                    "viewer, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
+                )[0]
+            )
+
+    if server.attach(None) == 0:
+        print(f"cannot listen on {args.host}:{args.port}", file=sys.stderr, flush=True)
+        return 1
+    loop = GLib.MainLoop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, sig, loop.quit)
+    print(f"READY {server.get_bound_port()}", flush=True)
+    loop.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

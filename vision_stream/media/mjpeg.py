@@ -1,0 +1,329 @@
+"""HTTP MJPEG cameras (``multipart/x-mixed-replace``) and HTTP(S) URL dispatch.
+
+Why our own multipart parser instead of FFmpeg's ``mpjpeg`` demuxer: camera
+firmware is loose with the multipart format, and the parser is where that
+looseness has to be absorbed. Seen in the field and handled here: a boundary
+in the ``Content-Type`` header that does not match the one in the body (Axis
+sends ``boundary=myboundary`` with or without the leading dashes), parts
+without ``Content-Length``, LF-only line ends, and junk between parts. FFmpeg's
+demuxer also gives the frames no timestamps (they are paced by arrival, not
+by the container), whereas here each JPEG's media time is its arrival time on
+the monotonic clock, which is what a live MJPEG stream's time *is*. Decoding
+stays lazy: a JPEG that is not sampled or probed is never decoded, and
+probes decode at 1/2-1/8 scale (libjpeg's DCT scaling).
+
+:class:`MultipartJpegParser` is sans-I/O (bytes in, JPEG payloads out);
+:class:`MjpegConnection` drives it with httpx streaming.
+:func:`open_http_stream` picks MJPEG or FFmpeg (HLS, progressive MP4) per
+connection from the response's ``Content-Type``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import httpx
+import numpy as np
+
+from ..config import AudioPolicy
+from ..errors import DecodeError, SourceOpenError
+from ..redact import redact_url
+from .live_source import Connection, LiveOptions, LiveSource
+from .types import BadPacket, MediaItem, VideoFrame
+
+__all__ = [
+    "MAX_PART_BYTES",
+    "JpegPart",
+    "MjpegConnection",
+    "MultipartJpegParser",
+    "jpeg_size",
+    "jpeg_video_frame",
+    "open_http_stream",
+]
+
+MAX_PART_BYTES = 16 * 1024 * 1024  # one JPEG; a 4K camera frame is ~1-3 MB
+_MAX_HEADER_BYTES = 8192  # part headers
+_READ_CHUNK = 64 * 1024  # bytes per socket read
+# URL endings FFmpeg handles directly (no sniffing request first).
+_AV_SUFFIXES = (".m3u8", ".mp4", ".m4v", ".mkv", ".webm", ".ts", ".mov", ".flv", ".mpd")
+
+
+# --------------------------------------------------------------------- parser
+
+@dataclass(frozen=True, slots=True)
+class JpegPart:
+    """One part of the multipart body: its payload, or why it is unusable."""
+
+    data: bytes
+    error: str = ""
+
+
+class MultipartJpegParser:
+    """Split a ``multipart/x-mixed-replace`` byte stream into JPEG payloads (sans-I/O).
+
+    The boundary is learnt from the body's first delimiter line (``--xyz``),
+    not trusted from the header. A part with ``Content-Length`` is read by
+    length (JPEG data may contain anything); one without is cut at the next
+    delimiter. Buffered bytes are bounded by ``max_part_bytes`` plus headers:
+    beyond that the stream is declared broken (:class:`ValueError`).
+    """
+
+    def __init__(self, *, max_part_bytes: int = MAX_PART_BYTES) -> None:
+        self._delimiter: bytes | None = None
+        self._max = max_part_bytes
+        self._buf = bytearray()
+        self._length: int | None = None  # body length of the current part, when known
+        self._in_body = False
+        self.parts = 0
+
+    def feed(self, data: bytes) -> list[JpegPart]:
+        """Add bytes; return every part completed by them."""
+        self._buf += data
+        out: list[JpegPart] = []
+        while True:
+            part = self._next()
+            if part is None:
+                break
+            out.append(part)
+        if len(self._buf) > self._max + _MAX_HEADER_BYTES:
+            raise ValueError(f"multipart part larger than {self._max} bytes or no boundary found")
+        return out
+
+    def _next(self) -> JpegPart | None:
+        if not self._in_body:
+            if not self._read_headers():
+                return None
+        if self._length is not None:
+            if len(self._buf) < self._length:
+                return None
+            body = bytes(self._buf[: self._length])
+            del self._buf[: self._length]
+        else:
+            assert self._delimiter is not None
+            end = self._buf.find(b"\n" + self._delimiter)
+            if end < 0:
+                return None
+            body = bytes(self._buf[:end]).rstrip(b"\r")
+            del self._buf[: end + 1]
+        self._in_body = False
+        self.parts += 1
+        if not body.startswith(b"\xff\xd8"):
+            return JpegPart(b"", f"part {self.parts} is not a JPEG ({len(body)} bytes)")
+        return JpegPart(body)
+
+    def _read_headers(self) -> bool:
+        """Skip to the next delimiter line and parse the part headers after it."""
+        if self._delimiter is None:
+            match = re.search(rb"(?m)^--([^\r\n]{1,200})\r?\n", self._buf)
+            if match is None:
+                return False
+            self._delimiter = b"--" + match.group(1).rstrip()
+        start = self._buf.find(self._delimiter)
+        if start < 0:
+            # Keep a tail in case a delimiter is split across reads.
+            keep = len(self._delimiter) + 2
+            if len(self._buf) > keep:
+                del self._buf[: len(self._buf) - keep]
+            return False
+        ends = [(i, len(sep)) for sep in (b"\r\n\r\n", b"\n\n") if (i := self._buf.find(sep, start)) >= 0]
+        if not ends:
+            if len(self._buf) - start > _MAX_HEADER_BYTES:
+                raise ValueError("multipart part headers too long")
+            return False
+        i, sep_len = min(ends)
+        headers = bytes(self._buf[start:i]).decode("latin-1").splitlines()[1:]
+        del self._buf[: i + sep_len]
+        self._length = None
+        for line in headers:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-length" and value.strip().isdigit():
+                length = int(value.strip())
+                if length > self._max:
+                    raise ValueError(f"multipart part of {length} bytes exceeds {self._max}")
+                self._length = length
+        self._in_body = True
+        return True
+
+
+# ---------------------------------------------------------------- JPEG frames
+
+def jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) in pixels from a JPEG's SOF marker, without decoding."""
+    i = 2
+    n = len(data)
+    while i + 9 < n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height = int.from_bytes(data[i + 5 : i + 7], "big")
+            width = int.from_bytes(data[i + 7 : i + 9], "big")
+            return (width, height) if width and height else None
+        i += 2 + length
+    return None
+
+
+def jpeg_video_frame(data: bytes, *, media_time: float) -> VideoFrame | None:
+    """A lazy VideoFrame for JPEG bytes (None when the header is unreadable)."""
+    size = jpeg_size(data)
+    if size is None:
+        return None
+    import cv2
+
+    buf = np.frombuffer(data, dtype=np.uint8)
+
+    def load() -> np.ndarray:
+        img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        if img is None:
+            raise DecodeError("JPEG frame does not decode")
+        return img
+
+    def gray(width: int, height: int) -> np.ndarray:
+        # libjpeg scales in the DCT: decoding at 1/8 costs a fraction of full size.
+        factor = max(1, min(size[0] // max(width, 1), size[1] // max(height, 1)))
+        flag = cv2.IMREAD_GRAYSCALE
+        for f, reduced in ((8, cv2.IMREAD_REDUCED_GRAYSCALE_8), (4, cv2.IMREAD_REDUCED_GRAYSCALE_4),
+                           (2, cv2.IMREAD_REDUCED_GRAYSCALE_2)):
+            if factor >= f:
+                flag = reduced
+                break
+        img = cv2.imdecode(buf, flag)
+        if img is None:
+            raise DecodeError("JPEG frame does not decode")
+        return cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
+
+    return VideoFrame(media_time=media_time, width=size[0], height=size[1], loader=load, gray_loader=gray,
+                      keyframe=True)
+
+
+# ----------------------------------------------------------------- connection
+
+def split_credentials(url: str) -> tuple[str, httpx.Auth | None]:
+    """The URL without userinfo, and Basic auth for it (so httpx never logs it)."""
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url, None
+    hostport = parts.netloc.rpartition("@")[2]
+    clean = urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment))
+    return clean, httpx.BasicAuth(unquote(parts.username), unquote(parts.password or ""))
+
+
+def http_status_error(status: int, description: str) -> SourceOpenError:
+    """A camera's HTTP error status as a classified SourceOpenError."""
+    if status in (401, 403):
+        what = "authentication failed" if status == 401 else "access forbidden"
+        return SourceOpenError(f"cannot open {description}: {what} (HTTP {status}): check the camera's "
+                               "user name and password", retryable=False)
+    if status == 404:
+        return SourceOpenError(f"cannot open {description}: stream not found (HTTP 404): check the URL path",
+                               retryable=True)
+    return SourceOpenError(f"cannot open {description}: HTTP {status}", retryable=status >= 500 or status == 429)
+
+
+class MjpegConnection:
+    """One HTTP response carrying ``multipart/x-mixed-replace`` JPEGs.
+
+    Built from an already-started streamed response (see :func:`open_http_stream`).
+    ``clock`` (monotonic seconds) stamps each JPEG's arrival as its media time.
+    """
+
+    def __init__(self, client: httpx.Client, response: httpx.Response, *, description: str,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._client = client
+        self._response = response
+        self._clock = clock
+        self.description = description
+        # The header's boundary parameter is not used: firmware gets it wrong
+        # (see the module docstring); the parser learns it from the body.
+        self.parser = MultipartJpegParser()
+
+    def items(self, should_stop: Callable[[], bool]) -> Iterator[MediaItem]:
+        start = self._clock()
+        try:
+            for chunk in self._response.iter_raw(_READ_CHUNK):
+                try:
+                    parts = self.parser.feed(chunk)
+                except ValueError as exc:
+                    raise SourceOpenError(f"connection lost: broken MJPEG stream: {exc}", retryable=True) from exc
+                now = self._clock() - start
+                for part in parts:
+                    frame = jpeg_video_frame(part.data, media_time=now) if part.data else None
+                    if frame is None:
+                        yield BadPacket(now, part.error or "MJPEG part with an unreadable JPEG header")
+                    else:
+                        yield frame
+                if should_stop():
+                    return
+        except httpx.TimeoutException:
+            raise SourceOpenError("connection lost: timed out: no data from the camera within the timeout",
+                                  retryable=True) from None
+        except httpx.HTTPError as exc:
+            raise SourceOpenError(f"connection lost: {type(exc).__name__}", retryable=True) from None
+
+    def close(self) -> None:
+        self._response.close()
+        self._client.close()
+
+
+def _is_multipart(content_type: str) -> bool:
+    return content_type.split(";", 1)[0].strip().lower().startswith("multipart/")
+
+
+def open_http_stream(
+    url: str,
+    *,
+    audio: AudioPolicy | None,
+    options: LiveOptions | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> LiveSource:
+    """A reconnecting source for an ``http(s)://`` camera or video URL.
+
+    Each connection sends one GET: a ``multipart/*`` answer is read as MJPEG;
+    anything else (HLS playlist, MP4, MPEG-TS) is closed and opened by FFmpeg
+    instead. URLs ending in a known media suffix go to FFmpeg directly.
+    Credentials in the URL become HTTP Basic auth and never reach a log line.
+    """
+    from .rtsp import AvStreamConnection
+
+    live = options or LiveOptions()
+    description = redact_url(url)
+    clean, auth = split_credentials(url)
+    timeout = httpx.Timeout(live.read_timeout, connect=live.open_timeout)
+
+    def connect() -> Connection:
+        if urlsplit(clean).path.lower().endswith(_AV_SUFFIXES):
+            return AvStreamConnection(url, description=description, audio=audio, options=live)
+        client = httpx.Client(timeout=timeout, auth=auth, follow_redirects=True, transport=transport)
+        try:
+            response = client.send(client.build_request("GET", clean), stream=True)
+        except httpx.TimeoutException:
+            client.close()
+            raise SourceOpenError(f"cannot open {description}: timed out", retryable=True) from None
+        except httpx.HTTPError as exc:
+            client.close()
+            raise SourceOpenError(f"cannot open {description}: {_http_reason(exc)}", retryable=True) from None
+        if response.status_code >= 400:
+            response.close()
+            client.close()
+            raise http_status_error(response.status_code, description)
+        if _is_multipart(response.headers.get("content-type", "")):
+            return MjpegConnection(client, response, description=description)
+        response.close()
+        client.close()
+        return AvStreamConnection(url, description=description, audio=audio, options=live)
+
+    return LiveSource(description=description, connect=connect, options=live)
+
+
+def _http_reason(exc: httpx.HTTPError) -> str:
+    if isinstance(exc, httpx.ConnectError):
+        return "connection refused or host unreachable"
+    return type(exc).__name__
