@@ -49,10 +49,22 @@ async def analyze_snapshot(
         raise UsageError(f"snapshot backend must be auto, rest or local, got {backend!r}")
     # A snapshot has no live path: with a key, "auto" means the REST models.
     name = "local" if resolve_name(backend, options) == "local" else "rest"
+    if name == "rest" and not options.api_key:
+        raise UsageError("snapshot backend 'rest' needs an API key (set GEMINI_API_KEY or GOOGLE_API_KEY)")
     jpeg = await asyncio.to_thread(prepare_jpeg, data, raw=raw, sampling=sampling, limits=limits)
     if name == "local":
         from .backends.local import describe_jpegs
 
         text, detections = await asyncio.to_thread(describe_jpegs, [jpeg], prompt=prompt)
         return SnapshotResult(text=text, detections=list(detections), backend="local")
-    raise UsageError("snapshot backend 'rest' is not available in this build yet")
+    from .backends.select import make_rest_backend
+
+    rest = make_rest_backend(options)
+    chosen = model or options.snapshot_model
+    reply = await rest.analyze([jpeg], prompt, model=chosen)
+    model_id = chosen.rsplit("/", 1)[-1]
+    if reply.blocked:
+        # A safety block is an answer, not a failure (issue 4): say so plainly.
+        return SnapshotResult(text=f"[blocked] {reply.block_message()}", detections=[], backend="rest",
+                              model=model_id)
+    return SnapshotResult(text=reply.text.strip(), detections=[], backend="rest", model=model_id)

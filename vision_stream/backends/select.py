@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import UsageError
 from ..redact import Secret
 from .base import Backend
+
+if TYPE_CHECKING:
+    from .gemini_rest import GeminiRestBackend
 
 BACKEND_NAMES = ("auto", "live", "rest", "local")
 
@@ -19,6 +24,7 @@ class BackendOptions:
     live_url: base URL of the Live API WebSocket endpoint (None: Google's).
     rest_url: base URL of the REST API (None: Google's).
     live_model / snapshot_model: model names; any name may be configured.
+    rest_requests_per_minute: client-side REST rate limit (Gemini Flash free tier: 10).
     """
 
     api_key: Secret | None = None
@@ -26,6 +32,7 @@ class BackendOptions:
     rest_url: str | None = None
     live_model: str = "gemini-3.8-live"
     snapshot_model: str = "gemini-flash-latest"
+    rest_requests_per_minute: float = 10.0
 
 
 def resolve_name(name: str, options: BackendOptions) -> str:
@@ -38,6 +45,9 @@ def resolve_name(name: str, options: BackendOptions) -> str:
 
 
 def make_backend(name: str, options: BackendOptions) -> Backend:
+    """``local``: offline; ``rest``: REST snapshots; ``live``: plain Live; ``auto`` with a key:
+    the failover chain live -> rest -> local (without a key: local)."""
+    requested = name
     name = resolve_name(name, options)
     if name == "local":
         from .local import LocalBackend
@@ -45,4 +55,48 @@ def make_backend(name: str, options: BackendOptions) -> Backend:
         return LocalBackend()
     if name in ("live", "rest") and not options.api_key:
         raise UsageError(f"backend {name!r} needs an API key (set GEMINI_API_KEY or GOOGLE_API_KEY)")
-    raise UsageError(f"backend {name!r} is not available in this build yet")
+    if name == "rest":
+        return make_rest_backend(options)
+    if name == "live" and requested == "live":
+        # An explicit --backend live is the plain Live backend: it fails loudly
+        # instead of switching, which is what one wants when testing Live itself.
+        return make_live_backend(options)
+    # auto with a key: the failover chain live -> REST -> offline (backends/fallback.py).
+    from .fallback import FailoverBackend, Link
+    from .local import LocalBackend
+
+    return FailoverBackend([
+        Link("live", make_live_backend(options, in_chain=True)),
+        Link("rest", make_rest_backend(options)),
+        Link("local", LocalBackend()),
+    ])
+
+
+@functools.lru_cache(maxsize=8)
+def make_rest_backend(options: BackendOptions) -> GeminiRestBackend:
+    """The REST snapshot backend (``--rest-url``, ``--snapshot-model``).
+
+    One instance per options value (cached): REST quotas are per project, so
+    every session and snapshot of a process shares one rate limiter and one
+    view of quota holds, daily exhaustion and a rejected key.
+    """
+    from .gemini_rest import GeminiRestBackend, RestSettings
+
+    key = options.api_key.reveal() if options.api_key else ""
+    return GeminiRestBackend(RestSettings(base_url=options.rest_url, api_key=key, model=options.snapshot_model,
+                                          requests_per_minute=options.rest_requests_per_minute))
+
+
+def make_live_backend(options: BackendOptions, *, in_chain: bool = False) -> Backend:
+    """The Live backend (``--live-url``, ``--model``).
+
+    In the failover chain it gives up sooner (two consecutive failures, no long
+    quota wait): REST takes over meanwhile and the chain probes Live back.
+    """
+    from .gemini_live import GeminiLiveBackend, LiveSettings, ReconnectPolicy
+
+    key = options.api_key.reveal() if options.api_key else ""
+    reconnect = (ReconnectPolicy(max_attempts=2, base_backoff=0.25, max_backoff=1.0, quota_backoff=0.0)
+                 if in_chain else ReconnectPolicy())
+    return GeminiLiveBackend(LiveSettings(base_url=options.live_url, api_key=key, model=options.live_model,
+                                          reconnect=reconnect))

@@ -279,7 +279,7 @@ class RestEmulator:
             self._handlers.discard(task)
             self._writers.discard(writer)
             writer.close()
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 await writer.wait_closed()
 
     async def _read_request(self, conn: h11.Connection, reader: asyncio.StreamReader) -> tuple[h11.Request | None,
@@ -342,6 +342,9 @@ class RestEmulator:
         )
         self.requests.append(record)
         knobs = self.knobs
+        match = _PATH.match(parts.path)
+        if match is not None:
+            record.model, record.stream = match.group(2), match.group(3) == "streamGenerateContent"
         try:
             if knobs.latency:
                 await asyncio.sleep(knobs.latency)
@@ -351,11 +354,9 @@ class RestEmulator:
                 record.status = 200
                 await self._send_json(conn, writer, 200, self._models_page(query))
                 return True
-            match = _PATH.match(parts.path)
             if match is None or record.method != "POST":
                 raise _Answer(404, "NOT_FOUND", f"Method not found: {record.method} {parts.path}")
             version, model, method = match.groups()
-            record.model, record.stream = model, method == "streamGenerateContent"
             if record.stream and (query.get("alt") or [""])[0] != "sse":
                 # We only emulate the SSE form (LIVE_API.md §2); the JSON-array form exists too.
                 raise _Answer(400, "INVALID_ARGUMENT", "this emulator serves streamGenerateContent with alt=sse only")
