@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated URL schemes Watch may open (e.g. rtsp,rtsps,http,https)")
     p.add_argument("--allow-host", action="append", default=[], help="restrict remote URLs to these hosts")
     p.add_argument("--max-sessions", type=int, default=64)
+    p.add_argument("--config", type=Path, default=None, metavar="CAMERAS_TOML",
+                   help="cameras file: named sessions started at boot, run with no client (see README)")
     p.add_argument("--grace", type=float, default=10.0, help="shutdown grace period, seconds")
     _add_sampling(p)
     _add_analysis(p)
@@ -249,7 +251,12 @@ async def cmd_serve(args: argparse.Namespace, options: BackendOptions) -> int:
         backends=options,
         commentary_interval=args.commentary_interval,
     )
-    running = await start_server(config, host=args.host, port=args.port)
+    from .cameras import load_cameras
+
+    cameras = load_cameras(args.config, env=os.environ) if args.config is not None else ()
+    running = await start_server(config, host=args.host, port=args.port, cameras=cameras)
+    for camera in cameras:
+        print(f"camera {camera.name}: {camera.description}", flush=True)
     print(f"vision-stream serving on {args.host}:{running.port}", flush=True)
     await serve_forever(running, grace=args.grace)
     return 0

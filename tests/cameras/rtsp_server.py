@@ -9,6 +9,8 @@ built for), never the project venv::
 
 - ``--file MOUNT=PATH`` serves an H.264 (+ optional AAC) MP4/MKV/TS file without
   re-encoding; each client gets its own pipeline from the start of the file.
+  ``--video-file`` serves the video track only (RTP cannot signal an audio
+  format change mid-session; a camera that changes it must be reconnected).
 - ``--live MOUNT`` serves an endless live test pattern (x264, one keyframe every
   2 s), shared between clients, so a second client joins mid-GOP.
 - ``--user/--password`` require HTTP Basic auth on every mount.
@@ -36,6 +38,7 @@ _DEMUX = {".mp4": "qtdemux", ".mov": "qtdemux", ".mkv": "matroskademux", ".ts": 
 
 def _has_audio(path: str) -> bool:
     """True when the file has an AAC track (probed with a throwaway pipeline)."""
+    gi.require_version("GstPbutils", "1.0")
     from gi.repository import GstPbutils
 
     discoverer = GstPbutils.Discoverer.new(5 * Gst.SECOND)
@@ -43,7 +46,7 @@ def _has_audio(path: str) -> bool:
     return any("mpeg" in s.get_caps().to_string() for s in info.get_audio_streams())
 
 
-def _file_launch(path: str) -> str:
+def _file_launch(path: str, *, audio: bool = True) -> str:
     demux = _DEMUX.get(os.path.splitext(path)[1].lower())
     if demux is None:
         raise SystemExit(f"unsupported container: {path}")
@@ -51,10 +54,10 @@ def _file_launch(path: str) -> str:
     # reconnects can start decoding at the next keyframe.
     launch = (
         f'( filesrc location="{path}" ! {demux} name=d '
-        "d.video_0 ! queue ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 "
+        "d. ! queue ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 "
     )
-    if _has_audio(path):
-        launch += "d.audio_0 ! queue ! aacparse ! rtpmp4gpay name=pay1 pt=97 "
+    if audio and _has_audio(path):
+        launch += "d. ! queue ! aacparse ! rtpmp4gpay name=pay1 pt=97 "
     return launch + ")"
 
 
@@ -70,6 +73,8 @@ def main() -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--file", action="append", default=[], metavar="MOUNT=PATH")
+    parser.add_argument("--video-file", action="append", default=[], metavar="MOUNT=PATH",
+                        help="like --file, video track only")
     parser.add_argument("--live", action="append", default=[], metavar="MOUNT")
     parser.add_argument("--user", default="")
     parser.add_argument("--password", default="")
@@ -84,10 +89,10 @@ def main() -> int:
     mounts = server.get_mount_points()
 
     factories: list[GstRtspServer.RTSPMediaFactory] = []
-    for spec in args.file:
+    for spec, audio in [(s, True) for s in args.file] + [(s, False) for s in args.video_file]:
         mount, _, path = spec.partition("=")
         factory = GstRtspServer.RTSPMediaFactory()
-        factory.set_launch(_file_launch(path))
+        factory.set_launch(_file_launch(path, audio=audio))
         factory.set_shared(False)
         mounts.add_factory(mount, factory)
         factories.append(factory)

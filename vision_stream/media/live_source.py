@@ -192,7 +192,8 @@ class LiveSource:
             delay = self._backoff.fail() if retryable else None
             outage = max(0.0, now - outage_since)
             if delay is None:
-                why = "" if not retryable else f" (gave up after {self._backoff.failures} attempts)"
+                n = self._backoff.failures
+                why = "" if not retryable else f" (gave up after {n} attempt{'' if n == 1 else 's'})"
                 yield SourceStatus("failed", message=f"{message}{why}", retryable=False,
                                    outage_seconds=outage)
                 return

@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from ..cameras import CameraConfig
 from ..registry import SessionRegistry
 from ..v1 import vision_stream_pb2 as pb
 from ..v1 import vision_stream_pb2_grpc as pb_grpc
@@ -38,8 +40,14 @@ class RunningServer:
         await asyncio.gather(self.registry.shutdown(grace * 0.8), self.server.stop(grace))
 
 
-async def start_server(config: ServiceConfig, *, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
-    """Start serving on ``host:port`` (0 = a free port); returns once listening."""
+async def start_server(
+    config: ServiceConfig, *, host: str = "127.0.0.1", port: int = 0, cameras: Sequence[CameraConfig] = ()
+) -> RunningServer:
+    """Start serving on ``host:port`` (0 = a free port); returns once listening.
+
+    ``cameras`` (from a cameras file) start as sessions named after them right
+    away, with no client attached; clients Subscribe to them by name.
+    """
     max_bytes = config.limits.max_message_bytes
     server = grpc.aio.server(
         options=[
@@ -59,9 +67,17 @@ async def start_server(config: ServiceConfig, *, host: str = "127.0.0.1", port: 
     if bound == 0:
         raise OSError(f"cannot listen on {host}:{port}")
     await server.start()
+    running = RunningServer(server, bound, registry, health_servicer, service)
+    try:
+        for camera in cameras:
+            await service.start_camera(camera)
+            log.info("camera %s started: %s", camera.name, camera.description)
+    except BaseException:
+        await running.stop(grace=1.0)
+        raise
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server, bound, registry, health_servicer, service)
+    return running
 
 
 async def serve_forever(running: RunningServer, *, grace: float = 10.0) -> None:

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 import grpc
 
 from ..backends.select import BackendOptions, make_backend
+from ..cameras import CameraConfig
 from ..config import AudioPolicy, Limits, SamplingPolicy
 from ..errors import InvalidInputError, VisionStreamError
+from ..media.live_source import LiveOptions
 from ..media.open import open_source
 from ..media.push_source import PushSource
 from ..pipeline import Session
@@ -45,6 +47,9 @@ class ServiceConfig:
     limits: Limits = field(default_factory=Limits)
     backends: BackendOptions = field(default_factory=BackendOptions)
     commentary_interval: float = 10.0
+    # Connection hardening for camera URLs opened by Watch (configured
+    # cameras carry their own).
+    live: LiveOptions = field(default_factory=LiveOptions)
 
 
 class VisionStreamService(pb_grpc.VisionStreamServicer):
@@ -159,7 +164,8 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
                 default_sampling=self.config.sampling, default_interval=self.config.commentary_interval,
             )
             backend = make_backend(backend_name, self.config.backends)
-            source = await asyncio.to_thread(open_source, target, audio=self.config.audio, loop=request.loop)
+            source = await asyncio.to_thread(open_source, target, audio=self.config.audio, loop=request.loop,
+                                             live=self.config.live)
             session = Session(
                 settings=settings, source=source, backend=backend, sampling=sampling,
                 limits=self.config.limits, paced=not request.fast, lossless=request.fast,
@@ -223,6 +229,27 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
             backend=result.backend, model=result.model,
         )
 
+    # ---------------------------------------------------------------- cameras
+
+    async def start_camera(self, camera: CameraConfig) -> Session:
+        """Start a configured camera's session (id = its name); it runs with no client
+        attached until the server shuts down (or its source gives up)."""
+        self.registry.check_capacity(camera.name)
+        source = await asyncio.to_thread(
+            open_source, camera.source, audio=self.config.audio if camera.audio else None, loop=camera.loop,
+            live=camera.live,
+        )
+        try:
+            session = Session(
+                settings=camera.settings(), source=source,
+                backend=make_backend(camera.backend, self.config.backends), sampling=camera.sampling,
+                limits=self.config.limits, paced=True, lossless=False,
+            )
+            return self.registry.start(session)
+        except BaseException:
+            source.close()
+            raise
+
     # ------------------------------------------------------------------ helpers
 
     def _session_id(self, requested: str) -> str:
@@ -253,8 +280,11 @@ def session_info(session: Session) -> pb.SessionInfo:
         subscribers=session.log.subscribers,
         stats=stats_to_proto(session.stats()),
         last_error=session.last_error,
+        source_state=session.source_state,
     )
     info.started_at.FromNanoseconds(int(session.started_at * 1e9))
+    if session.next_attempt_at is not None and not session.ended:
+        info.next_attempt_at.FromNanoseconds(int(session.next_attempt_at * 1e9))
     return info
 
 

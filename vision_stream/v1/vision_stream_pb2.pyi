@@ -166,7 +166,7 @@ class ListSessionsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class SessionInfo(_message.Message):
-    __slots__ = ("session_id", "source", "backend", "state", "last_seq", "subscribers", "stats", "last_error", "started_at", "next_attempt_at")
+    __slots__ = ("session_id", "source", "backend", "state", "last_seq", "subscribers", "stats", "last_error", "started_at", "next_attempt_at", "source_state")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
@@ -177,6 +177,7 @@ class SessionInfo(_message.Message):
     LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     NEXT_ATTEMPT_AT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_STATE_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     source: str
     backend: str
@@ -187,7 +188,8 @@ class SessionInfo(_message.Message):
     last_error: str
     started_at: _timestamp_pb2.Timestamp
     next_attempt_at: _timestamp_pb2.Timestamp
-    def __init__(self, session_id: _Optional[str] = ..., source: _Optional[str] = ..., backend: _Optional[str] = ..., state: _Optional[str] = ..., last_seq: _Optional[int] = ..., subscribers: _Optional[int] = ..., stats: _Optional[_Union[Stats, _Mapping]] = ..., last_error: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    source_state: str
+    def __init__(self, session_id: _Optional[str] = ..., source: _Optional[str] = ..., backend: _Optional[str] = ..., state: _Optional[str] = ..., last_seq: _Optional[int] = ..., subscribers: _Optional[int] = ..., stats: _Optional[_Union[Stats, _Mapping]] = ..., last_error: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., source_state: _Optional[str] = ...) -> None: ...
 
 class ListSessionsResponse(_message.Message):
     __slots__ = ("sessions",)

@@ -1,0 +1,315 @@
+"""Configured cameras: a TOML file of named sessions the server runs with no client.
+
+Example ``cameras.toml``::
+
+    # Optional: values every camera starts from.
+    [defaults]
+    backend = "auto"                  # auto, live, rest, local
+    commentary_interval = 10.0        # seconds
+    [defaults.sampling]
+    fps = 1.0
+    max_fps = 2.0
+    [defaults.connection]
+    transport = "tcp"                 # tcp or udp (RTSP)
+    open_timeout = 10.0               # seconds
+    read_timeout = 5.0                # seconds without data = disconnected
+    stall_timeout = 10.0              # seconds without a decoded frame = stalled
+    [defaults.reconnect]
+    initial_delay = 0.5               # seconds
+    max_delay = 30.0                  # seconds
+    max_attempts = 0                  # 0 = retry forever
+
+    [cameras.driveway]                # the name is the session id clients Subscribe to
+    source = "rtsp://viewer@192.168.1.20:554/stream1"
+    password_env = "DRIVEWAY_PASSWORD"   # password from the environment, kept out of the file
+    persona = "You watch a driveway. Report vehicles and people."
+    commentary_interval = 15.0
+    [cameras.driveway.sampling]
+    fps = 0.5
+    [[cameras.driveway.tools]]
+    name = "report_vehicle"
+    description = "A vehicle arrived or left."
+    parameters = { type = "object", properties = { plate = { type = "string" } } }
+
+    [cameras.lobby]
+    source = "http://10.0.0.7/axis-cgi/mjpg/video.cgi"
+    backend = "local"
+
+    [cameras.desk]
+    source = "/dev/video0"
+
+Sources: ``rtsp://``, ``rtsps://``, ``http(s)://`` URLs, local devices
+(``/dev/videoN``, ``device:N``) and files (relative to the config file; add
+``loop = true`` to run a recording as a camera). Every problem is reported as
+one :class:`CameraConfigError` naming the file, the key and what is wrong.
+Parsing reads no environment itself: the caller passes ``env`` (read once at
+the entry point).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from .config import DEFAULT_COMMENTARY_INTERVAL, FunctionSpec, SamplingPolicy, SessionSettings
+from .errors import UsageError
+from .media.device import is_device_spec
+from .media.live_source import LiveOptions
+from .media.reconnect import ReconnectPolicy
+from .redact import redact_url
+
+__all__ = ["CameraConfig", "CameraConfigError", "load_cameras", "parse_cameras"]
+
+BACKENDS = ("auto", "live", "rest", "local")
+_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_FUNCTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_URL_SCHEMES = ("rtsp", "rtsps", "http", "https")
+MAX_CAMERAS = 256
+
+_CAMERA_KEYS = {
+    "source", "password_env", "loop", "backend", "commentary_interval", "persona", "language", "model",
+    "audio", "sampling", "connection", "reconnect", "tools",
+}
+_DEFAULT_KEYS = _CAMERA_KEYS - {"source", "password_env", "loop", "tools"}
+_SAMPLING_KEYS = {"fps", "max_fps", "scene_threshold", "probe_fps", "max_side", "jpeg_quality"}
+_CONNECTION_KEYS = {"transport", "open_timeout", "read_timeout", "stall_timeout"}
+_RECONNECT_KEYS = {"initial_delay", "max_delay", "multiplier", "jitter", "max_attempts", "stable_after"}
+_TOOL_KEYS = {"name", "description", "parameters"}
+
+
+class CameraConfigError(UsageError):
+    """The cameras file cannot be used; the message names file, key and problem."""
+
+    code = "camera_config"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CameraConfig:
+    """One configured camera (a session started at boot, id = ``name``).
+
+    ``source`` may carry credentials: it is left out of ``repr``; show
+    ``description`` (redacted) instead.
+    """
+
+    name: str
+    source: str = field(repr=False)
+    description: str
+    backend: str = "auto"
+    sampling: SamplingPolicy = field(default_factory=SamplingPolicy)
+    live: LiveOptions = field(default_factory=LiveOptions)
+    commentary_interval: float = DEFAULT_COMMENTARY_INTERVAL
+    persona: str = ""
+    language: str = "en-US"
+    model: str = ""
+    functions: tuple[FunctionSpec, ...] = ()
+    audio: bool = True
+    loop: bool = False
+
+    def settings(self) -> SessionSettings:
+        return SessionSettings(
+            session_id=self.name, source_description=self.description,
+            commentary_interval=self.commentary_interval, persona=self.persona, language=self.language,
+            functions=self.functions, model=self.model,
+        )
+
+
+def load_cameras(path: Path, *, env: Mapping[str, str] | None = None) -> tuple[CameraConfig, ...]:
+    """Read and validate ``path``; raises CameraConfigError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CameraConfigError(f"{path}: cannot read the cameras file: {exc.strerror or exc}") from None
+    return parse_cameras(text, origin=path, env=env or {})
+
+
+def parse_cameras(text: str, *, origin: Path, env: Mapping[str, str]) -> tuple[CameraConfig, ...]:
+    """Validate the TOML ``text`` of a cameras file read from ``origin``."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CameraConfigError(f"{origin}: not valid TOML: {exc}") from None
+    return _Parser(origin, env).cameras(doc)
+
+
+class _Parser:
+    def __init__(self, origin: Path, env: Mapping[str, str]) -> None:
+        self.origin = origin
+        self.env = env
+
+    def error(self, key: str, problem: str) -> CameraConfigError:
+        return CameraConfigError(f"{self.origin}: {key}: {problem}")
+
+    def cameras(self, doc: dict[str, Any]) -> tuple[CameraConfig, ...]:
+        self.keys(doc, "", {"defaults", "cameras"})
+        defaults = self.table(doc, "defaults", "defaults")
+        self.keys(defaults, "defaults", _DEFAULT_KEYS)
+        cameras = self.table(doc, "cameras", "cameras")
+        if not cameras:
+            raise self.error("cameras", "no cameras configured (add a [cameras.NAME] table with a source)")
+        if len(cameras) > MAX_CAMERAS:
+            raise self.error("cameras", f"at most {MAX_CAMERAS} cameras, got {len(cameras)}")
+        return tuple(self.camera(name, body, defaults) for name, body in cameras.items())
+
+    # ---------------------------------------------------------------- pieces
+
+    def keys(self, table: dict[str, Any], where: str, known: set[str]) -> None:
+        for key in table:
+            if key not in known:
+                place = f"{where}.{key}" if where else key
+                raise self.error(place, f"unknown key (known: {', '.join(sorted(known))})")
+
+    def table(self, parent: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+        value = parent.get(key, {})
+        if not isinstance(value, dict):
+            raise self.error(where, f"must be a table, got {type(value).__name__}")
+        return value
+
+    def value(self, table: dict[str, Any], key: str, where: str, kind: type | tuple[type, ...],
+              default: Any) -> Any:
+        if key not in table:
+            return default
+        value = table[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        # TOML integers are fine where a float is expected; booleans are not numbers.
+        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            names = " or ".join(k.__name__ for k in kinds)
+            raise self.error(f"{where}.{key}", f"must be {names}, got {value!r}")
+        return value
+
+    def merged(self, camera: dict[str, Any], defaults: dict[str, Any], key: str, where: str,
+               known: set[str]) -> dict[str, Any]:
+        base = self.table(defaults, key, f"defaults.{key}")
+        self.keys(base, f"defaults.{key}", known)
+        own = self.table(camera, key, f"{where}.{key}")
+        self.keys(own, f"{where}.{key}", known)
+        return {**base, **own}
+
+    def camera(self, name: str, body: Any, defaults: dict[str, Any]) -> CameraConfig:
+        where = f"cameras.{name}"
+        if not isinstance(body, dict):
+            raise self.error(where, "must be a table with at least a source")
+        if not _NAME.fullmatch(name):
+            raise self.error(where, "camera names are session ids: 1-64 letters, digits, '.', '_' or '-'")
+        self.keys(body, where, _CAMERA_KEYS)
+        merged = {**defaults, **body}
+
+        def get(key: str, kind: type | tuple[type, ...], default: Any) -> Any:
+            place = where if key in body else "defaults"
+            return self.value(merged, key, place, kind, default)
+
+        source = self.source(body, where)
+        backend = get("backend", str, "auto")
+        if backend not in BACKENDS:
+            raise self.error(f"{where}.backend", f"must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        sampling = self.sampling(self.merged(body, defaults, "sampling", where, _SAMPLING_KEYS), where)
+        live = self.live(body, defaults, where)
+        functions = self.tools(body, where)
+        loop = self.value(body, "loop", where, bool, False)
+        try:
+            camera = CameraConfig(
+                name=name, source=source, description=_describe(source), backend=backend, sampling=sampling,
+                live=live, commentary_interval=get("commentary_interval", float, DEFAULT_COMMENTARY_INTERVAL),
+                persona=get("persona", str, ""), language=get("language", str, "en-US"),
+                model=get("model", str, ""), functions=functions, audio=get("audio", bool, True), loop=loop,
+            )
+            camera.settings()  # validates the commentary interval
+        except UsageError as exc:
+            raise self.error(where, exc.message) from None
+        return camera
+
+    def source(self, body: dict[str, Any], where: str) -> str:
+        if "source" not in body:
+            raise self.error(f"{where}.source", "missing (an rtsp://, http(s):// URL, /dev/videoN or a file)")
+        source = self.value(body, "source", where, str, "")
+        if not source.strip():
+            raise self.error(f"{where}.source", "is empty")
+        scheme = urlsplit(source).scheme.lower()
+        password_env = self.value(body, "password_env", where, str, "")
+        if scheme in _URL_SCHEMES:
+            parts = urlsplit(source)
+            if not parts.hostname:
+                raise self.error(f"{where}.source", f"URL has no host: {redact_url(source)}")
+            if password_env:
+                if password_env not in self.env:
+                    raise self.error(f"{where}.password_env", f"environment variable {password_env} is not set")
+                if not parts.username:
+                    raise self.error(f"{where}.source", "password_env needs a user name in the URL (user@host)")
+                hostport = parts.netloc.rpartition("@")[2]
+                netloc = f"{parts.username}:{quote(self.env[password_env], safe='')}@{hostport}"
+                source = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+            return source
+        if password_env:
+            raise self.error(f"{where}.password_env", "only URL sources take a password")
+        if is_device_spec(source):
+            return source
+        if scheme and len(scheme) > 1 and scheme != "file":
+            raise self.error(f"{where}.source", f"unsupported scheme {scheme!r} (rtsp, rtsps, http, https, "
+                                                "a device or a file)")
+        path = Path(source[len("file://"):] if scheme == "file" else source).expanduser()
+        if not path.is_absolute():
+            path = self.origin.parent / path
+        if not path.is_file():
+            raise self.error(f"{where}.source", f"no such file: {path}")
+        return str(path)
+
+    def sampling(self, table: dict[str, Any], where: str) -> SamplingPolicy:
+        values = {k: self.value(table, k, f"{where}.sampling", int if k in ("max_side", "jpeg_quality") else float,
+                                None) for k in table}
+        if "fps" in values and "max_fps" not in values:
+            values["max_fps"] = max(SamplingPolicy().max_fps, values["fps"])
+        try:
+            return SamplingPolicy(**values)
+        except UsageError as exc:
+            raise self.error(f"{where}.sampling", exc.message) from None
+
+    def live(self, body: dict[str, Any], defaults: dict[str, Any], where: str) -> LiveOptions:
+        conn = self.merged(body, defaults, "connection", where, _CONNECTION_KEYS)
+        rec = self.merged(body, defaults, "reconnect", where, _RECONNECT_KEYS)
+        conn_values = {k: self.value(conn, k, f"{where}.connection", str if k == "transport" else float, None)
+                       for k in conn}
+        rec_values = {k: self.value(rec, k, f"{where}.reconnect", int if k == "max_attempts" else float, None)
+                      for k in rec}
+        if rec_values.get("max_attempts") == 0:
+            rec_values["max_attempts"] = None  # 0 = forever
+        try:
+            policy = ReconnectPolicy(**rec_values)
+        except UsageError as exc:
+            raise self.error(f"{where}.reconnect", exc.message) from None
+        try:
+            return LiveOptions(**conn_values, reconnect=policy)
+        except UsageError as exc:
+            raise self.error(f"{where}.connection", exc.message) from None
+
+    def tools(self, body: dict[str, Any], where: str) -> tuple[FunctionSpec, ...]:
+        tools = body.get("tools", [])
+        if not isinstance(tools, list):
+            raise self.error(f"{where}.tools", "must be an array of tables ([[cameras.NAME.tools]])")
+        specs = []
+        for index, tool in enumerate(tools):
+            place = f"{where}.tools[{index}]"
+            if not isinstance(tool, dict):
+                raise self.error(place, "must be a table with a name")
+            self.keys(tool, place, _TOOL_KEYS)
+            name = self.value(tool, "name", place, str, "")
+            if not _FUNCTION_NAME.fullmatch(name):
+                raise self.error(f"{place}.name", f"not a valid function name: {name!r}")
+            parameters = self.value(tool, "parameters", place, dict, {})
+            try:
+                json.dumps(parameters)
+            except (TypeError, ValueError):
+                raise self.error(f"{place}.parameters", "must be JSON-compatible (no dates)") from None
+            specs.append(FunctionSpec(name=name, description=self.value(tool, "description", place, str, ""),
+                                      parameters=parameters))
+        return tuple(specs)
+
+
+def _describe(source: str) -> str:
+    return redact_url(source) if "://" in source else source
