@@ -54,9 +54,9 @@ class Rig:
         return [e.payload for e in self.events
                 if isinstance(e.payload, Commentary) and e.payload.final and e.payload.backend == backend]
 
-    async def until(self, what: str, predicate: Callable[[], bool], timeout: float = 20.0) -> float:
+    async def until(self, what: str, predicate: Callable[[], bool], within: float = 20.0) -> float:
         """Wait (polling every 10 ms) until ``predicate()``; returns the monotonic time it became true."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while not predicate():
             if time.monotonic() > deadline:
                 kinds = [(e.seq, e.kind, getattr(e.payload, "reason", getattr(e.payload, "text", ""))[:80])
@@ -162,7 +162,7 @@ async def test_live_dropping_mid_stream_fails_over_within_a_cadence_and_comes_ba
         failover_seconds = switched_at - dropped_at
         assert failover_seconds < CADENCE
         logging.getLogger("test").info("live failure -> backend_changed: %.3f s", failover_seconds)
-        await rig.until("REST commentary", lambda: len(rig.final_commentary("rest")) >= 1, timeout=CADENCE * 3)
+        await rig.until("REST commentary", lambda: len(rig.final_commentary("rest")) >= 1, within=CADENCE * 3)
         rig.live.knobs = replace(rig.live.knobs, refuse_status=None)
         await rig.until("back to live", lambda: len(rig.changes()) >= 2)
         assert (rig.changes()[1].from_backend, rig.changes()[1].to_backend) == ("rest", "live")

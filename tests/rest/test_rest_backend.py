@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import json
 import logging
 import time
@@ -13,8 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import API_KEY, make_frame
 from google.genai import types
-
 from support import SAMPLES
+
 from vision_stream.backends.gemini_rest import GeminiRestBackend, RestSession, RestSettings, RestTimeouts
 from vision_stream.backends.rest_client import RestRetryPolicy
 from vision_stream.backends.select import BackendOptions
@@ -23,7 +24,7 @@ from vision_stream.errors import BackendError, ServiceError
 from vision_stream.events import BackendEvent, Commentary, ErrorEvent
 from vision_stream.redact import Secret
 from vision_stream.snapshot import analyze_snapshot
-from vision_stream.testing.rest_emulator import RestEmulator, RestFault, RestKnobs
+from vision_stream.testing.rest_emulator import RestEmulator, RestFault
 
 FAST_RETRY = RestRetryPolicy(max_attempts=4, base_backoff=0.2, max_backoff=1.0, max_retry_wait=10.0)
 
@@ -207,7 +208,7 @@ async def test_5xx_backs_off_with_growing_delays(rest_emulator: RestEmulator) ->
     events = await collect(session)
     times = [r.arrived for r in rest_emulator.generate_requests()]
     assert [r.status for r in rest_emulator.generate_requests()] == [503, 503, 503, 200]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert gaps[0] >= 0.2 and gaps[1] >= 0.4 and gaps[2] >= 0.8
     assert any(isinstance(e.payload, Commentary) and e.payload.final for e in events)
 

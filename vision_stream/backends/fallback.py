@@ -178,18 +178,17 @@ class FailoverSession:
         self.frames_dropped = 0
         self.audio_chunks_dropped = 0
         self.switch_log: deque[tuple[float, str, str, str]] = deque(maxlen=256)  # (monotonic, from, to, reason)
+        # BackendSession attributes: the current link's name and model (updated at each switch).
+        self.name = self._links[0].name
+        self.model = ""
+
+    def _make_current(self, active: _Active | None) -> None:
+        self._current = active
+        if active is not None:
+            self.name = active.name
+            self.model = str(getattr(active.session, "model", ""))
 
     # ---- what the pipeline reads ---------------------------------------------------------
-
-    @property
-    def name(self) -> str:
-        current = self._current
-        return current.name if current is not None else self._links[0].name
-
-    @property
-    def model(self) -> str:
-        current = self._current
-        return str(getattr(current.session, "model", "")) if current is not None else ""
 
     @property
     def current_index(self) -> int | None:
@@ -211,7 +210,7 @@ class FailoverSession:
             if index > 0:
                 await self._announce(self._links[0].name, link.name, "; ".join(reasons))
             active = _Active(index, link.name, session)
-            self._current = active
+            self._make_current(active)
             self._start_pump(active)
             self._ensure_probe()
             return
@@ -388,13 +387,13 @@ class FailoverSession:
                 continue
             await self._announce(failed.name, self._links[index].name, "; ".join(reasons))
             active = _Active(index, self._links[index].name, session)
-            self._current = active
+            self._make_current(active)
             self._switching = False
             self._start_pump(active)
             await self._replay(active, unanswered=None if failed.answered else failed.last_prompt)
             self._ensure_probe()
             return
-        self._current = None
+        self._make_current(None)
         await self._fail_chain(BackendError("every analysis backend failed: " + "; ".join(reasons)))
 
     async def _replay(self, active: _Active, *, unanswered: tuple[str, str, float | None] | None) -> None:
@@ -510,7 +509,7 @@ class FailoverSession:
                 return
             name = self._links[index].name
             fresh = _Active(index, name, session)
-            self._current = fresh  # inputs go to the healthy link from now on
+            self._make_current(fresh)  # inputs go to the healthy link from now on
             self._switching = False  # (a failing current is replaced here instead)
             unanswered = current.last_prompt if current.failing and not current.answered else None
             await self._replay(fresh, unanswered=unanswered)

@@ -513,7 +513,7 @@ class RestEmulator:
         pieces = [" ".join(words[i:i + n]) + (" " if i + n < len(words) else "") for i in range(0, len(words), n)]
         pieces = pieces or [""]
         response_tokens = max(1, int(len(words) * 1.3))
-        chunks = []
+        chunks: list[dict[str, Any]] = []
         for index, piece in enumerate(pieces):
             last = index == len(pieces) - 1
             candidate: dict[str, Any] = {"content": {"parts": [{"text": piece}], "role": "model"}, "index": 0}
