@@ -1,4 +1,4 @@
-"""The ``vision-stream`` command: serve, replay, watch, snapshot, frames, emulate.
+"""The ``vision-stream`` command: serve, replay, watch, snapshot, frames, emulate, models.
 
 The environment is read here, once (API keys, URLs), and nowhere deeper.
 Errors print one line and exit non-zero; no tracebacks for expected failures.
@@ -52,6 +52,8 @@ def _add_analysis(p: argparse.ArgumentParser) -> None:
     g.add_argument("--rest-url", default=None, help="REST API base URL (env VISION_STREAM_REST_URL)")
     g.add_argument("--model", default="", help="live model name (default gemini-3.8-live)")
     g.add_argument("--snapshot-model", default="", help="REST model (default gemini-flash-latest)")
+    g.add_argument("--rest-rpm", type=float, default=10.0,
+                   help="client-side REST rate limit, requests/minute (default 10, the Flash free tier)")
 
 
 def _add_output(p: argparse.ArgumentParser) -> None:
@@ -111,7 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("emulate", help="run the Gemini Live + REST emulator on loopback")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
-    p.add_argument("--fault", action="append", default=[], help="fault knob, e.g. close_1011_at=5 (repeatable)")
+    p.add_argument("--fault", action="append", default=[],
+                   help="knob words (repeatable): Live half e.g. 'refuse=503' 'fault=drop@5'; REST half (on "
+                        "port+1) with a rest. prefix, e.g. 'rest.fault=429x3 rest.retry_delay=2'")
+
+    p = sub.add_parser("models", help="list the models the API key can use, and which speak Live")
+    p.add_argument("--live-url", default=None, help="Live API base URL (env VISION_STREAM_LIVE_URL)")
+    p.add_argument("--rest-url", default=None, help="REST API base URL (env VISION_STREAM_REST_URL)")
+    p.add_argument("--all", action="store_true", help="also models that neither generate content nor speak Live")
     return parser
 
 
@@ -132,6 +141,7 @@ def backend_options_from(args: argparse.Namespace, env: os._Environ[str] | dict[
         rest_url=getattr(args, "rest_url", None) or env.get("VISION_STREAM_REST_URL") or None,
         live_model=getattr(args, "model", "") or "gemini-3.8-live",
         snapshot_model=getattr(args, "snapshot_model", "") or "gemini-flash-latest",
+        rest_requests_per_minute=getattr(args, "rest_rpm", None) or 10.0,
     )
 
 
@@ -262,6 +272,29 @@ async def cmd_serve(args: argparse.Namespace, options: BackendOptions) -> int:
     return 0
 
 
+async def cmd_models(args: argparse.Namespace, options: BackendOptions) -> int:
+    """``GET /v1beta/models``: which models speak Live (bidiGenerateContent) and which REST."""
+    from .backends.gemini_live import LiveSettings, list_models
+
+    if not options.api_key:
+        raise UsageError("listing models needs an API key (set GEMINI_API_KEY or GOOGLE_API_KEY)")
+    # The listing lives on the REST host (Google serves both APIs from one host).
+    settings = LiveSettings(base_url=options.rest_url or options.live_url, api_key=options.api_key.reveal())
+    for model in await list_models(settings):
+        methods = set(model.supported_generation_methods)
+        kind = "live" if model.live else "rest" if "generateContent" in methods else "other"
+        if kind == "other" and not args.all:
+            continue
+        marks = []
+        if model.model_id == options.live_model:
+            marks.append("--model")
+        if model.model_id == options.snapshot_model:
+            marks.append("--snapshot-model")
+        shown = f"  ({', '.join(marks)})" if marks else ""
+        print(f"{kind:5} {model.model_id}{shown}", flush=True)
+    return 0
+
+
 async def cmd_emulate(args: argparse.Namespace) -> int:
     from .testing.emulator import serve_from_cli
 
@@ -306,6 +339,8 @@ async def _dispatch(args: argparse.Namespace) -> int:
         return await cmd_frames(args)
     if args.command == "emulate":
         return await cmd_emulate(args)
+    if args.command == "models":
+        return await cmd_models(args, options)
     raise UsageError(f"unknown command {args.command}")
 
 

@@ -163,6 +163,10 @@ async def test_live_dropping_mid_stream_fails_over_within_a_cadence_and_comes_ba
         assert failover_seconds < CADENCE
         logging.getLogger("test").info("live failure -> backend_changed: %.3f s", failover_seconds)
         await rig.until("REST commentary", lambda: len(rig.final_commentary("rest")) >= 1, within=CADENCE * 3)
+        # The narrative continues: the first REST request carries what live said.
+        first_text = rig.rest.generate_requests()[0].body["contents"][0]["parts"][-1]["text"]
+        assert "Your recent comments" in first_text
+        assert rig.final_commentary("live")[-1].text.split()[0] in first_text
         rig.live.knobs = replace(rig.live.knobs, refuse_status=None)
         await rig.until("back to live", lambda: len(rig.changes()) >= 2)
         assert (rig.changes()[1].from_backend, rig.changes()[1].to_backend) == ("rest", "live")

@@ -88,7 +88,7 @@ class RestFault:
     @classmethod
     def parse(cls, text: str) -> RestFault:
         """``kind[xN][+S]``, e.g. ``429x3``, ``503``, ``perday+2``."""
-        match = re.fullmatch(r"([a-z0-9]+)(?:x(\d+))?(?:\+(\d+))?", text.strip())
+        match = re.fullmatch(r"(\d{3}|[a-z]+)(?:x(\d+))?(?:\+(\d+))?", text.strip())
         if match is None:
             raise ValueError(f"REST fault must look like kind[xN][+S], got {text!r}")
         return cls(kind=match.group(1), count=int(match.group(2) or 0), after=int(match.group(3) or 0))
