@@ -478,10 +478,12 @@ class GeminiRestBackend:
             temperature=self.settings.temperature,
         )
         client = self.client()
+        chosen = model or self.settings.model
         try:
-            return await client.generate(model or self.settings.model, body, stream=False)
+            return await client.generate(chosen, body, stream=False)
         except BackendError as exc:
-            self.note_failure(exc)
+            if chosen == self.settings.model or not (isinstance(exc, ServiceError) and exc.status == 404):
+                self.note_failure(exc)  # a per-request model that does not exist says nothing of ours
             raise
         finally:
             await client.aclose()
