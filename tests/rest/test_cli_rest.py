@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from conftest import API_KEY
-
 from support import SAMPLES
+
 from vision_stream.backends.fallback import FailoverBackend
 from vision_stream.backends.gemini_live import GeminiLiveBackend
 from vision_stream.backends.gemini_rest import GeminiRestBackend

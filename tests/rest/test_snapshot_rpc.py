@@ -8,8 +8,8 @@ from dataclasses import replace
 import grpc
 import pytest
 from conftest import API_KEY
-
 from support import SAMPLES
+
 from vision_stream.backends.select import BackendOptions
 from vision_stream.redact import Secret
 from vision_stream.server.app import start_server
