@@ -61,8 +61,13 @@ def free_port() -> int:
 
 
 def make_clip(path: Path, *, seconds: float, fps: int = 10, width: int = 320, height: int = 240,
-              audio: bool = True, gop: int = 20) -> Path:
-    """An H.264 (+ AAC 16 kHz mono) MP4 of a moving bright block, made with PyAV."""
+              audio: bool = True, gop: int = 20, start_frame: int = 0,
+              audio_rate: int = 16000, audio_layout: str = "mono") -> Path:
+    """An H.264 (+ AAC 16 kHz mono) clip of a moving bright block, made with PyAV.
+
+    The container follows the suffix (``.ts``: MPEG-TS with SPS/PPS in-band,
+    so TS files can be concatenated); ``start_frame`` offsets the timestamps.
+    """
     import av
     import numpy as np
 
@@ -72,8 +77,8 @@ def make_clip(path: Path, *, seconds: float, fps: int = 10, width: int = 320, he
         v.options = {"g": str(gop), "preset": "ultrafast", "tune": "zerolatency"}
         a = None
         if audio:
-            a = out.add_stream("aac", rate=16000)
-            a.layout = "mono"
+            a = out.add_stream("aac", rate=audio_rate)
+            a.layout = audio_layout
         sample = 0
         for i in range(int(seconds * fps)):
             img = np.zeros((height, width, 3), np.uint8)
@@ -81,13 +86,16 @@ def make_clip(path: Path, *, seconds: float, fps: int = 10, width: int = 320, he
             x = (i * 7) % (width - 40)
             img[height // 2 - 20 : height // 2 + 20, x : x + 40] = 255
             frame = av.VideoFrame.from_ndarray(img, format="bgr24")
-            frame.pts, frame.time_base = i, fractions.Fraction(1, fps)
+            frame.pts, frame.time_base = start_frame + i, fractions.Fraction(1, fps)
             out.mux(v.encode(frame))
-            while a is not None and sample < (i + 1) * 16000 // fps:
+            channels = 2 if audio_layout == "stereo" else 1
+            while a is not None and sample < (i + 1) * audio_rate // fps:
                 t = np.arange(sample, sample + 1024)
-                pcm = (3000 * np.sin(2 * np.pi * 440 * t / 16000)).astype(np.int16).reshape(1, -1)
-                af = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
-                af.sample_rate, af.pts = 16000, sample
+                tone = (3000 * np.sin(2 * np.pi * 440 * t / audio_rate)).astype(np.int16)
+                pcm = np.repeat(tone, channels).reshape(1, -1)  # interleaved (packed s16)
+                af = av.AudioFrame.from_ndarray(pcm, format="s16", layout=audio_layout)
+                af.sample_rate = audio_rate
+                af.pts = sample + start_frame * audio_rate // fps
                 out.mux(a.encode(af))
                 sample += 1024
         out.mux(v.encode(None))
@@ -129,6 +137,7 @@ class RtspServer:
             self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
             assert self.proc.stdout is not None
             line = self.proc.stdout.readline()
+            self.proc.stdout.close()  # nothing more is printed after READY
             if line.startswith("READY"):
                 return
             self.proc.wait(5)
