@@ -386,19 +386,20 @@ class RestSession:
         self._closing = True
         self._wakeup.set()
         worker = self._worker
-        if not worker.done():
-            try:
+        try:
+            if not worker.done():
                 async with asyncio.timeout(self.settings.timeouts.close):
                     await asyncio.shield(worker)
-            except TimeoutError:
-                log.info("REST session %s: last request did not finish in time", self._session.session_id)
-            finally:
-                if not worker.done():
-                    worker.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await worker
-        await self._client.aclose()
-        self._end_events()
+        except TimeoutError:
+            log.info("REST session %s: last request did not finish in time", self._session.session_id)
+        finally:
+            # Also when close() itself is cancelled: the worker and the HTTP client never outlive us.
+            if not worker.done():
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
+            await self._client.aclose()
+            self._end_events()
 
     def counters(self) -> Mapping[str, int]:
         """Counts for Stats events (see ``backends.base``)."""
