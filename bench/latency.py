@@ -1,0 +1,195 @@
+"""Scenario latency: frame-to-wire against the Live emulator, and event fan-out over gRPC.
+
+*Frame-to-wire*: a paced 1080p session on the Live backend, the emulator in
+its own process. For each sampled frame: from ``SampledFrame.decoded_at``
+(``time.monotonic()`` when the sampler took the decoded frame) to the return
+of the ``ws.send`` that carried its bytes. The bench wraps three seams of the
+:class:`~vision_stream.backends.gemini_live.LiveSession` it measures
+(``send_frame``, ``protocol.send_video`` and ``frame_latencies.append``, the
+last called right after ``ws.send``); nothing else is changed. In-run
+baseline: what the cookbook does between having a decoded 1080p frame and
+having the message to send (BGR->RGB, Pillow thumbnail, JPEG, base64, JSON).
+
+*Fan-out*: ``vision-stream serve`` in its own process runs one looping
+local-backend session (commentary every second); 1, 10 and 100 ``Subscribe``
+streams in this process record ``now - event.wall_time`` (both
+``time.time()`` on the same machine) for every event appended after they all
+joined. Ratio: p99 with 100 subscribers over p99 with one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.common import Results, table
+from bench.procs import emulator, server
+
+__all__ = ["run_latency"]
+
+
+def _pct(values: list[float], p: float) -> float:
+    return float(np.percentile(np.asarray(values), p)) if values else float("nan")
+
+
+class _WireProbe:
+    """Pairs each frame's ``decoded_at`` with the moment its ``ws.send`` returned."""
+
+    def __init__(self, live: Any) -> None:
+        self.latencies: list[float] = []
+        self._decoded_at: dict[int, float] = {}
+        self._current: float | None = None
+        send_frame, send_video = live.send_frame, live._protocol.send_video
+        probe = self
+
+        async def wrapped_send_frame(frame: Any) -> None:
+            probe._decoded_at[id(frame.jpeg)] = frame.decoded_at
+            await send_frame(frame)
+
+        def wrapped_send_video(jpeg: bytes) -> Any:
+            probe._current = probe._decoded_at.pop(id(jpeg), None)
+            return send_video(jpeg)
+
+        class _Latencies(deque):  # type: ignore[type-arg]
+            def append(self, value: float) -> None:
+                super().append(value)
+                if probe._current is not None:
+                    probe.latencies.append(time.monotonic() - probe._current)
+                    probe._current = None
+
+        live.send_frame = wrapped_send_frame
+        live._protocol.send_video = wrapped_send_video
+        live.frame_latencies = _Latencies(maxlen=4096)
+
+
+async def _frame_to_wire(path: Path, url: str, seconds: float) -> list[float]:
+    from vision_stream.backends.gemini_live import GeminiLiveBackend, LiveSettings
+    from vision_stream.config import AudioPolicy, Limits, SamplingPolicy, SessionSettings
+    from vision_stream.media.file_source import FileSource
+    from vision_stream.pipeline import Session
+
+    backend = GeminiLiveBackend(LiveSettings(base_url=url, api_key="bench-key"))
+    probes: list[_WireProbe] = []
+    open_live = backend.open
+
+    async def open_probed(settings: SessionSettings) -> Any:
+        live = await open_live(settings)
+        probes.append(_WireProbe(live))
+        return live
+
+    backend.open = open_probed  # type: ignore[method-assign]
+    sampling = SamplingPolicy()
+    source = FileSource(path, audio=AudioPolicy(), loop=True, sample_interval=1.0 / sampling.fps)
+    session = Session(settings=SessionSettings(session_id="latency"), source=source, backend=backend,
+                      sampling=sampling, limits=Limits(), paced=True, lossless=False)
+    runner = asyncio.create_task(session.run())
+    await asyncio.sleep(seconds)
+    session.stop("bench done")
+    await runner
+    return probes[0].latencies if probes else []
+
+
+def _cookbook_prepare_ms(path: Path, frames: int = 20) -> list[float]:
+    """Baseline: the cookbook's work from a decoded BGR frame to the message text."""
+    import cv2
+    from PIL import Image
+
+    cap = cv2.VideoCapture(str(path))
+    out = []
+    for _ in range(frames):
+        ok, frame = cap.read()
+        if not ok:
+            break
+        start = time.perf_counter()
+        image = Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+        image.thumbnail((768, 768))
+        buf = io.BytesIO()
+        image.save(buf, format="JPEG", quality=80)
+        json.dumps({"realtimeInput": {"video": {"mimeType": "image/jpeg",
+                                                "data": base64.b64encode(buf.getvalue()).decode()}}})
+        out.append((time.perf_counter() - start) * 1000)
+        for _ in range(29):  # one frame a second, as sampled
+            cap.grab()
+    cap.release()
+    return out
+
+
+async def _fan_out(address: str, source_name: str, counts: list[int], seconds: float) -> dict[int, list[float]]:
+    import grpc
+
+    from vision_stream.v1 import vision_stream_pb2 as pb
+    from vision_stream.v1 import vision_stream_pb2_grpc as pb_grpc
+
+    results: dict[int, list[float]] = {}
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = pb_grpc.VisionStreamStub(channel)
+        watch = stub.Watch(pb.WatchRequest(
+            source=source_name, loop=True, detach=True,
+            config=pb.SessionConfig(backend="local", commentary_interval=1.0),
+        ))
+        first = await anext(aiter(watch))
+        session_id = first.session_id
+        watch.cancel()
+        for n in counts:
+            latencies: list[float] = []
+            joined = asyncio.Event()
+            start_at = [0.0]
+
+            async def subscriber(lat: list[float] = latencies, ev: asyncio.Event = joined,
+                                 t0: list[float] = start_at) -> None:
+                call = stub.Subscribe(pb.SubscribeRequest(session_id=session_id, after_seq=0, allow_gap=True))
+                await ev.wait()
+                async for event in call:
+                    now = time.time()
+                    sent = event.wall_time.seconds + event.wall_time.nanos / 1e9
+                    if sent >= t0[0]:
+                        lat.append((now - sent) * 1000)
+
+            tasks = [asyncio.create_task(subscriber()) for _ in range(n)]
+            await asyncio.sleep(1.0)  # let every stream open and drain the retained backlog
+            start_at[0] = time.time()
+            joined.set()
+            await asyncio.sleep(seconds)
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            results[n] = latencies
+        await stub.StopSession(pb.StopSessionRequest(session_id=session_id))
+    return results
+
+
+def run_latency(path_1080: Path, path_fanout: Path, seconds: float, results: Results,
+                fanout_counts: tuple[int, ...] = (1, 10, 100)) -> None:
+    """Both latency measurements; summary lines and a table into ``results``."""
+    with emulator() as url:
+        wire = asyncio.run(_frame_to_wire(path_1080, url, seconds))
+    cookbook = _cookbook_prepare_ms(path_1080)
+    wire_ms = [v * 1000 for v in wire]
+    results.add("latency_frame_to_wire_1080p_p50_ms", _pct(wire_ms, 50))
+    results.add("latency_frame_to_wire_1080p_p99_ms", _pct(wire_ms, 99))
+    results.add("latency_frame_to_wire_p99_x_vs_cookbook_prepare_p99", _pct(wire_ms, 99) / _pct(cookbook, 99))
+    rows: list[list[object]] = [
+        ["frame-to-wire 1080p (vision-stream)", len(wire_ms), _pct(wire_ms, 50), _pct(wire_ms, 99),
+         max(wire_ms, default=0)],
+        ["cookbook prepare 1080p (baseline, no send)", len(cookbook), _pct(cookbook, 50), _pct(cookbook, 99),
+         max(cookbook, default=0)],
+    ]
+    with server(path_fanout.parent) as address:
+        fan = asyncio.run(_fan_out(address, path_fanout.name, list(fanout_counts), seconds))
+    for n, values in fan.items():
+        results.add(f"latency_fanout_{n}_subscribers_p50_ms", _pct(values, 50))
+        results.add(f"latency_fanout_{n}_subscribers_p99_ms", _pct(values, 99))
+        rows.append([f"event fan-out, {n} subscribers", len(values), _pct(values, 50), _pct(values, 99),
+                     max(values, default=0)])
+    if fan.get(1) and fan.get(100):
+        results.add("latency_fanout_100_p99_x_vs_1_subscriber", _pct(fan[100], 99) / _pct(fan[1], 99))
+    results.section("Latency", table(["measurement", "samples", "p50 ms", "p99 ms", "max ms"], rows)
+                    + f"\n\n{seconds:g} s of real-time (paced) media per measurement.")
