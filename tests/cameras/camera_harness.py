@@ -22,7 +22,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from support import SHARED
 
 HERE = Path(__file__).resolve().parent
@@ -235,7 +234,7 @@ class MjpegServer:
             def log_message(self, *args: object) -> None:  # keep test output quiet
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 owner.requests += 1
                 if expected is not None and self.headers.get("Authorization") != expected:
                     self.send_response(401)

@@ -10,9 +10,9 @@ import time
 
 import grpc
 import pytest
-
 from camera_harness import MjpegServer
 from test_rtsp import BOUNDED, CONFIG, Follower, assert_gap_free, is_commentary, serve
+
 from vision_stream.config import AudioPolicy
 from vision_stream.media.mjpeg import MultipartJpegParser, jpeg_size, open_http_stream
 from vision_stream.media.types import SourceStatus, VideoFrame

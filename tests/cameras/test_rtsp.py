@@ -15,9 +15,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-
 from camera_harness import RtspServer, free_port, has_openssl, make_clip
 from support import SHARED
+
 from vision_stream.cameras import parse_cameras
 from vision_stream.config import AudioPolicy, Limits
 from vision_stream.media.live_source import LiveOptions
@@ -87,8 +87,8 @@ class Follower:
         async for event in self.call:
             self.events.append(event)
 
-    async def wait_for(self, predicate: Callable[[pb.Event], bool], timeout: float, after: int = 0) -> pb.Event:
-        deadline = time.monotonic() + timeout
+    async def wait_for(self, predicate: Callable[[pb.Event], bool], within: float, after: int = 0) -> pb.Event:
+        deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             for event in self.events[after:]:
                 if predicate(event):
@@ -96,11 +96,11 @@ class Follower:
             if self.task.done():
                 break
             await asyncio.sleep(0.05)
-        raise AssertionError(f"no matching event within {timeout} s; got {kinds(self.events)} "
+        raise AssertionError(f"no matching event within {within} s; got {kinds(self.events)} "
                              f"errors={[(e.error.code, e.error.message) for e in self.events if e.HasField('error')]}")
 
-    async def wait_end(self, timeout: float) -> list[pb.Event]:
-        await asyncio.wait_for(self.task, timeout)
+    async def wait_end(self, within: float) -> list[pb.Event]:
+        await asyncio.wait_for(self.task, within)
         return self.events
 
     async def cancel(self) -> None:
