@@ -82,6 +82,16 @@ def run_measured(argv: Sequence[str], out_dir: Path, *, reports_work: bool) -> C
     return CpuSample(work=work, process=process_cpu, wall=wall, frames=frames, mean_bytes=mean_bytes)
 
 
+def have_pillow() -> bool:
+    """Baseline A needs Pillow (``pip install -e '.[bench]'``); without it A is skipped, saying so."""
+    import importlib.util
+
+    if importlib.util.find_spec("PIL") is not None:
+        return True
+    print("bench: Pillow not installed: baseline A skipped (pip install -e '.[bench]')", flush=True)
+    return False
+
+
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bench.baselines import ffmpeg_cli
-from bench.common import CpuSample, Results, median, run_measured, table
+from bench.common import CpuSample, Results, have_pillow, median, run_measured, table
 from bench.inputs import InputSpec
 
 __all__ = ["run_ingest"]
@@ -34,10 +34,11 @@ def _tools() -> dict[str, Tool]:
         "vision-stream": lambda src, out: run_measured(
             [py, "-m", "bench.vs_frames", str(src), str(out)], out, reports_work=True
         ),
-        "A_opencv_pillow": lambda src, out: run_measured(
-            [py, "-m", "bench.baselines.opencv_pillow", str(src), str(out)], out, reports_work=True
-        ),
     }
+    if have_pillow():
+        tools["A_opencv_pillow"] = lambda src, out: run_measured(
+            [py, "-m", "bench.baselines.opencv_pillow", str(src), str(out)], out, reports_work=True
+        )
     if ffmpeg_cli.available():
         tools["B_ffmpeg"] = lambda src, out: run_measured(
             ffmpeg_cli.command(src, out, keyframes_only=False), out, reports_work=False

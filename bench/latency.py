@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import Results, table
+from bench.common import Results, have_pillow, table
 from bench.procs import emulator, server
 
 __all__ = ["run_latency"]
@@ -171,11 +171,12 @@ def run_latency(path_1080: Path, path_fanout: Path, seconds: float, results: Res
     """Both latency measurements; summary lines and a table into ``results``."""
     with emulator() as url:
         wire = asyncio.run(_frame_to_wire(path_1080, url, seconds))
-    cookbook = _cookbook_prepare_ms(path_1080)
+    cookbook = _cookbook_prepare_ms(path_1080) if have_pillow() else []
     wire_ms = [v * 1000 for v in wire]
     results.add("latency_frame_to_wire_1080p_p50_ms", _pct(wire_ms, 50))
     results.add("latency_frame_to_wire_1080p_p99_ms", _pct(wire_ms, 99))
-    results.add("latency_frame_to_wire_p99_x_vs_cookbook_prepare_p99", _pct(wire_ms, 99) / _pct(cookbook, 99))
+    if cookbook:
+        results.add("latency_frame_to_wire_p99_x_vs_cookbook_prepare_p99", _pct(wire_ms, 99) / _pct(cookbook, 99))
     rows: list[list[object]] = [
         ["frame-to-wire 1080p (vision-stream)", len(wire_ms), _pct(wire_ms, 50), _pct(wire_ms, 99),
          max(wire_ms, default=0)],

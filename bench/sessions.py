@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common import Results, cpu_seconds_self, table
+from bench.common import Results, cpu_seconds_self, have_pillow, table
 
 __all__ = ["run_concurrency", "run_memory"]
 
@@ -187,7 +187,8 @@ def run_concurrency(path_720: Path, seconds: float, results: Results, *, live: b
         rows.append([name, round(probe.cpu_per_session * 100, 2), check.sessions, held,
                      round(held / cores, 2), round(check.max_lag_ms, 1), check.dropped, round(check.behind_s, 2)])
 
-    record("A_cookbook", *_capacity(lambda n: _cookbook_sessions(n, path_720, seconds), 2, max_sessions))
+    if have_pillow():
+        record("A_cookbook", *_capacity(lambda n: _cookbook_sessions(n, path_720, seconds), 2, max_sessions))
     record("vision-stream local", *_capacity(
         lambda n: asyncio.run(_run_sessions(n, path_720, seconds, _local)), 4, max_sessions))
     if live:
@@ -195,9 +196,10 @@ def run_concurrency(path_720: Path, seconds: float, results: Results, *, live: b
             record("vision-stream live (emulator)", *_capacity(
                 lambda n: asyncio.run(_run_sessions(n, path_720, seconds, _live(url))), 4, max_sessions))
     results.add("concurrency_720p_local_sessions_per_core", caps["vision-stream local"] / cores, ".2f")
-    results.add("concurrency_720p_baseline_A_sessions_per_core", caps["A_cookbook"] / cores, ".2f")
-    results.add("concurrency_720p_local_x_vs_baseline_A", caps["vision-stream local"] / max(caps["A_cookbook"], 1))
-    if live:
+    if "A_cookbook" in caps:
+        results.add("concurrency_720p_baseline_A_sessions_per_core", caps["A_cookbook"] / cores, ".2f")
+        results.add("concurrency_720p_local_x_vs_baseline_A", caps["vision-stream local"] / max(caps["A_cookbook"], 1))
+    if live and "A_cookbook" in caps:
         results.add("concurrency_720p_live_sessions_per_core", caps["vision-stream live (emulator)"] / cores, ".2f")
         results.add("concurrency_720p_live_x_vs_baseline_A",
                     caps["vision-stream live (emulator)"] / max(caps["A_cookbook"], 1))

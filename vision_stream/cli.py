@@ -110,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="output directory")
     _add_sampling(p)
 
+    p = sub.add_parser("bench", help="run the benchmarks (from a source checkout: python -m bench --help)",
+                       add_help=False)
+    p.add_argument("bench_args", nargs=argparse.REMAINDER)
+
     p = sub.add_parser("emulate", help="run the Gemini Live + REST emulator on loopback")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
@@ -171,7 +175,8 @@ async def cmd_replay(args: argparse.Namespace, options: BackendOptions) -> int:
         model=args.model,
     )
     backend = make_backend(args.backend, options)
-    source = await asyncio.to_thread(open_source, args.source, audio=AudioPolicy(), loop=args.loop)
+    source = await asyncio.to_thread(open_source, args.source, audio=AudioPolicy(), loop=args.loop,
+                                     sample_interval=1.0 / sampling.fps)
     session = Session(settings=settings, source=source, backend=backend, sampling=sampling, limits=Limits(),
                       paced=not args.fast, lossless=args.fast)
     printer = Printer(args.json)
@@ -325,6 +330,15 @@ def _shown(source: str) -> str:
     return redact_url(source) if "://" in source else source
 
 
+def _bench(argv: list[str]) -> int:
+    """``vision-stream bench ...`` = ``python -m bench ...`` (bench/ lives in the source tree, not the wheel)."""
+    try:
+        from bench.__main__ import main as bench_main
+    except ImportError as exc:
+        raise UsageError("vision-stream bench needs a source checkout: run it from the repository root") from exc
+    return bench_main(argv)
+
+
 async def _dispatch(args: argparse.Namespace) -> int:
     options = backend_options_from(args, os.environ)
     if args.command == "replay":
@@ -337,6 +351,8 @@ async def _dispatch(args: argparse.Namespace) -> int:
         return await cmd_snapshot(args, options)
     if args.command == "frames":
         return await cmd_frames(args)
+    if args.command == "bench":
+        return await asyncio.to_thread(_bench, args.bench_args)
     if args.command == "emulate":
         return await cmd_emulate(args)
     if args.command == "models":
@@ -345,6 +361,9 @@ async def _dispatch(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # every flag, --help included, belongs to the bench's own parser
+        return _bench(argv[1:])
     args = build_parser().parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
