@@ -84,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-host", action="append", default=[], help="restrict remote URLs to these hosts")
     p.add_argument("--max-sessions", type=int, default=64)
     p.add_argument("--config", type=Path, default=None, metavar="CAMERAS_TOML",
-                   help="cameras file: named sessions started at boot, run with no client (see README)")
+                   help="cameras file: named sessions started at boot, run with no client "
+                        "(format: vision_stream/cameras.py)")
     p.add_argument("--grace", type=float, default=10.0, help="shutdown grace period, seconds")
     _add_sampling(p)
     _add_analysis(p)

@@ -7,8 +7,9 @@ built for), never the project venv::
         --file /clip=/tmp/clip.mp4 --file /car=../shared/media/intel_car-detection.mp4 \
         --live /live --user cam --password secret [--tls-cert cert.pem --tls-key key.pem]
 
-- ``--file MOUNT=PATH`` serves an H.264 (+ optional AAC) MP4/MKV/TS file without
-  re-encoding; each client gets its own pipeline from the start of the file.
+- ``--file MOUNT=PATH`` serves an H.264 + AAC MP4/MKV/TS file without
+  re-encoding (no decoder plugins needed); each client gets its own pipeline
+  from the start of the file.
   ``--video-file`` serves the video track only (RTP cannot signal an audio
   format change mid-session; a camera that changes it must be reconnected).
 - ``--live MOUNT`` serves an endless live test pattern (x264, one keyframe every
@@ -36,16 +37,6 @@ from gi.repository import Gio, GLib, Gst, GstRtspServer  # noqa: E402
 _DEMUX = {".mp4": "qtdemux", ".mov": "qtdemux", ".mkv": "matroskademux", ".ts": "tsdemux"}
 
 
-def _has_audio(path: str) -> bool:
-    """True when the file has an AAC track (probed with a throwaway pipeline)."""
-    gi.require_version("GstPbutils", "1.0")
-    from gi.repository import GstPbutils
-
-    discoverer = GstPbutils.Discoverer.new(5 * Gst.SECOND)
-    info = discoverer.discover_uri(Gst.filename_to_uri(path))
-    return any("mpeg" in s.get_caps().to_string() for s in info.get_audio_streams())
-
-
 def _file_launch(path: str, *, audio: bool = True) -> str:
     demux = _DEMUX.get(os.path.splitext(path)[1].lower())
     if demux is None:
@@ -56,7 +47,7 @@ def _file_launch(path: str, *, audio: bool = True) -> str:
         f'( filesrc location="{path}" ! {demux} name=d '
         "d. ! queue ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 "
     )
-    if audio and _has_audio(path):
+    if audio:
         launch += "d. ! queue ! aacparse ! rtpmp4gpay name=pay1 pt=97 "
     return launch + ")"
 
