@@ -197,7 +197,7 @@ class LiveSource:
                 yield SourceStatus("failed", message=f"{message}{why}", retryable=False,
                                    outage_seconds=outage)
                 return
-            log.info("%s: %s; reconnecting in %.1f s", self.description, message, delay)
+            log.info("%s; reconnecting in %.1f s", message, delay)
             yield SourceStatus(
                 "reconnecting",
                 message=f"{message}; retrying in {delay:.1f} s "
