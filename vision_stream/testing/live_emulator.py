@@ -288,8 +288,8 @@ class LiveEmulator:
         await conn.run()
 
     def new_handle(self, session: EmulatedSession) -> str:
-        handle = f"{session.session_id}-{len(session.handles) + 1}-{secrets.token_hex(6)}"
-        session.handles.append(handle)
+        """A fresh valid handle; it counts as the session's newest only once delivered."""
+        handle = f"{session.session_id}-{len(self.handles) + 1}-{secrets.token_hex(6)}"
         self.handles[handle] = session
         return handle
 
@@ -354,18 +354,22 @@ class _EmulatorConnection:
         self.emu.received.append(ReceivedMessage(self.record.number, text, binary=isinstance(frame, bytes)))
         return frame
 
-    async def _send(self, message: dict[str, Any]) -> None:
-        """One server message: pretty-printed camelCase JSON in a binary frame, like Google."""
+    async def _send(self, message: dict[str, Any]) -> bool:
+        """One server message: pretty-printed camelCase JSON in a binary frame, like Google.
+
+        Returns whether it was written (False while stalled).
+        """
         if self._stalled:
-            return
+            return False
         text = json.dumps(message, indent=2, ensure_ascii=False) + "\n"
         async with self._send_lock:
             if self.knobs.latency:
                 await asyncio.sleep(self.knobs.latency)
             if self._stalled:
-                return
+                return False
             await self.ws.send(text.encode("utf-8"))
             self.emu.sent.append(text)
+            return True
 
     async def _close(self, code: int, reason: str, detail: str = "") -> None:
         if self.record.close_code is None:
@@ -451,7 +455,10 @@ class _EmulatorConnection:
     async def _issue_handle(self) -> None:
         assert self.session is not None
         handle = self.emu.new_handle(self.session)
-        await self._send({"sessionResumptionUpdate": {"newHandle": handle, "resumable": True}})
+        # Written before the client's close frame was read, so the client is
+        # bound to receive it (a send after that raises ConnectionClosed).
+        if await self._send({"sessionResumptionUpdate": {"newHandle": handle, "resumable": True}}):
+            self.session.handles.append(handle)
 
     # ---- reading -------------------------------------------------------------------------
 

@@ -234,8 +234,23 @@ class LiveSession:
         if ending is None:  # pragma: no cover - the tasks only end by raising
             ending = Ending(1006, "connection tasks ended", local=True)
         if ending.local:
-            await ws.close()  # 1000: our decision (goAway rotation, stall, close)
+            await self._close_draining(ws)  # 1000: our decision (goAway rotation, stall, close)
         return ending
+
+    async def _close_draining(self, ws: ClientConnection) -> None:
+        """Close with 1000 while still reading: whatever the server sent before it saw
+        our close frame (a newer resumption handle, the rest of a turn) is processed,
+        so the next connection resumes from the newest handle."""
+        closer = asyncio.create_task(ws.close())
+        try:
+            while True:
+                try:
+                    frame = await ws.recv()
+                except ConnectionClosed:
+                    break
+                await self._dispatch_all(self._protocol.receive(frame))
+        finally:
+            await closer
 
     async def _connection_lost(self) -> None:
         loss = self._protocol.connection_lost()
