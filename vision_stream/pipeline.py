@@ -27,6 +27,7 @@ from .backends.base import Backend, BackendSession
 from .config import Limits, SamplingPolicy, SessionSettings
 from .errors import VisionStreamError
 from .events import (
+    BackendChanged,
     BackendEvent,
     ErrorEvent,
     EventLog,
@@ -252,6 +253,8 @@ class Session:
     def _append_backend_event(self, event: BackendEvent) -> None:
         if isinstance(event.payload, ErrorEvent):
             self.last_error = event.payload.message
+        elif isinstance(event.payload, BackendChanged):
+            self._backend_name = event.payload.to_backend  # ListSessions shows the link in use
         self.log.append(event.payload, event.media_time)
 
     async def _feed(self, backend: BackendSession) -> _EndOfInput:
