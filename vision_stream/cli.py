@@ -15,6 +15,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -151,12 +152,21 @@ def backend_options_from(args: argparse.Namespace, env: os._Environ[str] | dict[
 
 
 class Printer:
+    """Prints events: every event as JSON, or the readable view.
+
+    The readable view shows a turn's final commentary only: partial chunks
+    repeat the turn so far and would flood a terminal (``--json`` has them).
+    """
+
     def __init__(self, as_json: bool) -> None:
         from .render import event_json, event_line
 
+        self._as_json = as_json
         self._format: Callable[..., str] = event_json if as_json else event_line
 
-    def __call__(self, event: object) -> None:
+    def __call__(self, event: Any) -> None:
+        if not self._as_json and event.HasField("commentary") and not event.commentary.final:
+            return
         print(self._format(event), flush=True)
 
 
