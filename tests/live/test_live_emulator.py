@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import API_KEY, jpeg_frame, scene, validate_server_json
+from live_support import API_KEY, jpeg_frame, scene, validate_server_json
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import API_KEY, fast_settings, jpeg_frame, scene, session_settings
+from live_support import API_KEY, fast_settings, jpeg_frame, scene, session_settings
 
 from vision_stream.backends.gemini_live import GeminiLiveBackend, LiveSession, LiveTimeouts
 from vision_stream.config import FunctionSpec

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from conftest import API_KEY
+from rest_support import API_KEY
 from support import SAMPLES
 
 from vision_stream.backends.fallback import FailoverBackend

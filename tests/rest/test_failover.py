@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-from conftest import API_KEY
+from rest_support import API_KEY
 
 from vision_stream.backends.fallback import FailoverBackend, FailoverPolicy, FailoverSession, Link
 from vision_stream.backends.gemini_live import GeminiLiveBackend, LiveSettings, LiveTimeouts, ReconnectPolicy

@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import API_KEY, make_frame
+from rest_support import API_KEY, make_frame
 from google.genai import types
 from support import SAMPLES
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import grpc
 import pytest
-from conftest import API_KEY
+from rest_support import API_KEY
 from support import SAMPLES
 
 from vision_stream.backends.select import BackendOptions

@@ -59,6 +59,7 @@ from ..errors import BackendError, SessionError, UsageError
 from ..events import BackendChanged, BackendEvent, Commentary, ErrorEvent, Payload
 from ..media.types import AudioChunk, SampledFrame
 from .base import Backend, BackendSession
+from .event_stream import EventStream
 
 log = logging.getLogger("vision_stream.backends.fallback")
 
@@ -157,7 +158,7 @@ class FailoverSession:
         self._settings = settings
         self._policy = policy
         self._rng = random.Random()
-        self._out: asyncio.Queue[BackendEvent | None] = asyncio.Queue(maxsize=policy.event_queue)
+        self._out = EventStream(policy.event_queue)
         self._lock = asyncio.Lock()  # one switch at a time
         self._current: _Active | None = None
         self._switching = False
@@ -171,7 +172,6 @@ class FailoverSession:
         self._tasks: set[asyncio.Task[Any]] = set()  # switches and retiring closes
         self._closing = False
         self._closed = False
-        self._ended = False
         self._failure: BackendError | None = None
         self._retired_counters: dict[str, int] = {}
         self.switches = 0
@@ -300,18 +300,12 @@ class FailoverSession:
 
     # ---- output --------------------------------------------------------------------------
 
-    async def events(self) -> AsyncIterator[BackendEvent]:
+    def events(self) -> AsyncIterator[BackendEvent]:
         """Every link's events in order, with a ``backend_changed`` at each switch."""
-        while True:
-            if self._ended and self._out.empty():
-                return
-            item = await self._out.get()
-            if item is None:
-                return
-            yield item
+        return aiter(self._out)
 
     async def _put(self, payload: Payload, media_time: float | None = None) -> None:
-        await self._out.put(BackendEvent(payload, media_time))
+        await self._out.put(payload, media_time)
 
     async def _announce(self, old: str, new: str, reason: str) -> None:
         self.switches += 1
@@ -328,7 +322,7 @@ class FailoverSession:
         held: BackendEvent | None = None  # an error event may be the failure's last word
         async for event in active.session.events():
             if held is not None:
-                await self._out.put(held)
+                await self._out.put_event(held)
                 held = None
             payload = event.payload
             if isinstance(payload, ErrorEvent):
@@ -338,7 +332,7 @@ class FailoverSession:
                 active.answered = True
                 self._commentary.append((event.media_time, payload.text))
                 self._down.pop(active.index, None)  # it answers: healthy, probe backoff resets
-            await self._out.put(event)
+            await self._out.put_event(event)
         if active.failing:
             return  # its last error is the reason in the backend_changed event
         if active is self._current and not self._closing:
@@ -346,7 +340,7 @@ class FailoverSession:
                 "its events ended unexpectedly")
             self._request_failover(active, reason)
         elif held is not None:
-            await self._out.put(held)
+            await self._out.put_event(held)
 
     # ---- switching down ------------------------------------------------------------------
 
@@ -450,9 +444,7 @@ class FailoverSession:
         self._end()
 
     def _end(self) -> None:
-        self._ended = True
-        with contextlib.suppress(asyncio.QueueFull):
-            self._out.put_nowait(None)
+        self._out.end()
 
     # ---- probing and switching up ----------------------------------------------------------
 
@@ -538,7 +530,7 @@ class FailoverSession:
             current = self._current
             if current is not None:
                 await self._close_quietly(current)
-        if not self._ended:
+        if not self._out.ended:
             self._end()
 
     def counters(self) -> Mapping[str, int]:

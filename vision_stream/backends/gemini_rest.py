@@ -42,6 +42,7 @@ from ..config import SessionSettings
 from ..errors import BackendError, ServiceError, SessionError, UsageError
 from ..events import BackendEvent, Commentary, ErrorEvent, Payload
 from ..media.types import AudioChunk, SampledFrame
+from .event_stream import EventStream
 from .rest_client import RestClient, RestRetryPolicy
 from .rest_limiter import DEFAULT_BURST, DEFAULT_PER_MINUTE, RateLimiter
 from .rest_messages import Chunk, ImagePart, Reply, build_request
@@ -210,8 +211,7 @@ class RestSession:
         self._summary = RollingSummary(settings.summary)
         self._pending: _Prompt | None = None
         self._wakeup = asyncio.Event()
-        self._events: asyncio.Queue[BackendEvent | None] = asyncio.Queue(maxsize=settings.event_queue)
-        self._events_ended = False
+        self._events = EventStream(settings.event_queue)
         self._failure: BackendError | None = None
         self._closing = False
         self._closed = False
@@ -273,23 +273,15 @@ class RestSession:
 
     # ---- output --------------------------------------------------------------------------
 
-    async def events(self) -> AsyncIterator[BackendEvent]:
+    def events(self) -> AsyncIterator[BackendEvent]:
         """Events as they come; ends after ``close()`` drained, or after a final error event."""
-        while True:
-            if self._events_ended and self._events.empty():
-                return
-            item = await self._events.get()
-            if item is None:
-                return
-            yield item
+        return aiter(self._events)
 
     async def _emit(self, payload: Payload, media_time: float | None) -> None:
-        await self._events.put(BackendEvent(payload, media_time))
+        await self._events.put(payload, media_time)
 
     def _end_events(self) -> None:
-        self._events_ended = True
-        with contextlib.suppress(asyncio.QueueFull):
-            self._events.put_nowait(None)
+        self._events.end()
 
     # ---- the worker ----------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from ..config import SessionSettings
 from ..errors import SessionError
 from ..events import BackendEvent, Commentary
 from ..media.types import AudioChunk, SampledFrame
+from .event_stream import EventStream
 
 __all__ = ["DEFAULT_EVENT_QUEUE", "LocalBackend", "LocalSession", "describe_jpegs"]
 
@@ -56,7 +57,7 @@ class LocalSession:
         if queue_size < 1:
             raise ValueError("queue_size must be >= 1")
         self.settings = settings
-        self._queue: asyncio.Queue[BackendEvent | None] = asyncio.Queue(maxsize=queue_size)
+        self._queue = EventStream(queue_size)
         self._order = asyncio.Lock()
         self._analysis = threading.Lock()
         self._video = VideoAnalyzer()
@@ -86,7 +87,7 @@ class LocalSession:
             self._whole.add_frame(report)
             self._advance(report.media_time)
             for detection in report.detections:
-                await self._queue.put(BackendEvent(detection, report.media_time))
+                await self._queue.put(detection, report.media_time)
 
     async def send_audio(self, chunk: AudioChunk) -> None:
         """Measure one PCM16 chunk; queue an ``audio_activity`` detection at an onset."""
@@ -98,7 +99,7 @@ class LocalSession:
         self._whole.add_audio(report)
         self._advance(report.media_time + report.duration)
         if report.onset is not None:
-            await self._queue.put(BackendEvent(report.onset, report.media_time))
+            await self._queue.put(report.onset, report.media_time)
 
     async def end_audio(self) -> None:
         """The source's audio stopped; a silence running until now is remembered."""
@@ -137,7 +138,7 @@ class LocalSession:
             if reason in ("cadence", "scene"):
                 self._window = ActivityLog()
                 self._window.mark(self._latest)
-            await self._queue.put(BackendEvent(commentary, when))
+            await self._queue.put(commentary, when)
 
     def _compose(self, text: str, reason: str, when: float | None) -> str:
         if reason == "final":
@@ -162,15 +163,9 @@ class LocalSession:
 
     # -- output -------------------------------------------------------------------
 
-    async def events(self) -> AsyncIterator[BackendEvent]:
+    def events(self) -> AsyncIterator[BackendEvent]:
         """Events in the order they were produced; ends once :meth:`close` has run and all are read."""
-        while True:
-            if self._closed and self._queue.empty():
-                return
-            item = await self._queue.get()
-            if item is None:
-                return
-            yield item
+        return aiter(self._queue)
 
     async def close(self) -> None:
         """Wait for the frame being analysed, then end ``events()`` after what is queued. Idempotent."""
@@ -178,10 +173,7 @@ class LocalSession:
             return
         async with self._order:
             self._closed = True
-            # Wake a consumer waiting on an empty queue; a full queue is drained first,
-            # and the consumer then sees ``_closed`` with nothing left.
-            if not self._queue.full():
-                self._queue.put_nowait(None)
+            self._queue.end()
 
 
 class LocalBackend:

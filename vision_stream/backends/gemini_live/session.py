@@ -29,6 +29,7 @@ from ...config import SessionSettings
 from ...errors import BackendError, ProtocolError, ServiceError, SessionError
 from ...events import BackendChanged, BackendEvent, ErrorEvent, Payload
 from ...media.types import AudioChunk, SampledFrame
+from ..event_stream import EventStream
 from .commentary import prompt_text, setup_params
 from .connection import ConnectFailed, ending_of, open_websocket, scrub
 from .models import bare_model_id, capabilities_for
@@ -82,8 +83,7 @@ class LiveSession:
         )
         self._outbox = Outbox(audio_chunks=settings.audio_buffer_chunks)
         self._wakeup = asyncio.Event()
-        self._events: asyncio.Queue[BackendEvent | None] = asyncio.Queue(maxsize=settings.event_queue)
-        self._events_ended = False
+        self._events = EventStream(settings.event_queue)
         self._backoff = Backoff(settings.reconnect)
         self._client_functions = frozenset(spec.name for spec in session.functions) - {REPORT_EVENT}
         self._supervisor: asyncio.Task[None] | None = None
@@ -387,7 +387,7 @@ class LiveSession:
         return False
 
     async def _emit(self, payload: Payload, media_time: float | None = None) -> None:
-        await self._events.put(BackendEvent(payload, media_time))
+        await self._events.put(payload, media_time)
 
     # ---- failure and end -----------------------------------------------------------------
 
@@ -402,17 +402,10 @@ class LiveSession:
     async def _fail(self, exc: BackendError) -> None:
         self._failure = exc
         log.warning("live session %s failed: %s", self._session.session_id, exc.message)
-        try:
-            self._events.put_nowait(BackendEvent(ErrorEvent(exc.code, exc.message, retryable=exc.retryable)))
-        except asyncio.QueueFull:
-            await self._emit(ErrorEvent(exc.code, exc.message, retryable=exc.retryable))
+        await self._emit(ErrorEvent(exc.code, exc.message, retryable=exc.retryable))
 
     def _end_events(self) -> None:
-        self._events_ended = True
-        try:
-            self._events.put_nowait(None)
-        except asyncio.QueueFull:
-            pass  # events() sees _events_ended once it drained the queue
+        self._events.end()
 
     def _check_usable(self) -> None:
         failure = self._failure
@@ -456,15 +449,9 @@ class LiveSession:
         self._outbox.put_tool_response(call_id, name, dict(response))
         self._wakeup.set()
 
-    async def events(self) -> AsyncIterator[BackendEvent]:
+    def events(self) -> AsyncIterator[BackendEvent]:
         """Events as they come; ends after ``close()`` drained, or after a final ErrorEvent."""
-        while True:
-            if self._events_ended and self._events.empty():
-                return
-            item = await self._events.get()
-            if item is None:
-                return
-            yield item
+        return aiter(self._events)
 
     async def close(self) -> None:
         """Send what is buffered, let the outstanding turn finish (bounded), then close."""

@@ -1,0 +1,129 @@
+"""Fixtures for the Gemini Live tests: recorded vectors, real JPEG frames, the emulator, SDK schema checks."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from vision_stream.backends.gemini_live import LiveSettings, LiveTimeouts, ReconnectPolicy
+from vision_stream.config import SessionSettings
+from vision_stream.media.types import SampledFrame
+from vision_stream.testing import EmulatorKnobs, LiveEmulator
+
+API_KEY = "AIzaTEST-secret-key-0123456789"
+_ENTRY = re.compile(rb"([<>])(\d+) ")
+
+
+def read_vector(path: Path) -> list[tuple[str, bytes]]:
+    """Entries of a ``*.websocket.log``: (">" client or "<" server, exact message bytes).
+
+    ``N`` counts the message plus the one newline that separates entries.
+    """
+    data = path.read_bytes()
+    entries: list[tuple[str, bytes]] = []
+    pos = 0
+    while pos < len(data):
+        match = _ENTRY.match(data, pos)
+        assert match is not None, f"{path.name}: bad entry at byte {pos}"
+        size = int(match.group(2))
+        body = data[match.end(): match.end() + size]
+        entries.append((match.group(1).decode(), body[:-1] if body.endswith(b"\n") else body))
+        pos = match.end() + size
+        while data[pos:pos + 1] == b"\n":
+            pos += 1
+    return entries
+
+
+def jpeg_frame(bgr: np.ndarray, media_time: float, *, index: int = 0, reason: str = "cadence") -> SampledFrame:
+    ok, encoded = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    assert ok
+    return SampledFrame(
+        media_time=media_time, jpeg=encoded.tobytes(), width=bgr.shape[1], height=bgr.shape[0],
+        pixels=bgr, reason=reason, index=index,
+    )
+
+
+def scene(kind: str, *, size: tuple[int, int] = (432, 768)) -> np.ndarray:
+    """Distinct synthetic scenes: "red" (dark red field), "bright" (light grey with a white box)."""
+    image = np.zeros((*size, 3), np.uint8)
+    if kind == "red":
+        image[:] = (0, 0, 190)
+    elif kind == "green":
+        image[:] = (0, 170, 0)
+    elif kind == "bright":
+        image[:] = (200, 200, 200)
+        cv2.rectangle(image, (100, 100), (400, 300), (255, 255, 255), -1)
+    else:
+        raise ValueError(kind)
+    return image
+
+
+def sdk_types():
+    return pytest.importorskip("google.genai.types")
+
+
+def validate_client_json(text: str) -> None:
+    """Google's own schema (extra fields forbidden, camelCase aliases, base64 bytes).
+
+    One known gap of the SDK's types: ``LiveClientSetup`` lacks
+    ``realtimeInputConfig``, yet the SDK's own converter puts
+    ``setup.realtimeInputConfig`` on the wire (google/genai/_live_converters.py,
+    ``_LiveConnectConfig_to_mldev``). That key is checked against
+    ``types.RealtimeInputConfig`` instead, the rest against ``LiveClientMessage``.
+    """
+    types = sdk_types()
+    obj = json.loads(text)
+    setup = obj.get("setup") if isinstance(obj, dict) else None
+    if isinstance(setup, dict) and "realtimeInputConfig" in setup:
+        types.RealtimeInputConfig.model_validate_json(json.dumps(setup.pop("realtimeInputConfig")))
+        text = json.dumps(obj)
+    types.LiveClientMessage.model_validate_json(text)
+
+
+def validate_server_json(text: str | bytes) -> None:
+    sdk_types().LiveServerMessage.model_validate_json(text)
+
+
+def fast_settings(url: str, **overrides: object) -> LiveSettings:
+    """Client settings with test-sized timeouts and backoff."""
+    base = LiveSettings(
+        base_url=url,
+        api_key=API_KEY,
+        max_fps=10.0,
+        timeouts=LiveTimeouts(connect=3.0, setup=3.0, response=3.0, close=0.5, ping_interval=5.0,
+                              ping_timeout=5.0, close_flush=8.0),
+        reconnect=ReconnectPolicy(max_attempts=4, base_backoff=0.02, max_backoff=0.2, quota_backoff=0.2,
+                                  stable_after=0.5, go_away_margin=0.05),
+    )
+    return replace(base, **overrides)  # type: ignore[arg-type]
+
+
+def session_settings(**overrides: object) -> SessionSettings:
+    return SessionSettings(session_id="live-test", **overrides)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def live_emulator() -> Callable[..., object]:
+    """``async with live_emulator(knobs, strict=True) as emu``; on exit every client message
+    the emulator received and every answer it sent validate against google-genai's schema."""
+
+    @asynccontextmanager
+    async def start(knobs: EmulatorKnobs | None = None, *, strict: bool = True) -> AsyncIterator[LiveEmulator]:
+        emulator = LiveEmulator(knobs or EmulatorKnobs(api_keys=(API_KEY,)))
+        async with emulator:
+            yield emulator
+        if strict:
+            for message in emulator.received:
+                validate_client_json(message.text)
+            for text in emulator.sent:
+                validate_server_json(text)
+
+    return start
