@@ -12,8 +12,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from rest_support import API_KEY, make_frame
 from google.genai import types
+from rest_support import API_KEY, make_frame
 from support import SAMPLES
 
 from vision_stream.backends.gemini_rest import GeminiRestBackend, RestSession, RestSettings, RestTimeouts

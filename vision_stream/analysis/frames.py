@@ -66,7 +66,7 @@ class FeatureExtractor:
     def __init__(self, *, max_keypoints: int = 400) -> None:
         # Small patch/edge sizes: the picture is only 320 px wide, and the
         # default 31 px border would discard a fifth of it.
-        self._orb = cv2.ORB_create(
+        self._orb = cv2.ORB_create(  # type: ignore[attr-defined]  # missing from cv2 stubs
             nfeatures=max_keypoints, scaleFactor=1.2, nlevels=4, edgeThreshold=15, patchSize=15,
             fastThreshold=12,
         )

@@ -97,10 +97,10 @@ def find_motion(aligned: Aligned) -> MotionResult:
     diff[~valid] = 0.0
     noise = float(np.median(diff[valid]))
     threshold = max(_MIN_THRESHOLD, _NOISE_FACTOR * noise)
-    mask = (diff > threshold).astype(np.uint8)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _OPEN)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, _CLOSE)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    raw_mask = (diff > threshold).astype(np.uint8)
+    opened = cv2.morphologyEx(raw_mask, cv2.MORPH_OPEN, _OPEN)
+    mask = cv2.morphologyEx(opened, cv2.MORPH_CLOSE, _CLOSE)
+    count, _labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     height, width = mask.shape
     total = float(height * width)
     found: list[tuple[float, Region]] = []

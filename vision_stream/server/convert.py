@@ -13,7 +13,7 @@ from ..v1 import vision_stream_pb2 as pb
 _SESSION_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 BACKENDS = ("auto", "live", "rest", "local")
 
-_TRANSCRIPT_SOURCE: dict[str, "pb.Transcript.Source"] = {
+_TRANSCRIPT_SOURCE: dict[str, pb.Transcript.Source] = {
     "input": pb.Transcript.SOURCE_INPUT,
     "output": pb.Transcript.SOURCE_OUTPUT,
 }
@@ -150,7 +150,9 @@ def event_to_proto(event: ev.Event) -> pb.Event:
         msg.commentary.CopyFrom(pb.Commentary(text=p.text, final=p.final, turn_id=p.turn_id, backend=p.backend))
     elif isinstance(p, ev.Transcript):
         msg.transcript.CopyFrom(
-            pb.Transcript(source=_TRANSCRIPT_SOURCE.get(p.source, pb.Transcript.SOURCE_UNSPECIFIED), text=p.text, final=p.final)
+            pb.Transcript(
+                source=_TRANSCRIPT_SOURCE.get(p.source, pb.Transcript.SOURCE_UNSPECIFIED), text=p.text, final=p.final
+            )
         )
     elif isinstance(p, ev.Detection):
         msg.detection.CopyFrom(detection_to_proto(p))
