@@ -100,6 +100,9 @@ class Stats:
     reconnects: int = 0
     fps_in: float = 0.0
     fps_out: float = 0.0
+    source_state: str = ""
+    source_outage_seconds: float = 0.0
+    source_recoveries: int = 0
 
 
 @dataclass(frozen=True, slots=True)

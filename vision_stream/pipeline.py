@@ -127,6 +127,8 @@ class Session:
         self._last_media_time = 0.0
         self._backend_name = backend.name
         self._done = asyncio.Event()
+        self._source_recoveries = 0
+        self._last_outage = 0.0
 
     # ------------------------------------------------------------------ control
 
@@ -320,9 +322,10 @@ class Session:
         """A live source's connection changed: keep ListSessions state, log events.
 
         Going away (every failed attempt) is a retryable ``source_unavailable``
-        error with the outage so far and the next attempt; coming back is
-        ``source_recovered`` with the outage's length; giving up is
-        ``source_failed`` and ends the session as failed.
+        error with the outage so far and the next attempt; coming back is a
+        status event (``stats`` with ``source_state="streaming"`` and the
+        outage's length); giving up is ``source_failed`` and ends the session
+        as failed.
         """
         self.source_state = status.state
         self.next_attempt_at = None
@@ -336,14 +339,9 @@ class Session:
         elif status.state == "streaming":
             if self.state is SessionState.RECONNECTING:
                 self.state = SessionState.RUNNING
-                self.log.append(
-                    ErrorEvent(
-                        "source_recovered",
-                        status.message or f"source back after {status.outage_seconds:.1f} s",
-                        False,
-                    ),
-                    self._last_media_time,
-                )
+                self._source_recoveries += 1
+                self._last_outage = status.outage_seconds
+                self.log.append(self.stats(), self._last_media_time)
         elif status.state == "failed":
             self.last_error = status.message
             if not self._stop.is_set():
@@ -433,6 +431,9 @@ class Session:
             reconnects=int(extra.get("reconnects", 0)),
             fps_in=round(c.frames_in / elapsed, 2) if elapsed else 0.0,
             fps_out=round(c.frames_sent / elapsed, 2) if elapsed else 0.0,
+            source_state=self.source_state,
+            source_outage_seconds=round(self._last_outage, 3),
+            source_recoveries=self._source_recoveries,
         )
 
     @property

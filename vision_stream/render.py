@@ -45,8 +45,13 @@ def event_line(event: pb.Event) -> str:
         return f"{head} {p.from_backend} -> {p.to_backend}: {p.reason}"
     if kind == "stats":
         s = event.stats
-        return (f"{head} frames in/sampled/sent/dropped {s.frames_in}/{s.frames_sampled}/{s.frames_sent}/"
+        line = (f"{head} frames in/sampled/sent/dropped {s.frames_in}/{s.frames_sampled}/{s.frames_sent}/"
                 f"{s.frames_dropped}, audio {s.audio_chunks_sent}, bad packets {s.bad_packets}")
+        if s.source_state:
+            line += f", source {s.source_state}"
+            if s.source_recoveries:
+                line += f" (last outage {s.source_outage_seconds:.1f} s)"
+        return line
     if kind == "error":
         p = event.error
         return f"{head} {p.code}{' (retryable)' if p.retryable else ''}: {p.message}"

@@ -109,6 +109,9 @@ def stats_to_proto(stats: ev.Stats) -> pb.Stats:
         reconnects=stats.reconnects,
         fps_in=stats.fps_in,
         fps_out=stats.fps_out,
+        source_state=stats.source_state,
+        source_outage_seconds=stats.source_outage_seconds,
+        source_recoveries=stats.source_recoveries,
     )
 
 

@@ -362,7 +362,7 @@ class BackendChanged(_message.Message):
     def __init__(self, from_backend: _Optional[str] = ..., to_backend: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Stats(_message.Message):
-    __slots__ = ("frames_in", "frames_sampled", "frames_sent", "frames_dropped", "audio_chunks_in", "audio_chunks_sent", "audio_chunks_dropped", "bad_packets", "prompts_sent", "events", "media_seconds", "encode_ms_p50", "encode_ms_p99", "prompt_tokens", "response_tokens", "reconnects", "fps_in", "fps_out")
+    __slots__ = ("frames_in", "frames_sampled", "frames_sent", "frames_dropped", "audio_chunks_in", "audio_chunks_sent", "audio_chunks_dropped", "bad_packets", "prompts_sent", "events", "media_seconds", "encode_ms_p50", "encode_ms_p99", "prompt_tokens", "response_tokens", "reconnects", "fps_in", "fps_out", "source_state", "source_outage_seconds", "source_recoveries")
     FRAMES_IN_FIELD_NUMBER: _ClassVar[int]
     FRAMES_SAMPLED_FIELD_NUMBER: _ClassVar[int]
     FRAMES_SENT_FIELD_NUMBER: _ClassVar[int]
@@ -381,6 +381,9 @@ class Stats(_message.Message):
     RECONNECTS_FIELD_NUMBER: _ClassVar[int]
     FPS_IN_FIELD_NUMBER: _ClassVar[int]
     FPS_OUT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_STATE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_OUTAGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_RECOVERIES_FIELD_NUMBER: _ClassVar[int]
     frames_in: int
     frames_sampled: int
     frames_sent: int
@@ -399,7 +402,10 @@ class Stats(_message.Message):
     reconnects: int
     fps_in: float
     fps_out: float
-    def __init__(self, frames_in: _Optional[int] = ..., frames_sampled: _Optional[int] = ..., frames_sent: _Optional[int] = ..., frames_dropped: _Optional[int] = ..., audio_chunks_in: _Optional[int] = ..., audio_chunks_sent: _Optional[int] = ..., audio_chunks_dropped: _Optional[int] = ..., bad_packets: _Optional[int] = ..., prompts_sent: _Optional[int] = ..., events: _Optional[int] = ..., media_seconds: _Optional[float] = ..., encode_ms_p50: _Optional[float] = ..., encode_ms_p99: _Optional[float] = ..., prompt_tokens: _Optional[int] = ..., response_tokens: _Optional[int] = ..., reconnects: _Optional[int] = ..., fps_in: _Optional[float] = ..., fps_out: _Optional[float] = ...) -> None: ...
+    source_state: str
+    source_outage_seconds: float
+    source_recoveries: int
+    def __init__(self, frames_in: _Optional[int] = ..., frames_sampled: _Optional[int] = ..., frames_sent: _Optional[int] = ..., frames_dropped: _Optional[int] = ..., audio_chunks_in: _Optional[int] = ..., audio_chunks_sent: _Optional[int] = ..., audio_chunks_dropped: _Optional[int] = ..., bad_packets: _Optional[int] = ..., prompts_sent: _Optional[int] = ..., events: _Optional[int] = ..., media_seconds: _Optional[float] = ..., encode_ms_p50: _Optional[float] = ..., encode_ms_p99: _Optional[float] = ..., prompt_tokens: _Optional[int] = ..., response_tokens: _Optional[int] = ..., reconnects: _Optional[int] = ..., fps_in: _Optional[float] = ..., fps_out: _Optional[float] = ..., source_state: _Optional[str] = ..., source_outage_seconds: _Optional[float] = ..., source_recoveries: _Optional[int] = ...) -> None: ...
 
 class Error(_message.Message):
     __slots__ = ("code", "message", "retryable")
