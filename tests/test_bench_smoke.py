@@ -26,7 +26,7 @@ def test_bench_runs_end_to_end(tmp_path: Path) -> None:
     summary = dict(
         line.split("=", 1) for line in out.stdout.split("# summary", 1)[1].splitlines() if "=" in line
     )
-    for name in ("ingest_240p_gop1_x_vs_baseline_A", "latency_fanout_10_subscribers_p99_ms",
+    for name in ("ingest_240p_gop1_vs_cpu_s_per_min", "latency_fanout_10_subscribers_p99_ms",
                  "concurrency_720p_local_sessions_per_core", "memory_rss_growth_8_sessions_pct"):
         assert name in summary, name
     assert "## Targets" in (tmp_path / "RESULTS.md").read_text()
