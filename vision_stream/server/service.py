@@ -165,7 +165,7 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
             )
             backend = make_backend(backend_name, self.config.backends)
             source = await asyncio.to_thread(open_source, target, audio=self.config.audio, loop=request.loop,
-                                             live=self.config.live)
+                                             sample_interval=1.0 / sampling.fps, live=self.config.live)
             session = Session(
                 settings=settings, source=source, backend=backend, sampling=sampling,
                 limits=self.config.limits, paced=not request.fast, lossless=request.fast,
@@ -237,7 +237,7 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
         self.registry.check_capacity(camera.name)
         source = await asyncio.to_thread(
             open_source, camera.source, audio=self.config.audio if camera.audio else None, loop=camera.loop,
-            live=camera.live,
+            sample_interval=1.0 / camera.sampling.fps, live=camera.live,
         )
         try:
             session = Session(
