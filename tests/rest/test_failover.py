@@ -7,6 +7,8 @@ are switched on and off while a looping clip plays at source speed.
 from __future__ import annotations
 
 import asyncio
+import base64
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -14,15 +16,24 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-from rest_support import API_KEY
+from rest_support import API_KEY, make_frame
 
-from vision_stream.backends.fallback import FailoverBackend, FailoverPolicy, FailoverSession, Link
+from vision_stream.backends.fallback import (
+    FailoverBackend,
+    FailoverPolicy,
+    FailoverSession,
+    Link,
+    is_quota_failure,
+    server_delay,
+)
 from vision_stream.backends.gemini_live import GeminiLiveBackend, LiveSettings, LiveTimeouts, ReconnectPolicy
 from vision_stream.backends.gemini_rest import GeminiRestBackend, RestSettings
 from vision_stream.backends.local import LocalBackend
 from vision_stream.backends.rest_client import RestRetryPolicy
+from vision_stream.backends.rest_errors import classify_error
 from vision_stream.config import AudioPolicy, Limits, SamplingPolicy, SessionSettings
-from vision_stream.events import BackendChanged, Commentary, Event, SessionEnded, SessionStarted
+from vision_stream.errors import ServiceError
+from vision_stream.events import BackendChanged, BackendEvent, Commentary, Event, SessionEnded, SessionStarted
 from vision_stream.media.file_source import FileSource
 from vision_stream.pipeline import Session
 from vision_stream.testing.live_emulator import LiveEmulator
@@ -66,7 +77,8 @@ class Rig:
         return time.monotonic()
 
 
-def chain_for(live: LiveEmulator, rest: RestEmulator) -> FailoverBackend:
+def chain_for(live: LiveEmulator, rest: RestEmulator, *, policy: FailoverPolicy = POLICY,
+              rest_retry: RestRetryPolicy | None = None) -> FailoverBackend:
     live_settings = LiveSettings(
         base_url=live.url, api_key=API_KEY,
         reconnect=ReconnectPolicy(max_attempts=2, base_backoff=0.1, max_backoff=0.5, quota_backoff=0.0),
@@ -74,21 +86,22 @@ def chain_for(live: LiveEmulator, rest: RestEmulator) -> FailoverBackend:
     )
     rest_settings = RestSettings(
         base_url=rest.url, api_key=API_KEY, requests_per_minute=600, burst=5,
-        retry=RestRetryPolicy(max_attempts=2, base_backoff=0.1, max_backoff=0.5, max_retry_wait=5.0),
+        retry=rest_retry or RestRetryPolicy(max_attempts=2, base_backoff=0.1, max_backoff=0.5, max_retry_wait=5.0),
     )
     return FailoverBackend([Link("live", GeminiLiveBackend(live_settings)),
                             Link("rest", GeminiRestBackend(rest_settings)),
-                            Link("local", LocalBackend())], policy=POLICY)
+                            Link("local", LocalBackend())], policy=policy)
 
 
-async def start_rig(clip: Path, live_knobs: EmulatorKnobs, rest_knobs: RestKnobs) -> tuple[Rig, asyncio.Task[None],
-                                                                                          asyncio.Task[None]]:
+async def start_rig(clip: Path, live_knobs: EmulatorKnobs, rest_knobs: RestKnobs, *, cadence: float = CADENCE,
+                    policy: FailoverPolicy = POLICY, rest_retry: RestRetryPolicy | None = None,
+                    ) -> tuple[Rig, asyncio.Task[None], asyncio.Task[None]]:
     live = await LiveEmulator(live_knobs).start()
     rest = await RestEmulator(rest_knobs).start()
-    backend = chain_for(live, rest)
+    backend = chain_for(live, rest, policy=policy, rest_retry=rest_retry)
     session = Session(
         settings=SessionSettings(session_id="failover", source_description="test clip",
-                                 commentary_interval=CADENCE),
+                                 commentary_interval=cadence),
         source=FileSource(clip, audio=AudioPolicy(), loop=True), backend=backend,
         sampling=SamplingPolicy(fps=2, max_fps=4), limits=Limits(), paced=True, lossless=False,
     )
@@ -209,3 +222,147 @@ async def test_daily_quota_goes_offline_without_hammering(clip: Path) -> None:
     assert len(rig.rest.generate_requests()) == 1
     assert "PerDay" in rig.changes()[1].reason
     assert rig.changes()[-1].to_backend == "local"
+
+
+
+# A 429 storm, scaled down: for a "minute" (STORM_SECONDS) every REST request answers 429 with
+# RetryInfo.retryDelay (STORM_RETRY_DELAY; the chain's probe_base is shorter, as in production where
+# Google asks for tens of seconds and probe_base is 5 s). Live stays refused, so REST is the link that flaps.
+STORM_SECONDS = 10.0
+STORM_RETRY_DELAY = 1.0
+STORM_CADENCE = 0.5
+STORM_POLICY = FailoverPolicy(open_timeout=5.0, probe_base=0.25, probe_max=2.0, drain_timeout=2.0)
+STORM_RETRY = RestRetryPolicy(max_attempts=2, base_backoff=0.1, max_backoff=0.5, max_retry_wait=5.0)
+TIMER_SLACK = 0.1  # seconds: a switch is announced a little after the decision it follows
+
+
+def storm_gap(failures: int) -> float:
+    """The shortest time REST may stay closed after its ``failures``-th quota failure in a row:
+    the server's retry delay and the chain's (jittered, doubling, capped) backoff, whichever is later."""
+    p = STORM_POLICY
+    backoff = min(p.probe_max, p.probe_base * 2 ** (failures - 1)) * (1.0 - p.probe_jitter)
+    return max(STORM_RETRY_DELAY, backoff)
+
+
+def storm_bound(seconds: float) -> int:
+    """Most REST reopenings that fit in ``seconds``: each costs its gap plus the in-request retry wait."""
+    spent, reopenings = STORM_RETRY_DELAY, 0  # the first stint waits one retry delay before failing
+    while spent + storm_gap(reopenings + 1) + STORM_RETRY_DELAY <= seconds:
+        reopenings += 1
+        spent += storm_gap(reopenings) + STORM_RETRY_DELAY
+    return reopenings + 1  # a reopening may start in the last stretch without failing before the end
+
+
+async def test_429_storm_switches_stay_few_and_healing_brings_rest_back(clip: Path) -> None:
+    rig, runner, follower = await start_rig(
+        clip, EmulatorKnobs(api_keys=(API_KEY,), refuse_status=503),
+        RestKnobs(api_keys=(API_KEY,), retry_delay=STORM_RETRY_DELAY, faults=(RestFault(kind="429"),)),
+        cadence=STORM_CADENCE, policy=STORM_POLICY, rest_retry=STORM_RETRY)
+    try:
+        await asyncio.sleep(STORM_SECONDS)
+        storm = [(when, old, new) for when, old, new, _ in rig.chain.switch_log]
+        requests = [r for r in rig.rest.generate_requests() if r.status]
+        rig.rest.heal()
+        healed = time.monotonic()
+        # A genuine recovery is picked up within one probe period (the capped backoff, or the retry
+        # delay), plus the cadence prompt that asks the first question.
+        within = max(STORM_POLICY.probe_max, STORM_RETRY_DELAY) + STORM_RETRY_DELAY + 2 * STORM_CADENCE + 1.0
+        await rig.until("REST commentary after healing", lambda: bool(rig.final_commentary("rest")), within)
+        recovery = time.monotonic() - healed
+        assert rig.chain.name == "rest"
+    finally:
+        await finish(rig, runner, follower)
+    assert all(r.status == 429 for r in requests)
+    downs = [when for when, old, new in storm if (old, new) == ("rest", "local")]
+    ups = [when for when, old, new in storm if (old, new) == ("local", "rest")]
+    assert storm[0][1:] == ("live", "rest") and downs, storm
+    assert [new for _, _, new in storm[1:]] == ["local", "rest"] * len(ups) + ["local"] * (len(downs) - len(ups))
+    # Never reopened before the server's delay nor before our backoff, which doubles to the cap.
+    for failures, (down, up) in enumerate(zip(downs, ups, strict=False), start=1):
+        assert up - down >= storm_gap(failures) - TIMER_SLACK, (failures, up - down, storm)
+    # So the storm costs a bounded number of switches and requests: one pair and one stint per step.
+    assert len(ups) <= storm_bound(STORM_SECONDS), storm
+    assert len(requests) <= STORM_RETRY.max_attempts * (len(ups) + 1)
+    # No request went out before the previous 429's retry delay had passed.
+    arrivals = [r.arrived for r in requests]
+    assert all(b - a >= STORM_RETRY_DELAY - 0.05 for a, b in itertools.pairwise(arrivals))
+    print(f"\nmeasured: {STORM_SECONDS:g} s storm (retryDelay {STORM_RETRY_DELAY:g} s): {len(storm)} switches "
+          f"({len(ups)} back to REST), {len(requests)} REST requests; healed -> REST commentary {recovery:.2f} s")
+
+
+def test_quota_failures_are_recognised_with_the_servers_delay() -> None:
+    storm = {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "You exceeded your current quota",
+             "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "34s"}]}
+    rest = classify_error(429, storm, model="gemini-flash-latest")
+    assert is_quota_failure(rest.message, rest) and server_delay(rest) == 34.0
+    live = "Gemini Live: gave up after 2 failures; last: 1011 You exceeded your current quota, please check"
+    assert is_quota_failure(live, ServiceError(live, status=1011, retryable=True))
+    assert server_delay(ServiceError(live, status=1011, retryable=True)) is None
+    overloaded = classify_error(503, {"code": 503, "status": "UNAVAILABLE", "message": "The model is overloaded."},
+                                model="gemini-flash-latest")
+    assert not is_quota_failure(overloaded.message, overloaded)
+
+
+async def test_frames_arriving_while_switching_only_the_newest_is_forwarded_and_drops_are_counted(
+    clip: Path,
+) -> None:
+    """REST fails (bad key) on its first question; the next link (live) opens slowly, so frames pile up."""
+    slow_setup = 0.8  # the live emulator delays every server message, setupComplete included
+    live = await LiveEmulator(EmulatorKnobs(api_keys=(API_KEY,), latency=slow_setup)).start()
+    rest = await RestEmulator(RestKnobs(api_keys=(API_KEY,), faults=(RestFault(kind="badkey"),))).start()
+    backend = FailoverBackend([
+        Link("rest", GeminiRestBackend(RestSettings(base_url=rest.url, api_key=API_KEY))),
+        Link("live", GeminiLiveBackend(LiveSettings(
+            base_url=live.url, api_key=API_KEY,
+            reconnect=ReconnectPolicy(max_attempts=2, base_backoff=0.1, max_backoff=0.5, quota_backoff=0.0),
+            timeouts=LiveTimeouts(connect=2.0, setup=3.0, close_flush=2.0)))),
+    ], policy=POLICY)
+    settings = SessionSettings(session_id="drops", source_description="test frames")
+    chain = await backend.open(settings)
+    assert isinstance(chain, FailoverSession) and chain.name == "rest"
+    events: list[BackendEvent] = []
+
+    async def collect() -> None:
+        async for event in chain.events():
+            events.append(event)
+
+    collector = asyncio.create_task(collect())
+    try:
+        await chain.send_frame(make_frame(0.0, index=0))
+        await chain.prompt("", reason="cadence", media_time=0.0)
+        deadline = time.monotonic() + 5.0
+        while not live.connections:  # the chain is opening live: it takes slow_setup seconds
+            assert time.monotonic() < deadline, "the chain never started opening live"
+            await asyncio.sleep(0.01)
+        frames = [make_frame(0.5 * i, (20 * i, 100, 200), index=i, square_at=20 * i) for i in range(1, 6)]
+        for frame in frames:
+            await chain.send_frame(frame)
+        assert chain.name == "rest" and not live.connections[0].setup_complete, "frames must arrive mid-switch"
+        while chain.current_index != 1:
+            assert time.monotonic() < deadline + slow_setup, "the switch to live never completed"
+            await asyncio.sleep(0.01)
+
+        def videos() -> list[bytes]:
+            return [base64.b64decode(m["realtimeInput"]["video"]["data"])
+                    for m in live.client_messages("realtimeInput") if "video" in m["realtimeInput"]]
+
+        while not videos():
+            assert time.monotonic() < deadline + 3.0, "live never received a frame"
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)  # anything else sent would reach the emulator by now
+        assert videos() == [frames[-1].jpeg]  # only the newest
+        dropped = len(frames) - 1
+        assert chain.frames_dropped == dropped and chain.counters()["frames_dropped"] == dropped
+        # The Stats the pipeline builds merge the backend's counters (Session.stats()).
+        pipeline = Session(settings=settings, source=FileSource(clip, audio=AudioPolicy()), backend=backend,
+                           sampling=SamplingPolicy(fps=2), limits=Limits(), paced=True, lossless=False)
+        pipeline._backend_session = chain  # what Session.run() holds once the backend is open
+        assert pipeline.stats().frames_dropped == dropped
+    finally:
+        await chain.close()
+        await asyncio.wait_for(collector, 5)
+        await live.close()
+        await rest.close()
+    changes = [e.payload for e in events if isinstance(e.payload, BackendChanged)]
+    assert [(c.from_backend, c.to_backend) for c in changes] == [("rest", "live")]
+    assert "API key" in changes[0].reason

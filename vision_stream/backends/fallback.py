@@ -34,10 +34,17 @@ Rules (issue 4, DESIGN.md "Failure model"):
   and on a switch-up the old link finishes its running turn (bounded by
   ``drain_timeout``) before the new link's events flow.
 * Probing: a link that failed is reopened after ``probe_base`` seconds,
-  doubling per failure up to ``probe_max`` (jittered), reset once it answers a
-  turn. Opening is the probe (the live link connects and sets up; the REST
-  link refuses at once while its key is bad, its daily quota is gone or a long
-  hold is in force), so probes never cost model turns.
+  doubling per consecutive failure up to ``probe_max`` (jittered), reset once
+  it answers a turn. Nor is it reopened before the server's retry delay has
+  passed (``ServiceError.retry_after``: of the error raised, of the session's
+  ``failure`` when its events ended, or of a refused open; a 429's
+  ``RetryInfo``): the later of the two wins. So under a 429 storm each backoff
+  step costs at most one switch pair, and no switch-up lands inside a hold
+  that is still running. Quota failures (429 / ``RESOURCE_EXHAUSTED``, a Live
+  1011 quota close) are logged as such. Opening is the probe (the live link
+  connects and sets up; the REST link refuses at once while its key is bad,
+  its daily quota is gone or a long hold is in force), so probes never cost
+  model turns.
 * Every task (pumps, switches, probe, retiring closes) is owned here and
   finished or cancelled by ``close()``.
 """
@@ -55,7 +62,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import SessionSettings
-from ..errors import BackendError, SessionError, UsageError
+from ..errors import BackendError, ServiceError, SessionError, UsageError
 from ..events import BackendChanged, BackendEvent, Commentary, ErrorEvent, Payload
 from ..media.types import AudioChunk, SampledFrame
 from .base import Backend, BackendSession
@@ -64,6 +71,11 @@ from .event_stream import EventStream
 log = logging.getLogger("vision_stream.backends.fallback")
 
 PRIORITY = {"cadence": 0, "scene": 1, "client": 2, "final": 3}
+# A failure is a quota failure when its error says so (code/status) or, for links that only
+# report text (a Live 1011 close), when the reason does (LIVE_API.md "Close codes", §2 "Errors").
+QUOTA_CODES = frozenset({"quota", "quota_per_day"})
+QUOTA_MARKERS = ("resource_exhausted", "resource has been exhausted", "exceeded your current quota", "rate limit",
+                 "quota")
 TOKEN_COUNTERS = ("prompt_tokens", "response_tokens", "reconnects", "frames_dropped", "audio_chunks_dropped")
 
 
@@ -103,6 +115,20 @@ class FailoverPolicy:
         return delay * (1.0 - self.probe_jitter * rng.random())
 
 
+def is_quota_failure(reason: str, error: BaseException | None = None) -> bool:
+    """Whether a link failed because a quota ran out (429 / RESOURCE_EXHAUSTED / 1011 quota)."""
+    if isinstance(error, ServiceError) and (error.code in QUOTA_CODES or error.status == 429):
+        return True
+    text = reason.lower()
+    return any(marker in text for marker in QUOTA_MARKERS)
+
+
+def server_delay(error: BaseException | None) -> float | None:
+    """The wait the service asked for (``ServiceError.retry_after``, seconds), if any."""
+    delay = getattr(error, "retry_after", None) if isinstance(error, ServiceError) else None
+    return float(delay) if isinstance(delay, int | float) and delay > 0 else None
+
+
 @dataclass(frozen=True, slots=True)
 class Link:
     """One link of the chain: the name used in ``backend_changed`` events, and its backend."""
@@ -120,14 +146,16 @@ class _Active:
     last_prompt: tuple[str, str, float | None] | None = None
     answered: bool = True
     failing: bool = False
+    failure: BackendError | None = None  # why it failed, when an error object said so
     absorbed: bool = False  # its counters moved into the chain's totals
 
 
 @dataclass(slots=True)
 class _Down:
-    failures: int = 0
-    next_probe: float = 0.0  # monotonic seconds
+    failures: int = 0  # consecutive failures (reset when the link answers a turn)
+    next_probe: float = 0.0  # monotonic seconds: the later of our backoff and the server's delay
     reason: str = ""
+    quota: bool = False  # the last failure was a quota failure
 
 
 class FailoverBackend:
@@ -228,7 +256,7 @@ class FailoverSession:
             self._note_down(index, exc.message, permanent=False)
             raise exc from None
         except BackendError as exc:
-            self._note_down(index, exc.message, permanent=not exc.retryable)
+            self._note_down(index, exc.message, permanent=not exc.retryable, error=exc)
             raise
         return session
 
@@ -248,7 +276,7 @@ class FailoverSession:
         try:
             await call(active.session)
         except BackendError as exc:
-            self._request_failover(active, exc.message)
+            self._request_failover(active, exc.message, exc)
             return False
         return True
 
@@ -338,16 +366,19 @@ class FailoverSession:
         if active is self._current and not self._closing:
             reason = held.payload.message if held is not None and isinstance(held.payload, ErrorEvent) else (
                 "its events ended unexpectedly")
-            self._request_failover(active, reason)
+            # A session may say why it failed (REST: the ServiceError with the server's retry delay).
+            failure = getattr(active.session, "failure", None)
+            self._request_failover(active, reason, failure if isinstance(failure, BackendError) else None)
         elif held is not None:
             await self._out.put_event(held)
 
     # ---- switching down ------------------------------------------------------------------
 
-    def _request_failover(self, active: _Active, reason: str) -> None:
+    def _request_failover(self, active: _Active, reason: str, error: BackendError | None = None) -> None:
         if self._closing or active is not self._current or active.failing:
             return
         active.failing = True
+        active.failure = error
         self._switching = True  # from now on inputs wait in the one-slot buffers
         self._own(self._switch_down(active, reason), f"failover-switch-{active.name}")
 
@@ -370,7 +401,7 @@ class FailoverSession:
     async def _do_switch_down(self, failed: _Active, reason: str) -> None:
         if failed is not self._current:
             return
-        self._note_down(failed.index, reason, permanent=False)
+        self._note_down(failed.index, reason, permanent=False, error=failed.failure)
         await self._retire(failed, wait=True)
         reasons = [f"{failed.name}: {reason}"]
         for index in range(failed.index + 1, len(self._links)):
@@ -448,11 +479,18 @@ class FailoverSession:
 
     # ---- probing and switching up ----------------------------------------------------------
 
-    def _note_down(self, index: int, reason: str, *, permanent: bool) -> None:
+    def _note_down(self, index: int, reason: str, *, permanent: bool, error: BackendError | None = None) -> None:
+        """Count a failure of link ``index``; its next probe is after our backoff *and* the server's delay."""
         down = self._down.setdefault(index, _Down())
         down.failures += 1 + (self._policy.permanent_penalty if permanent and down.failures == 0 else 0)
-        down.next_probe = time.monotonic() + self._policy.probe_delay(down.failures, self._rng)
+        now = time.monotonic()
+        delay = server_delay(error)
+        down.next_probe = now + max(self._policy.probe_delay(down.failures, self._rng), delay or 0.0)
         down.reason = reason
+        down.quota = is_quota_failure(reason, error)
+        log.info("session %s: %s down (%s failure %d%s); next probe in %.2f s", self._settings.session_id,
+                 self._links[index].name, "quota" if down.quota else "permanent" if permanent else "transient",
+                 down.failures, f", server asks {delay:.2f} s" if delay is not None else "", down.next_probe - now)
         self._probe_wakeup.set()
 
     def _ensure_probe(self) -> None:

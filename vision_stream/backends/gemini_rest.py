@@ -224,6 +224,12 @@ class RestSession:
         self.turns_answered = 0
         self._worker = asyncio.create_task(self._work(), name=f"rest-session-{session.session_id}")
 
+    @property
+    def failure(self) -> BackendError | None:
+        """Why the session failed (None while it works). The failover chain reads it when ``events()``
+        ended, for the server's retry delay (``ServiceError.retry_after``) and the error code."""
+        return self._failure
+
     # ---- BackendSession input ------------------------------------------------------------
 
     def _check_usable(self) -> None:
