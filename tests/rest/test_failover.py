@@ -366,3 +366,18 @@ async def test_frames_arriving_while_switching_only_the_newest_is_forwarded_and_
     changes = [e.payload for e in events if isinstance(e.payload, BackendChanged)]
     assert [(c.from_backend, c.to_backend) for c in changes] == [("rest", "live")]
     assert "API key" in changes[0].reason
+
+
+async def test_rest_failing_on_the_closing_prompt_hands_it_to_the_offline_analyzer(clip: Path) -> None:
+    """The session's closing summary is not lost when the current link dies answering it."""
+    rig, runner, follower = await start_rig(clip, EmulatorKnobs(api_keys=(API_KEY,), refuse_status=503),
+                                            RestKnobs(api_keys=(API_KEY,)),
+                                            rest_retry=RestRetryPolicy(max_attempts=1))
+    try:
+        await rig.until("REST commentary", lambda: len(rig.final_commentary("rest")) >= 1)
+        rig.rest.knobs = replace(rig.rest.knobs, faults=(RestFault(kind="503"),))
+    finally:
+        await finish(rig, runner, follower)
+    finals = [e.payload for e in rig.events if isinstance(e.payload, Commentary) and e.payload.final]
+    assert finals[-1].backend == "local" and finals[-1].text.startswith("Whole session")
+    assert any(c.from_backend == "rest" and c.to_backend == "local" for c in rig.changes())

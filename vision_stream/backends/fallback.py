@@ -148,6 +148,7 @@ class _Active:
     failing: bool = False
     failure: BackendError | None = None  # why it failed, when an error object said so
     absorbed: bool = False  # its counters moved into the chain's totals
+    closing: bool = False  # the chain is closing it at the end of the session
 
 
 @dataclass(slots=True)
@@ -363,12 +364,17 @@ class FailoverSession:
             await self._out.put_event(event)
         if active.failing:
             return  # its last error is the reason in the backend_changed event
-        if active is self._current and not self._closing:
+        # A session may say why it failed (REST: the ServiceError with the server's retry delay).
+        failure = getattr(active.session, "failure", None)
+        failure = failure if isinstance(failure, BackendError) else None
+        # A link closed at the end of the session normally just ends; but if it
+        # failed with a prompt unanswered (the closing summary), the next link
+        # answers it rather than the session ending without one.
+        failed_closing = active.closing and (held is not None or failure is not None) and not active.answered
+        if active is self._current and not self._closing and (not active.closing or failed_closing):
             reason = held.payload.message if held is not None and isinstance(held.payload, ErrorEvent) else (
                 "its events ended unexpectedly")
-            # A session may say why it failed (REST: the ServiceError with the server's retry delay).
-            failure = getattr(active.session, "failure", None)
-            self._request_failover(active, reason, failure if isinstance(failure, BackendError) else None)
+            self._request_failover(active, reason, failure)
         elif held is not None:
             await self._out.put_event(held)
 
@@ -560,14 +566,21 @@ class FailoverSession:
             probe.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await probe
-        # A switch in progress delivers the waiting prompt (e.g. the final one) first.
-        while self._tasks:
-            await asyncio.wait(list(self._tasks))
-        self._closing = True
-        async with self._lock:
-            current = self._current
-            if current is not None:
+        # A switch in progress delivers the waiting prompt (e.g. the final one)
+        # first; a link that fails while closing hands its unanswered prompt
+        # down the chain (bounded: each round moves one link further down).
+        for _ in range(len(self._links) + 1):
+            while self._tasks:
+                await asyncio.wait(list(self._tasks))
+            async with self._lock:
+                current = self._current
+                if current is None:
+                    break
+                current.closing = True
                 await self._close_quietly(current)
+            if not self._tasks:
+                break
+        self._closing = True
         if not self._out.ended:
             self._end()
 
