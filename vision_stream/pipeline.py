@@ -46,6 +46,10 @@ log = logging.getLogger(__name__)
 MIN_SCENE_PROMPT_GAP = 2.0
 # How long close() may take to flush a backend's last events.
 BACKEND_CLOSE_TIMEOUT = 30.0
+# A file's audio is handed to the event loop in batches of this many media
+# seconds (two 50 ms chunks): half the loop wake-ups and paced waits of one
+# per chunk, for at most one chunk (<= 100 ms) of added audio latency.
+AUDIO_BATCH_SECONDS = 0.1
 
 
 class SessionState(enum.Enum):
@@ -62,6 +66,27 @@ class _EndOfInput:
 
     def __init__(self, error: BaseException | None = None) -> None:
         self.error = error
+
+
+class _Pacer:
+    """Source-speed replay clock: the first media item's time is anchored to the wall clock."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self._stop = stop
+        self._first_media: float | None = None
+        self._first_wall = 0.0
+
+    def anchor(self, media_time: float) -> None:
+        """The first media item seen starts the clock (later calls do nothing)."""
+        if self._first_media is None:
+            self._first_media, self._first_wall = media_time, time.monotonic()
+
+    def wait_until(self, media_time: float) -> bool:
+        """Sleep until ``media_time`` is due; False if the session was stopped meanwhile."""
+        self.anchor(media_time)
+        assert self._first_media is not None
+        delay = (media_time - self._first_media) - (time.monotonic() - self._first_wall)
+        return not (delay > 0 and self._stop.wait(delay))
 
 
 @dataclass(kw_only=True, slots=True)
@@ -351,41 +376,67 @@ class Session:
     # ------------------------------------------------------------ source thread
 
     def _read_source(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Runs in the session's own thread: pace, sample, encode, hand over."""
+        """Runs in the session's own thread: pace, sample, encode, hand over.
+
+        Items go to the loop in batches: a file's audio chunks are collected
+        until they span ``AUDIO_BATCH_SECONDS`` (or a sampled frame or another
+        item comes), then handed over with one loop wake-up instead of one per
+        chunk. Pacing waits once per batch, until the media time of its newest
+        item, so nothing is handed over earlier than before; frames that are
+        not sampled are never waited for (the sampler's decisions depend on
+        media time only). Live sources arrive at source speed already: their
+        items are handed over one by one, as they come.
+        """
         end = _EndOfInput()
-        first_media: float | None = None
-        first_wall = 0.0
+        pacer = _Pacer(self._stop) if self.paced else None
+        batch_audio = not self.source.live
+        batch: list[object] = []
+        due: float | None = None  # media time of the newest media item in the batch
+        audio_seconds = 0.0  # audio in the batch, seconds
         try:
             for item in self.source.items():
                 if self._stop.is_set():
                     break
-                if isinstance(item, VideoFrame | AudioChunk) and self.paced:
-                    if first_media is None:
-                        first_media, first_wall = item.media_time, time.monotonic()
-                    delay = (item.media_time - first_media) - (time.monotonic() - first_wall)
-                    if delay > 0 and self._stop.wait(delay):
-                        break
+                if pacer is not None and isinstance(item, VideoFrame | AudioChunk):
+                    pacer.anchor(item.media_time)
                 if isinstance(item, VideoFrame):
                     self._counters.frames_in += 1
-                    sampled = self._sampler.offer(item)
-                    if sampled is None:
+                    decision = self._sampler.decide(item)
+                    if decision is None:
                         continue
                     self._counters.frames_sampled += 1
-                    self._hand_over(loop, sampled)
-                    continue
-                if isinstance(item, AudioChunk):
+                    if pacer is not None and not pacer.wait_until(max(item.media_time, due or 0.0)):
+                        break
+                    batch.append(self._sampler.encode(item, decision, decoded_at=time.monotonic()))
+                elif isinstance(item, AudioChunk):
                     self._counters.audio_chunks_in += 1
-                self._hand_over(loop, item)
+                    batch.append(item)
+                    due = item.media_time if due is None else max(due, item.media_time)
+                    audio_seconds += item.duration
+                    if batch_audio and audio_seconds < AUDIO_BATCH_SECONDS - 1e-9:
+                        continue
+                    if pacer is not None and not pacer.wait_until(due):
+                        break
+                else:
+                    batch.append(item)
+                    if pacer is not None and due is not None and not pacer.wait_until(due):
+                        break
+                self._hand_over(loop, batch)
+                batch, due, audio_seconds = [], None, 0.0
+            else:
+                if batch and (pacer is None or due is None or pacer.wait_until(due)):
+                    self._hand_over(loop, batch)
         except MailboxClosed:
             return
         except BaseException as exc:  # surfaced in the session, never lost in a thread
             end = _EndOfInput(exc)
         with contextlib.suppress(MailboxClosed, RuntimeError):
-            self._hand_over(loop, end, force=True)
+            self._hand_over(loop, [end], force=True)
 
-    def _hand_over(self, loop: asyncio.AbstractEventLoop, item: object, *, force: bool = False) -> None:
+    def _hand_over(self, loop: asyncio.AbstractEventLoop, items: list[object], *, force: bool = False) -> None:
+        """Put ``items`` (in order) into the mailbox from the source thread: one loop wake-up."""
         if self.lossless or force:
-            future = asyncio.run_coroutine_threadsafe(self._mailbox.put(item), loop)
+            future = asyncio.run_coroutine_threadsafe(self._put_all(items), loop)
             while True:
                 try:
                     future.result(timeout=0.5)
@@ -395,11 +446,16 @@ class Session:
                         future.cancel()
                         raise MailboxClosed from None
         else:
-            loop.call_soon_threadsafe(self._put_latest, item)
+            loop.call_soon_threadsafe(self._put_latest, items)
 
-    def _put_latest(self, item: object) -> None:
+    async def _put_all(self, items: list[object]) -> None:
+        for item in items:
+            await self._mailbox.put(item)
+
+    def _put_latest(self, items: list[object]) -> None:
         with contextlib.suppress(MailboxClosed):
-            self._mailbox.put_nowait(item)
+            for item in items:
+                self._mailbox.put_nowait(item)
 
     # -------------------------------------------------------------------- stats
 

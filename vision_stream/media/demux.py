@@ -113,9 +113,13 @@ class ContainerDecoder:
         self._last_key_pts: int | None = None
         self.keyframe_fallback = False
         if self._video is not None:
-            # Frame threads keep both cores busy on H.264/HEVC; the decoder's
-            # added latency (a few frames) is irrelevant next to the sampling interval.
-            self._video.codec_context.thread_type = "AUTO"
+            # Every frame decoded: frame threads keep both cores busy on
+            # H.264/HEVC. Keyframes only: slice threads at most. Frame threads
+            # hold each output back by ``thread_count - 1`` packets, which here
+            # are keyframes a GOP apart (seconds late for a paced session), and
+            # give nothing when one packet a second is decoded; they also add
+            # ``cores + 1`` threads per session that compete with the event loop.
+            self._video.codec_context.thread_type = "SLICE" if self._keyframes_only else "AUTO"
             rate = self._video.average_rate or self._video.guessed_rate
             self._frame_duration = 1.0 / float(rate) if rate else 1.0 / _DEFAULT_FPS
         else:
@@ -181,6 +185,8 @@ class ContainerDecoder:
                 continue
             try:
                 frames = packet.decode()
+                if self._keyframes_only and packet.stream is self._video and packet.size and not frames:
+                    frames.extend(self._drain_video())
             except av.error.FFmpegError as exc:
                 self.bad_packets += 1
                 yield BadPacket(
@@ -197,6 +203,25 @@ class ContainerDecoder:
             for chunk in self._converter.flush():
                 self.end_time = max(self.end_time, chunk.media_time + chunk.duration)
                 yield chunk
+
+    def _drain_video(self) -> list[av.VideoFrame]:
+        """Keyframe mode: take the picture the decoder holds back for reordering now.
+
+        A decoder with B-frame reordering (H.264/HEVC ``has_b_frames``) outputs
+        a picture only once later packets arrive; with keyframes alone those are
+        a GOP apart, so every sample would leave a GOP or two late. Draining
+        (an end-of-stream packet) hands it out at once; ``flush_buffers`` makes
+        the decoder accept packets again, and the next packet it is given is a
+        keyframe, which needs no earlier reference.
+        """
+        assert self._video is not None
+        context = self._video.codec_context
+        frames = [f for f in context.decode(None) if isinstance(f, av.VideoFrame)]
+        context.flush_buffers()
+        for frame in frames:
+            if frame.time_base is None:  # no packet to take it from
+                frame.time_base = self._video.time_base
+        return frames
 
     def _wanted(self, packet: av.Packet) -> bool:
         """Keyframe mode: decode key packets (and the empty flush packet) only,
