@@ -388,6 +388,7 @@ class Session:
         items are handed over one by one, as they come.
         """
         end = _EndOfInput()
+        pending: list[object] = []
         pacer = _Pacer(self._stop) if self.paced else None
         batch_audio = not self.source.live
         batch: list[object] = []
@@ -405,7 +406,8 @@ class Session:
                     if decision is None:
                         continue
                     self._counters.frames_sampled += 1
-                    if pacer is not None and not pacer.wait_until(max(item.media_time, due or 0.0)):
+                    due = item.media_time if due is None else max(due, item.media_time)
+                    if pacer is not None and not pacer.wait_until(due):
                         break
                     batch.append(self._sampler.encode(item, decision, decoded_at=time.monotonic()))
                 elif isinstance(item, AudioChunk):
@@ -430,8 +432,9 @@ class Session:
             return
         except BaseException as exc:  # surfaced in the session, never lost in a thread
             end = _EndOfInput(exc)
+            pending = batch  # what was read before the failure still goes first
         with contextlib.suppress(MailboxClosed, RuntimeError):
-            self._hand_over(loop, [end], force=True)
+            self._hand_over(loop, [*pending, end], force=True)
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop, items: list[object], *, force: bool = False) -> None:
         """Put ``items`` (in order) into the mailbox from the source thread: one loop wake-up."""

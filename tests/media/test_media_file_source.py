@@ -116,3 +116,54 @@ def test_keyframes_only(sample_clip: Path) -> None:
     assert all(f.keyframe for f in frames)
     assert [round(f.media_time, 2) for f in frames][:4] == [0.0, 2.0, 4.0, 6.0]
     assert 6.6 in [round(f.media_time, 2) for f in frames]
+
+
+def _bframe_clip(path: Path, seconds: int = 4, fps: int = 30) -> Path:
+    """H.264 with B-frames (reordering delay), a keyframe every second, and AAC audio."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), mode="w") as out:
+        video = out.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = 160, 120, "yuv420p"
+        video.codec_context.gop_size = fps
+        video.options = {"keyint_min": str(fps), "sc_threshold": "0", "bf": "2"}
+        audio = out.add_stream("aac", rate=16000)
+        audio.layout = "mono"
+        audio_pts = 0
+        rng = np.random.default_rng(7)
+        for i in range(seconds * fps):
+            img = rng.integers(0, 255, size=(120, 160, 3), dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = i
+            for packet in video.encode(frame):
+                out.mux(packet)
+            while audio_pts + 1024 <= (i + 1) * 16000 // fps:
+                tone = (0.2 * np.sin(np.arange(audio_pts, audio_pts + 1024) / 5.0)).astype(np.float32)
+                af = av.AudioFrame.from_ndarray(tone[None, :], format="fltp", layout="mono")
+                af.sample_rate, af.pts = 16000, audio_pts
+                audio_pts += 1024
+                for packet in audio.encode(af):
+                    out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+        for packet in audio.encode():
+            out.mux(packet)
+    return path
+
+
+def test_keyframe_mode_hands_out_each_keyframe_without_reorder_delay(tmp_path: Path) -> None:
+    # A decoder holds B-frame streams' pictures back until later packets come;
+    # with keyframes only those are a GOP apart, so samples would leave seconds late.
+    source = FileSource(_bframe_clip(tmp_path / "bframes.mp4"), audio=AUDIO, sample_interval=1.0)
+    assert source.keyframe_mode
+    latest_audio = 0.0
+    frames: list[VideoFrame] = []
+    for item in source.items():
+        if isinstance(item, AudioChunk):
+            latest_audio = max(latest_audio, item.media_time)
+        elif isinstance(item, VideoFrame):
+            frames.append(item)
+            assert latest_audio < item.media_time + 0.5, (item.media_time, latest_audio)
+    assert [round(f.media_time, 2) for f in frames] == [0.0, 1.0, 2.0, 3.0]
+    assert all(f.keyframe for f in frames)
