@@ -11,10 +11,21 @@ baseline: what the cookbook does between having a decoded 1080p frame and
 having the message to send (BGR->RGB, Pillow thumbnail, JPEG, base64, JSON).
 
 *Fan-out*: ``vision-stream serve`` in its own process runs one looping
-local-backend session (commentary every second); 1, 10 and 100 ``Subscribe``
-streams in this process record ``now - event.wall_time`` (both
-``time.time()`` on the same machine) for every event appended after they all
-joined. Ratio: p99 with 100 subscribers over p99 with one.
+local-backend session (commentary every second). The subscribers run in a
+third, fresh process (``python -m bench.latency fanout-client``), not in this
+one: this process has just decoded 1080p for the frame-to-wire run, and its
+heap and threads must not slow the receiving side. Each run opens 1, 10 or
+100 ``Subscribe`` streams (one channel, from the current ``last_seq``: no
+backlog replay), lets them settle, then for every event appended inside the
+measured window records ``receive time - event.wall_time``: the server stamps
+``wall_time`` with ``time.time()`` when the event is appended to the log, the
+client reads ``time.time()`` when the message comes out of its stream; both
+read the same system clock (CLOCK_REALTIME), so the difference is append ->
+receive across processes. The session runs 2 s before any measurement, so
+its start-up is not measured. Besides latency the table shows the receiving
+process's CPU per message: on a 2-core machine the measuring client competes
+with the server for the same cores. Ratio: p99 with 100 subscribers over p99
+with one.
 """
 
 from __future__ import annotations
@@ -23,6 +34,8 @@ import asyncio
 import base64
 import io
 import json
+import subprocess
+import sys
 import time
 from collections import deque
 from pathlib import Path
@@ -30,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import Results, have_pillow, table
+from bench.common import REPO, Results, have_pillow, table
 from bench.procs import emulator, server
 
 __all__ = ["run_latency"]
@@ -122,13 +135,12 @@ def _cookbook_prepare_ms(path: Path, frames: int = 20) -> list[float]:
     return out
 
 
-async def _fan_out(address: str, source_name: str, counts: list[int], seconds: float) -> dict[int, list[float]]:
+async def _start_session(address: str, source_name: str) -> str:
     import grpc
 
     from vision_stream.v1 import vision_stream_pb2 as pb
     from vision_stream.v1 import vision_stream_pb2_grpc as pb_grpc
 
-    results: dict[int, list[float]] = {}
     async with grpc.aio.insecure_channel(address) as channel:
         stub = pb_grpc.VisionStreamStub(channel)
         watch = stub.Watch(pb.WatchRequest(
@@ -136,33 +148,64 @@ async def _fan_out(address: str, source_name: str, counts: list[int], seconds: f
             config=pb.SessionConfig(backend="local", commentary_interval=1.0),
         ))
         first = await anext(aiter(watch))
-        session_id = first.session_id
         watch.cancel()
-        for n in counts:
-            latencies: list[float] = []
-            joined = asyncio.Event()
-            start_at = [0.0]
+        return str(first.session_id)
 
-            async def subscriber(lat: list[float] = latencies, ev: asyncio.Event = joined,
-                                 t0: list[float] = start_at) -> None:
-                call = stub.Subscribe(pb.SubscribeRequest(session_id=session_id, after_seq=0, allow_gap=True))
-                await ev.wait()
-                async for event in call:
-                    now = time.time()
-                    sent = event.wall_time.seconds + event.wall_time.nanos / 1e9
-                    if sent >= t0[0]:
-                        lat.append((now - sent) * 1000)
 
-            tasks = [asyncio.create_task(subscriber()) for _ in range(n)]
-            await asyncio.sleep(1.0)  # let every stream open and drain the retained backlog
-            start_at[0] = time.time()
-            joined.set()
-            await asyncio.sleep(seconds)
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            results[n] = latencies
-        await stub.StopSession(pb.StopSessionRequest(session_id=session_id))
+async def _stop_session(address: str, session_id: str) -> None:
+    import grpc
+
+    from vision_stream.v1 import vision_stream_pb2 as pb
+    from vision_stream.v1 import vision_stream_pb2_grpc as pb_grpc
+
+    async with grpc.aio.insecure_channel(address) as channel:
+        await pb_grpc.VisionStreamStub(channel).StopSession(pb.StopSessionRequest(session_id=session_id))
+
+
+async def _subscribers(address: str, session_id: str, n: int, t0: float, t1: float) -> dict[str, Any]:
+    """``n`` Subscribe streams; latencies (ms) of events stamped in [t0, t1] (``time.time()``)."""
+    import resource
+
+    import grpc
+
+    from vision_stream.v1 import vision_stream_pb2 as pb
+    from vision_stream.v1 import vision_stream_pb2_grpc as pb_grpc
+
+    latencies: list[float] = []
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = pb_grpc.VisionStreamStub(channel)
+        after = (await stub.ListSessions(pb.ListSessionsRequest()))
+        last_seq = next((s.last_seq for s in after.sessions if s.session_id == session_id), 0)
+
+        async def subscriber() -> None:
+            call = stub.Subscribe(pb.SubscribeRequest(session_id=session_id, after_seq=last_seq, allow_gap=True))
+            async for event in call:
+                now = time.time()
+                sent = event.wall_time.seconds + event.wall_time.nanos / 1e9
+                if t0 <= sent <= t1:
+                    latencies.append((now - sent) * 1000)
+
+        tasks = [asyncio.create_task(subscriber()) for _ in range(n)]
+        await asyncio.sleep(max(t0 - time.time(), 0))
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        cpu0 = ru.ru_utime + ru.ru_stime
+        await asyncio.sleep(max(t1 - time.time(), 0) + 0.5)  # + the last events' delivery
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = ru.ru_utime + ru.ru_stime - cpu0
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return {"latencies_ms": latencies, "client_cpu_s": cpu}
+
+
+def _fan_out(address: str, session_id: str, counts: list[int], seconds: float) -> dict[int, dict[str, Any]]:
+    """One fresh subscriber process per count; their results by count."""
+    results: dict[int, dict[str, Any]] = {}
+    for n in counts:
+        t0 = time.time() + 2.0  # streams open and settle before the window
+        out = subprocess.run([sys.executable, "-m", "bench.latency", "fanout-client", address, session_id, str(n),
+                              repr(t0), repr(t0 + seconds)], capture_output=True, text=True, cwd=REPO, check=True)
+        results[n] = json.loads(out.stdout.strip().splitlines()[-1])
     return results
 
 
@@ -184,13 +227,26 @@ def run_latency(path_1080: Path, path_fanout: Path, seconds: float, results: Res
          max(cookbook, default=0)],
     ]
     with server(path_fanout.parent) as address:
-        fan = asyncio.run(_fan_out(address, path_fanout.name, list(fanout_counts), seconds))
-    for n, values in fan.items():
+        session_id = asyncio.run(_start_session(address, path_fanout.name))
+        time.sleep(2.0)  # past the session's start-up
+        fan = _fan_out(address, session_id, list(fanout_counts), seconds)
+        asyncio.run(_stop_session(address, session_id))
+    for n, run in fan.items():
+        values = run["latencies_ms"]
         results.add(f"latency_fanout_{n}_subscribers_p50_ms", _pct(values, 50))
         results.add(f"latency_fanout_{n}_subscribers_p99_ms", _pct(values, 99))
-        rows.append([f"event fan-out, {n} subscribers", len(values), _pct(values, 50), _pct(values, 99),
-                     max(values, default=0)])
-    if fan.get(1) and fan.get(100):
-        results.add("latency_fanout_100_p99_x_vs_1_subscriber", _pct(fan[100], 99) / _pct(fan[1], 99))
-    results.section("Latency", table(["measurement", "samples", "p50 ms", "p99 ms", "max ms"], rows)
-                    + f"\n\n{seconds:g} s of real-time (paced) media per measurement.")
+        per_msg = run["client_cpu_s"] / len(values) * 1e6 if values else float("nan")
+        rows.append([f"event fan-out, {n} subscribers ({len(values) // max(n, 1)} events)", len(values),
+                     _pct(values, 50), _pct(values, 99), max(values, default=0), per_msg])
+    if fan.get(1, {}).get("latencies_ms") and fan.get(100, {}).get("latencies_ms"):
+        results.add("latency_fanout_100_p99_x_vs_1_subscriber",
+                    _pct(fan[100]["latencies_ms"], 99) / _pct(fan[1]["latencies_ms"], 99))
+    results.section("Latency", table(["measurement", "samples", "p50 ms", "p99 ms", "max ms",
+                                      "client CPU us/msg"], [[*r, ""] if len(r) == 5 else r for r in rows])
+                    + f"\n\n{seconds:g} s of real-time (paced) media per measurement. Fan-out: append -> "
+                    "receive, subscribers in their own process (client CPU: that process, per message).")
+
+
+if __name__ == "__main__" and len(sys.argv) == 7 and sys.argv[1] == "fanout-client":
+    _, _, _address, _session, _n, _t0, _t1 = sys.argv
+    print(json.dumps(asyncio.run(_subscribers(_address, _session, int(_n), float(_t0), float(_t1)))))

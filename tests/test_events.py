@@ -61,3 +61,42 @@ async def test_a_stalled_subscriber_holds_no_memory_and_others_go_on() -> None:
     assert len(log.snapshot()) == 10
     with pytest.raises(RetentionGapError):
         await anext(slow)
+
+
+async def test_follow_encoded_encodes_each_event_once_for_all_subscribers() -> None:
+    log = EventLog("s", retention=4)
+    calls: list[int] = []
+
+    def encode(event: object) -> str:
+        seq = event.seq  # type: ignore[attr-defined]
+        calls.append(seq)
+        return f"e{seq}"
+
+    async def read(after: int) -> list[str]:
+        return [w async for w in log.follow_encoded(encode, after)]
+
+    readers = [asyncio.create_task(read(0)) for _ in range(20)]
+    await asyncio.sleep(0)
+    for i in range(3):
+        log.append(Commentary(str(i)))
+        await asyncio.sleep(0)
+    log.append(SessionEnded("end_of_input"))
+    results = await asyncio.wait_for(asyncio.gather(*readers), 5)
+    assert all(r == ["e1", "e2", "e3", "e4"] for r in results)
+    assert sorted(calls) == [1, 2, 3, 4]  # once per event, not once per subscriber
+    # The cache leaves the window with its events: a late reader sees the same, resumable.
+    assert [w async for w in log.follow_encoded(encode, 2)] == ["e3", "e4"]
+    assert sorted(calls) == [1, 2, 3, 4]
+
+
+async def test_follow_encoded_keeps_gaps_explicit_and_bounded() -> None:
+    log = EventLog("s", retention=3)
+    for i in range(10):
+        log.append(Commentary(str(i)))
+    log.close()
+    assert len(log._encoded) == 3  # bounded by retention, like the events
+    with pytest.raises(RetentionGapError):
+        _ = [w async for w in log.follow_encoded(lambda e: e.seq, 1)]
+    assert [w async for w in log.follow_encoded(lambda e: e.seq, 1, allow_gap=True)] == [8, 9, 10]
+    # A second, different encoder is applied uncached and does not disturb the first.
+    assert [w async for w in log.follow_encoded(lambda e: -e.seq, 7)] == [-8, -9, -10]

@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from .errors import VisionStreamError
 
@@ -167,6 +168,11 @@ _KIND: dict[type, str] = {
 }
 
 
+T = TypeVar("T")
+
+_NOT_ENCODED: Any = object()
+
+
 class RetentionGapError(VisionStreamError):
     """Events a subscriber asked for already left the retention window."""
 
@@ -188,6 +194,10 @@ class EventLog:
     Subscribers hold only a cursor (a seq), never a private queue, so a slow
     subscriber costs nothing; one that falls out of the window gets
     :class:`RetentionGapError` (or skips ahead with ``allow_gap``).
+
+    :meth:`follow_encoded` serves many subscribers the same wire form of each
+    event: it is computed once, on first demand, and kept beside the event
+    (so it leaves the window with it: memory stays bounded by ``retention``).
     """
 
     def __init__(self, session_id: str, *, retention: int) -> None:
@@ -195,6 +205,10 @@ class EventLog:
             raise ValueError("retention must be >= 1")
         self.session_id = session_id
         self._events: deque[Event] = deque(maxlen=retention)
+        # The encoded form of each retained event (or _NOT_ENCODED), index-aligned
+        # with _events: both are appended together and share maxlen.
+        self._encoded: deque[Any] = deque(maxlen=retention)
+        self._encoder: Callable[[Event], Any] | None = None
         self._last_seq = 0
         self._closed = False
         # Replaced on every append: waiters hold the old one, which is set.
@@ -220,6 +234,7 @@ class EventLog:
         self._last_seq += 1
         event = Event(self.session_id, self._last_seq, time.time(), media_time, payload)
         self._events.append(event)
+        self._encoded.append(_NOT_ENCODED)
         if isinstance(payload, SessionEnded):
             self._closed = True
         self._notify()
@@ -238,21 +253,40 @@ class EventLog:
         """Retained events with seq > after_seq (no waiting)."""
         return [e for e in self._events if e.seq > after_seq]
 
-    async def follow(self, after_seq: int = 0, *, allow_gap: bool = False) -> AsyncIterator[Event]:
+    def follow(self, after_seq: int = 0, *, allow_gap: bool = False) -> AsyncIterator[Event]:
         """Yield retained events after ``after_seq``, then live ones until the log closes."""
+        return self._follow(after_seq, allow_gap, None)
+
+    def follow_encoded(
+        self, encode: Callable[[Event], T], after_seq: int = 0, *, allow_gap: bool = False
+    ) -> AsyncIterator[T]:
+        """As :meth:`follow`, yielding ``encode(event)``, computed once per event for
+        every subscriber passing the same ``encode`` (the first one seen is cached;
+        another function is applied per subscriber, uncached)."""
+        if self._encoder is None:
+            self._encoder = encode
+        return self._follow(after_seq, allow_gap, encode)
+
+    async def _follow(
+        self, after_seq: int, allow_gap: bool, encode: Callable[[Event], Any] | None
+    ) -> AsyncIterator[Any]:
         cursor = after_seq
         self.subscribers += 1
         try:
             while True:
-                if self._events and cursor + 1 < self._events[0].seq:
+                events = self._events
+                if events and cursor + 1 < events[0].seq:
                     if not allow_gap:
-                        raise RetentionGapError(cursor, self._events[0].seq)
-                    cursor = self._events[0].seq - 1
-                pending = self._pending_after(cursor)
-                if pending:
-                    for event in pending:
-                        yield event
-                        cursor = event.seq
+                        raise RetentionGapError(cursor, events[0].seq)
+                    cursor = events[0].seq - 1
+                if self._last_seq > cursor:
+                    # Everything pending, taken at once (no await in between, so
+                    # the indices hold); seqs are contiguous, so the batch ends
+                    # at _last_seq.
+                    batch = self._pending_after(cursor, encode)
+                    cursor = self._last_seq
+                    for item in batch:
+                        yield item
                     continue
                 if self._closed:
                     return
@@ -260,10 +294,20 @@ class EventLog:
         finally:
             self.subscribers -= 1
 
-    def _pending_after(self, cursor: int) -> list[Event]:
-        if not self._events or self._last_seq <= cursor:
-            return []
+    def _pending_after(self, cursor: int, encode: Callable[[Event], Any] | None) -> list[Any]:
+        events = self._events
         # seqs are contiguous in the deque: index arithmetic instead of a scan;
         # deque indexing near the right end (where followers are) is cheap.
-        start = max(cursor + 1 - self._events[0].seq, 0)
-        return [self._events[i] for i in range(start, len(self._events))]
+        start = max(cursor + 1 - events[0].seq, 0)
+        if encode is None:
+            return [events[i] for i in range(start, len(events))]
+        if encode is not self._encoder:
+            return [encode(events[i]) for i in range(start, len(events))]
+        encoded = self._encoded
+        out = []
+        for i in range(start, len(events)):
+            item = encoded[i]
+            if item is _NOT_ENCODED:
+                item = encoded[i] = encode(events[i])
+            out.append(item)
+        return out

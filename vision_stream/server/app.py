@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -22,6 +23,38 @@ from .service import ServiceConfig, VisionStreamService
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["VisionStream"].full_name
+
+# The event streams yield pb.Event already serialized (once per event, shared by
+# every subscriber); their handlers pass those bytes through.
+EVENT_STREAMS = ("Stream", "Watch", "Subscribe")
+
+
+def _pass_through(message: bytes | pb.Event) -> bytes:
+    return message if isinstance(message, bytes) else message.SerializeToString()
+
+
+class _Capture:
+    """Stands in for the server to collect the generated method handlers."""
+
+    handlers: dict[str, Any]
+
+    def add_generic_rpc_handlers(self, handlers: object) -> None:
+        pass
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
+        self.handlers = handlers
+
+
+def add_service(service: VisionStreamService, server: grpc.aio.Server,
+                serializer: Callable[[Any], bytes] = _pass_through) -> None:
+    """``add_VisionStreamServicer_to_server`` with the event streams' response
+    serializer replaced by a pass-through of the bytes their handlers yield."""
+    capture = _Capture()
+    pb_grpc.add_VisionStreamServicer_to_server(service, capture)
+    handlers = {name: handler._replace(response_serializer=serializer) if name in EVENT_STREAMS else handler
+                for name, handler in capture.handlers.items()}
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
 
 @dataclass
@@ -59,7 +92,7 @@ async def start_server(
     )
     registry = SessionRegistry(max_sessions=config.limits.max_sessions)
     service = VisionStreamService(config, registry)
-    pb_grpc.add_VisionStreamServicer_to_server(service, server)
+    add_service(service, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)

@@ -137,7 +137,8 @@ def detection_to_proto(d: ev.Detection) -> pb.Detection:
 
 def event_to_proto(event: ev.Event) -> pb.Event:
     msg = pb.Event(session_id=event.session_id, seq=event.seq)
-    msg.wall_time.FromNanoseconds(int(event.wall_time * 1e9))
+    nanos = int(event.wall_time * 1e9)
+    msg.wall_time.seconds, msg.wall_time.nanos = divmod(nanos, 1_000_000_000)
     if event.media_time is not None:
         msg.media_time = round(event.media_time, 6)
     p = event.payload
@@ -172,3 +173,9 @@ def event_to_proto(event: ev.Event) -> pb.Event:
     elif isinstance(p, ev.SessionEnded):
         msg.session_ended.CopyFrom(pb.SessionEnded(reason=p.reason, totals=stats_to_proto(p.totals)))
     return msg
+
+
+def event_to_wire(event: ev.Event) -> bytes:
+    """The serialized ``pb.Event``: what the event streams send (computed once per
+    event and shared by every subscriber, see ``EventLog.follow_encoded``)."""
+    return event_to_proto(event).SerializeToString()

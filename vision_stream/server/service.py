@@ -25,7 +25,7 @@ from ..snapshot import analyze_snapshot
 from ..v1 import vision_stream_pb2 as pb
 from ..v1 import vision_stream_pb2_grpc as pb_grpc
 from .access import SourceAccess
-from .convert import check_session_id, detection_to_proto, event_to_proto, session_from_proto, stats_to_proto
+from .convert import check_session_id, detection_to_proto, event_to_wire, session_from_proto, stats_to_proto
 from .status import abort_with, status_for
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
 
     async def Stream(
         self, request_iterator: AsyncIterator[pb.StreamRequest], context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.Event]:
+    ) -> AsyncIterator[bytes]:  # serialized pb.Event
         try:
             first = await anext(aiter(request_iterator))
         except StopAsyncIteration:
@@ -93,8 +93,10 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
         feeder = asyncio.create_task(self._feed_stream(request_iterator, source, session),
                                      name=f"stream-input-{session_id}")
         try:
-            async for event in session.log.follow():
-                yield event_to_proto(event)
+            # Pre-serialized pb.Event bytes, shared by all subscribers (app.add_service
+            # registers a pass-through serializer for the event streams).
+            async for wire in session.log.follow_encoded(event_to_wire):
+                yield wire
         finally:
             if not feeder.done():
                 # The client went away: its input ends here; what it already
@@ -154,7 +156,7 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
 
     async def Watch(
         self, request: pb.WatchRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.Event]:
+    ) -> AsyncIterator[bytes]:  # serialized pb.Event
         try:
             target = self.config.access.resolve(request.source)
             session_id = self._session_id(request.config.session_id)
@@ -175,8 +177,8 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
             await abort_with(context, exc)
             return
         try:
-            async for event in session.log.follow():
-                yield event_to_proto(event)
+            async for wire in session.log.follow_encoded(event_to_wire):
+                yield wire
         finally:
             if not session.ended and not request.detach and session.log.subscribers == 0:
                 session.stop("watcher left")
@@ -185,11 +187,12 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
 
     async def Subscribe(
         self, request: pb.SubscribeRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.Event]:
+    ) -> AsyncIterator[bytes]:  # serialized pb.Event
         try:
             session = self.registry.get(request.session_id)
-            async for event in session.log.follow(request.after_seq, allow_gap=request.allow_gap):
-                yield event_to_proto(event)
+            async for wire in session.log.follow_encoded(event_to_wire, request.after_seq,
+                                                         allow_gap=request.allow_gap):
+                yield wire
         except VisionStreamError as exc:
             await abort_with(context, exc)
 
