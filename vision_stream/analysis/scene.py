@@ -27,6 +27,7 @@ from .motion import Aligned
 
 _STRUCTURE_BREAK = 0.5  # NCC below this: the pictures are structurally different
 _COLOUR_BREAK = 0.5  # histogram correlation below this: the colours changed too
+_SAME_COLOURS = 0.99  # histogram correlation at or above this: the same shot, whatever the structure says
 _TILES = (4, 6)  # rows, columns of the change-extent grid
 _TILE_MIN_DIFF = 6.0  # luma units: a tile's mean difference (own mean removed) below this is unchanged
 _TILE_MEAN_SHIFT = 25.0  # luma units: a tile mean moving this much more than the frame's is changed
@@ -114,5 +115,10 @@ def cut_evidence(prev: FrameFeatures, cur: FrameFeatures, aligned: Aligned) -> C
     if structure >= _STRUCTURE_BREAK:
         return CutEvidence(structure, colour, 0.0, False)
     extent = changed_extent(aligned)
-    is_cut = extent >= _ALL_TILES or (extent >= _MOST_TILES and colour < _COLOUR_BREAK)
+    # Identical colour statistics veto a cut: fine texture under a camera move
+    # the estimator missed decorrelates every tile (seen on our own sample's
+    # slow pan at 1 fps), while a cut to another shot shifts the histogram.
+    is_cut = colour < _SAME_COLOURS and (
+        extent >= _ALL_TILES or (extent >= _MOST_TILES and colour < _COLOUR_BREAK)
+    )
     return CutEvidence(structure, colour, extent, is_cut)
