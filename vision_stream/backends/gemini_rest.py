@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -42,6 +41,7 @@ from ..config import SessionSettings
 from ..errors import BackendError, ServiceError, SessionError, UsageError
 from ..events import BackendEvent, Commentary, ErrorEvent, Payload
 from ..media.types import AudioChunk, SampledFrame
+from ..net import is_loopback_url
 from .event_stream import EventStream
 from .rest_client import RestClient, RestRetryPolicy
 from .rest_limiter import DEFAULT_BURST, DEFAULT_PER_MINUTE, RateLimiter
@@ -139,13 +139,7 @@ class RestSettings:
 
     @property
     def is_loopback(self) -> bool:
-        host = urlsplit(self.base).hostname or ""
-        if host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            return False
+        return is_loopback_url(self.base)
 
     @property
     def frames_per_request(self) -> int:

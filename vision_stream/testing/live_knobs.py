@@ -14,11 +14,22 @@ counting every upgrade the emulator accepted); none means every connection.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields, replace
 
 FAULT_KINDS = ("close1011", "quota", "drop", "stall", "goaway")
 
+
+
+def knob_words(items: Iterable[str], what: str) -> Iterator[tuple[str, str]]:
+    """``(name, value)`` of every ``key=value`` word in ``items`` (CLI knob strings);
+    ``-`` in names reads as ``_``."""
+    for item in items:
+        for word in item.split():
+            name, sep, value = word.partition("=")
+            if not sep:
+                raise ValueError(f"{what} must be key=value, got {word!r}")
+            yield name.strip().replace("-", "_"), value
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Fault:
@@ -114,26 +125,21 @@ class EmulatorKnobs:
         keys: list[str] = []
         scale: float | None = None
         known = {f.name: f for f in fields(cls)}
-        for item in items:
-            for word in item.split():
-                name, sep, value = word.partition("=")
-                name = name.strip().replace("-", "_")
-                if not sep:
-                    raise ValueError(f"emulator knob must be key=value, got {word!r}")
-                if name == "fault":
-                    faults.append(Fault.parse(value))
-                elif name in ("key", "api_key"):
-                    keys.append(value)
-                elif name == "scale":
-                    scale = float(value)
-                elif name == "refuse":
-                    status, _, count = value.partition(":")
-                    values["refuse_status"] = int(status)
-                    values["refuse_count"] = int(count or 0)
-                elif name in known and name not in ("faults", "api_keys"):
-                    kind = known[name].type
-                    values[name] = int(value) if kind in ("int", "int | None") else float(value)
-                else:
-                    raise ValueError(f"unknown emulator knob {name!r}")
+        for name, value in knob_words(items, "emulator knob"):
+            if name == "fault":
+                faults.append(Fault.parse(value))
+            elif name in ("key", "api_key"):
+                keys.append(value)
+            elif name == "scale":
+                scale = float(value)
+            elif name == "refuse":
+                status, _, count = value.partition(":")
+                values["refuse_status"] = int(status)
+                values["refuse_count"] = int(count or 0)
+            elif name in known and name not in ("faults", "api_keys"):
+                kind = known[name].type
+                values[name] = int(value) if kind in ("int", "int | None") else float(value)
+            else:
+                raise ValueError(f"unknown emulator knob {name!r}")
         knobs = cls(api_keys=tuple(keys), faults=tuple(faults), **values)  # type: ignore[arg-type]
         return knobs.scaled(scale) if scale is not None else knobs

@@ -50,6 +50,7 @@ from urllib.parse import parse_qs, urlsplit
 import h11
 
 from .live_catalogue import LIVE_MODELS, find_model
+from .live_knobs import knob_words
 
 log = logging.getLogger("vision_stream.testing.rest_emulator")
 
@@ -130,22 +131,17 @@ class RestKnobs:
         faults: list[RestFault] = []
         keys: list[str] = []
         known = {f.name: f for f in fields(cls)}
-        for item in items:
-            for word in item.split():
-                name, sep, value = word.partition("=")
-                name = name.strip().replace("-", "_")
-                if not sep:
-                    raise ValueError(f"REST emulator knob must be key=value, got {word!r}")
-                if name == "fault":
-                    faults.append(RestFault.parse(value))
-                elif name in ("key", "api_key"):
-                    keys.append(value)
-                elif name == "retry_after_header":
-                    values[name] = value.lower() in ("1", "true", "yes", "on")
-                elif name in known and name not in ("faults", "api_keys"):
-                    values[name] = int(value) if known[name].type == "int" else float(value)
-                else:
-                    raise ValueError(f"unknown REST emulator knob {name!r}")
+        for name, value in knob_words(items, "REST emulator knob"):
+            if name == "fault":
+                faults.append(RestFault.parse(value))
+            elif name in ("key", "api_key"):
+                keys.append(value)
+            elif name == "retry_after_header":
+                values[name] = value.lower() in ("1", "true", "yes", "on")
+            elif name in known and name not in ("faults", "api_keys"):
+                values[name] = int(value) if known[name].type == "int" else float(value)
+            else:
+                raise ValueError(f"unknown REST emulator knob {name!r}")
         return cls(api_keys=tuple(keys), faults=tuple(faults), **values)
 
 

@@ -7,11 +7,11 @@ tests and offline users point the client at the loopback emulator
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 from ...errors import UsageError
+from ...net import is_loopback_url
 
 GEMINI_WS_BASE = "wss://generativelanguage.googleapis.com"
 GEMINI_REST_BASE = "https://generativelanguage.googleapis.com"
@@ -225,13 +225,7 @@ class LiveSettings:
 
     @property
     def is_loopback(self) -> bool:
-        host = urlsplit(self.ws_base).hostname or ""
-        if host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            return False
+        return is_loopback_url(self.ws_base)
 
     def headers(self) -> dict[str, str]:
         """Upgrade headers carrying the credential. Never log these."""
