@@ -7,7 +7,8 @@
     │   ├── InvalidInputError         a client message or file that cannot be used
     │   ├── NotFoundError             a missing file, session or model
     │   ├── PermissionDeniedError     a path outside the media root, a URL not allowed
-    │   └── LimitExceededError        a configured limit (sessions, sizes) reached
+    │   ├── LimitExceededError        a configured limit (sessions, sizes, rates) reached
+    │   └── InputTimeoutError         a client sent nothing (or no media) for too long
     ├── MediaError                    opening/decoding media
     │   ├── SourceOpenError           cannot open a source (missing, refused, auth)
     │   └── DecodeError               a packet/frame/chunk that cannot be decoded
@@ -20,9 +21,29 @@
 Every error carries ``retryable`` (transient vs permanent, used by the retry
 policies) and a message that never contains secrets. The mapping to gRPC
 status codes lives in exactly one place: ``vision_stream.server.status``.
+Client-supplied text quoted in a message goes through :func:`quote`, so a
+message never grows with what the client sent.
 """
 
 from __future__ import annotations
+
+# Longest client-supplied value quoted in an error message (characters).
+QUOTE_CHARS = 80
+
+
+def quote(value: object, limit: int = QUOTE_CHARS) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, saying how long it was.
+
+    The one way to echo client input (names, ids, paths, JSON) in an error:
+    the reply stays small whatever the client sent (gRPC refuses a status
+    whose details exceed the peer's metadata limit, 8 KiB by default).
+    """
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) <= limit:
+        return repr(text) if isinstance(value, str) else text
+    head = text[:limit]
+    shown = repr(head) if isinstance(value, str) else head
+    return f"{shown}... ({len(text)} characters)"
 
 
 class VisionStreamError(Exception):
@@ -57,7 +78,20 @@ class PermissionDeniedError(UsageError):
 
 
 class LimitExceededError(UsageError):
+    """A configured limit was reached; ``retry_after`` (seconds), when known, is
+    when trying again may succeed (sent to gRPC clients as ``RetryInfo``)."""
+
     code = "limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
+class InputTimeoutError(UsageError):
+    """A client's call sent nothing it had to send in time (first message, media)."""
+
+    code = "input_timeout"
 
 
 class MediaError(VisionStreamError):

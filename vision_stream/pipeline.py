@@ -20,7 +20,7 @@ import enum
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from .backends.base import Backend, BackendSession
@@ -154,6 +154,7 @@ class Session:
         self._done = asyncio.Event()
         self._source_recoveries = 0
         self._last_outage = 0.0
+        self._on_end: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------------ control
 
@@ -166,6 +167,22 @@ class Session:
 
     async def wait(self) -> None:
         await self._done.wait()
+
+    def on_end(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` once the session has ended (at once if it has):
+        what a session holds beyond its call (a client's slot) is given back here."""
+        if self.ended:
+            callback()
+        else:
+            self._on_end.append(callback)
+
+    def input_failed(self, exc: VisionStreamError) -> None:
+        """A client's input broke off with ``exc`` (bad message, timeout, rate):
+        recorded as an ``error`` event before the session ends, so subscribers
+        and ListSessions see why; what was accepted before goes on."""
+        self.last_error = exc.message
+        if not self.log.closed:
+            self.log.append(ErrorEvent(exc.code, exc.message, exc.retryable), self._last_media_time)
 
     @property
     def stop_reason(self) -> str:
@@ -219,6 +236,12 @@ class Session:
             # A live source that gave up (bad credentials, attempts exhausted) fails the session.
             self.state = SessionState.FAILED if self.source_state == "failed" else SessionState.ENDED
         self._done.set()
+        callbacks, self._on_end = self._on_end, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # a bug in a callback must not keep the others from running
+                log.exception("session %s: end callback failed", self.session_id)
 
     async def _run(self) -> str:
         self._started_mono = time.monotonic()

@@ -7,7 +7,7 @@ import re
 
 from .. import events as ev
 from ..config import DEFAULT_COMMENTARY_INTERVAL, FunctionSpec, SamplingPolicy, SessionSettings
-from ..errors import InvalidInputError, UsageError
+from ..errors import InvalidInputError, UsageError, quote
 from ..v1 import vision_stream_pb2 as pb
 
 _SESSION_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -52,17 +52,13 @@ def session_from_proto(
     """Validate a client's SessionConfig: (settings, sampling policy, backend name)."""
     backend = msg.backend or "auto"
     if backend not in BACKENDS:
-        raise InvalidInputError(f"config.backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        raise InvalidInputError(f"config.backend must be one of {', '.join(BACKENDS)}, got {quote(backend)}")
     functions = []
     for index, fn in enumerate(msg.functions):
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", fn.name):
-            raise InvalidInputError(f"config.functions[{index}].name is not a valid function name: {fn.name!r}")
-        try:
-            params = json.loads(fn.parameters_json) if fn.parameters_json else {}
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(f"config.functions[{index}].parameters_json is not JSON: {exc}") from exc
-        if not isinstance(params, dict):
-            raise InvalidInputError(f"config.functions[{index}].parameters_json must be a JSON object")
+            raise InvalidInputError(
+                f"config.functions[{index}].name is not a valid function name: {quote(fn.name)}")
+        params = json_object(fn.parameters_json, f"config.functions[{index}].parameters_json")
         functions.append(FunctionSpec(name=fn.name, description=fn.description, parameters=params))
     sampling = sampling_from_proto(msg.sampling, default_sampling)
     try:
@@ -81,10 +77,30 @@ def session_from_proto(
     return settings, sampling, backend
 
 
+def json_object(text: str, where: str) -> dict[str, object]:
+    """A client's JSON object field (empty = ``{}``), or InvalidInputError naming ``where``.
+
+    ``json.loads`` raises RecursionError (not JSONDecodeError) for input nested
+    deeper than the interpreter's recursion limit (about 1000 levels):
+    both are refused the same way.
+    """
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"{where} is not JSON: {exc.msg} at character {exc.pos}") from exc
+    except RecursionError:
+        raise InvalidInputError(f"{where} is nested too deeply to parse") from None
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"{where} must be a JSON object")
+    return value
+
+
 def check_session_id(session_id: str) -> str:
     if not _SESSION_ID.fullmatch(session_id):
         raise InvalidInputError(
-            "config.session_id must be 1-64 letters, digits, '.', '_' or '-', got " f"{session_id[:80]!r}"
+            f"config.session_id must be 1-64 letters, digits, '.', '_' or '-', got {quote(session_id)}"
         )
     return session_id
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import grpc
@@ -14,10 +13,11 @@ import grpc
 from ..backends.select import BackendOptions, make_backend
 from ..cameras import CameraConfig
 from ..config import AudioPolicy, Limits, SamplingPolicy
-from ..errors import InvalidInputError, VisionStreamError
+from ..errors import InvalidInputError, LimitExceededError, VisionStreamError
 from ..media.live_source import LiveOptions
 from ..media.open import open_source
 from ..media.push_source import PushSource
+from ..media.types import MediaSource
 from ..pipeline import Session
 from ..redact import redact_url
 from ..registry import SessionRegistry
@@ -25,8 +25,18 @@ from ..snapshot import analyze_snapshot
 from ..v1 import vision_stream_pb2 as pb
 from ..v1 import vision_stream_pb2_grpc as pb_grpc
 from .access import SourceAccess
-from .convert import check_session_id, detection_to_proto, event_to_wire, session_from_proto, stats_to_proto
-from .status import abort_with, status_for
+from .auth import current_principal
+from .convert import (
+    check_session_id,
+    detection_to_proto,
+    event_to_wire,
+    json_object,
+    session_from_proto,
+    stats_to_proto,
+)
+from .limits import ClientLimits, ClientTracker, Slot, client_key
+from .status import internal_error, rpc_errors, status_for
+from .stream_input import BadMessage, StreamInput, stream_request_reader
 
 log = logging.getLogger(__name__)
 
@@ -50,29 +60,34 @@ class ServiceConfig:
     # Connection hardening for camera URLs opened by Watch (configured
     # cameras carry their own).
     live: LiveOptions = field(default_factory=LiveOptions)
+    # Per-client session slots, input timeouts and message rate.
+    clients: ClientLimits = field(default_factory=ClientLimits)
 
 
 class VisionStreamService(pb_grpc.VisionStreamServicer):
     def __init__(self, config: ServiceConfig, registry: SessionRegistry) -> None:
         self.config = config
         self.registry = registry
+        self.clients = ClientTracker(config.clients, max_sessions=config.limits.max_sessions,
+                                     running=registry.running_count)
+        # Installed by app.add_service as Stream's request deserializer.
+        self.read_stream_request: Callable[[bytes], pb.StreamRequest | BadMessage] = (
+            stream_request_reader(config.limits.max_message_bytes))
 
     # ------------------------------------------------------------------ Stream
 
+    @rpc_errors
     async def Stream(
-        self, request_iterator: AsyncIterator[pb.StreamRequest], context: grpc.aio.ServicerContext
+        self, request_iterator: AsyncIterator[object], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[bytes]:  # serialized pb.Event
-        try:
-            first = await anext(aiter(request_iterator))
-        except StopAsyncIteration:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "empty Stream: the first message must be a config")
-        if first.WhichOneof("payload") != "config":
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"the first Stream message must be a config, got {first.WhichOneof('payload') or 'nothing'}",
-            )
+        key = client_key(current_principal(), context.peer())
+        # The slot is taken before the first message is read: a call that never
+        # sends its config holds one (until first_message_timeout) like a session.
+        slot = self.clients.acquire(key)
+        stream_input = StreamInput(request_iterator, clients=self.clients, key=key)
         source: PushSource | None = None
         try:
+            first = await stream_input.first()
             session_id = self._session_id(first.config.session_id)
             settings, sampling, backend_name = session_from_proto(
                 first.config, session_id=session_id, source="client stream",
@@ -84,17 +99,22 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
                 backend=make_backend(backend_name, self.config.backends),
                 sampling=sampling, limits=self.config.limits, paced=False, lossless=first.config.lossless,
             )
-            self.registry.start(session)
-        except VisionStreamError as exc:
+            self.registry.start(session, owner=current_principal())
+            _bind(slot, session)
+        except BaseException as exc:
+            slot.release()
             if source is not None:
                 source.close()
-            await abort_with(context, exc)
-            return
-        feeder = asyncio.create_task(self._feed_stream(request_iterator, source, session),
+            if isinstance(exc, VisionStreamError):
+                log.info("Stream from %s refused: %s", key, exc.message)
+            raise
+        feeder = asyncio.create_task(self._feed_stream(stream_input, source, session),
                                      name=f"stream-input-{session_id}")
         try:
             # Pre-serialized pb.Event bytes, shared by all subscribers (app.add_service
-            # registers a pass-through serializer for the event streams).
+            # registers a pass-through serializer for the event streams). A reader
+            # that falls out of the retention window gets RetentionGapError
+            # (OUT_OF_RANGE, like Subscribe).
             async for wire in session.log.follow_encoded(event_to_wire):
                 yield wire
         finally:
@@ -106,38 +126,50 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
                     await feeder
                 source.end()
         error = feeder.exception() if feeder.done() and not feeder.cancelled() else None
-        if isinstance(error, VisionStreamError):
-            await abort_with(context, error)
+        if error is not None:
+            raise error
 
-    async def _feed_stream(
-        self, requests: AsyncIterator[pb.StreamRequest], source: PushSource, session: Session
-    ) -> None:
-        """Client messages into the session; the first bad one ends the input (error kept)."""
-        count = 1
+    async def _feed_stream(self, stream_input: StreamInput, source: PushSource, session: Session) -> None:
+        """Client messages into the session; the first bad one ends the input.
+
+        Its error is recorded in the session's log (an ``error`` event) before
+        the input ends, and re-raised for the call's status; what was accepted
+        before it is still processed.
+        """
         try:
-            async for request in requests:
-                count += 1
-                kind = request.WhichOneof("payload")
-                if kind == "frame":
-                    await self._put_frame(source, request.frame, f"message {count} (frame)")
-                elif kind == "audio":
-                    a = request.audio
-                    await source.put_pcm(a.pcm_s16le, a.sample_rate, a.channels,
-                                         a.media_time if a.HasField("media_time") else None)
-                elif kind == "media":
-                    await source.put_container(request.media.data)
-                elif kind == "prompt":
-                    if not request.prompt.text.strip():
-                        raise InvalidInputError(f"message {count}: prompt.text is empty")
-                    await session.client_prompt(request.prompt.text)
-                elif kind == "tool_result":
-                    await session.tool_result(*_tool_result(request.tool_result, count))
-                elif kind == "config":
-                    raise InvalidInputError(f"message {count}: config may only be sent first")
-                else:
-                    raise InvalidInputError(f"message {count}: empty StreamRequest")
+            while (request := await stream_input.next()) is not None:
+                await self._handle(request, stream_input.count, source, session)
+        except VisionStreamError as exc:
+            log.info("session %s: client input failed: %s", session.session_id, exc.message)
+            session.input_failed(exc)
+            raise
+        except Exception as exc:  # a bug: reported in the session and the status, never swallowed
+            error = internal_error(exc, f"session {session.session_id} input")
+            session.input_failed(error)
+            raise error from exc
         finally:
             source.end()
+
+    async def _handle(self, request: pb.StreamRequest, count: int, source: PushSource, session: Session) -> None:
+        kind = request.WhichOneof("payload")
+        if kind == "frame":
+            await self._put_frame(source, request.frame, f"message {count} (frame)")
+        elif kind == "audio":
+            a = request.audio
+            await source.put_pcm(a.pcm_s16le, a.sample_rate, a.channels,
+                                 a.media_time if a.HasField("media_time") else None)
+        elif kind == "media":
+            await source.put_container(request.media.data)
+        elif kind == "prompt":
+            if not request.prompt.text.strip():
+                raise InvalidInputError(f"message {count}: prompt.text is empty")
+            await session.client_prompt(request.prompt.text)
+        elif kind == "tool_result":
+            await session.tool_result(*_tool_result(request.tool_result, count))
+        elif kind == "config":
+            raise InvalidInputError(f"message {count}: config may only be sent first")
+        else:
+            raise InvalidInputError(f"message {count}: empty StreamRequest")
 
     @staticmethod
     async def _put_frame(source: PushSource, frame: pb.VideoFrame, where: str) -> None:
@@ -154,9 +186,12 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
 
     # ------------------------------------------------------------------- Watch
 
+    @rpc_errors
     async def Watch(
         self, request: pb.WatchRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[bytes]:  # serialized pb.Event
+        slot = self.clients.acquire(client_key(current_principal(), context.peer()))
+        source: MediaSource | None = None
         try:
             target = self.config.access.resolve(request.source)
             session_id = self._session_id(request.config.session_id)
@@ -167,15 +202,19 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
             )
             backend = make_backend(backend_name, self.config.backends)
             source = await asyncio.to_thread(open_source, target, audio=self.config.audio, loop=request.loop,
-                                             sample_interval=1.0 / sampling.fps, live=self.config.live)
+                                             sample_interval=1.0 / sampling.fps, live=self.config.live,
+                                             url_policy=self.config.access.url_policy, limits=self.config.limits)
             session = Session(
                 settings=settings, source=source, backend=backend, sampling=sampling,
                 limits=self.config.limits, paced=not request.fast, lossless=request.fast,
             )
-            self.registry.start(session)
-        except VisionStreamError as exc:
-            await abort_with(context, exc)
-            return
+            self.registry.start(session, owner=current_principal())
+            _bind(slot, session)
+        except BaseException:
+            slot.release()
+            if source is not None:  # opened, but no session runs it
+                source.close()
+            raise
         try:
             async for wire in session.log.follow_encoded(event_to_wire):
                 yield wire
@@ -185,48 +224,47 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
 
     # --------------------------------------------------------------- Subscribe
 
+    @rpc_errors
     async def Subscribe(
         self, request: pb.SubscribeRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[bytes]:  # serialized pb.Event
-        try:
-            session = self.registry.get(request.session_id)
-            async for wire in session.log.follow_encoded(event_to_wire, request.after_seq,
-                                                         allow_gap=request.allow_gap):
-                yield wire
-        except VisionStreamError as exc:
-            await abort_with(context, exc)
+        session = self.registry.get(request.session_id, principal=current_principal())
+        async for wire in session.log.follow_encoded(event_to_wire, request.after_seq,
+                                                     allow_gap=request.allow_gap):
+            yield wire
 
+    @rpc_errors
     async def ListSessions(
         self, request: pb.ListSessionsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListSessionsResponse:
-        return pb.ListSessionsResponse(sessions=[session_info(s) for s in self.registry.list()])
+        visible = self.registry.list(principal=current_principal())
+        return pb.ListSessionsResponse(sessions=[session_info(s) for s in visible])
 
+    @rpc_errors
     async def StopSession(
         self, request: pb.StopSessionRequest, context: grpc.aio.ServicerContext
     ) -> pb.StopSessionResponse:
-        try:
-            session = await self.registry.stop(request.session_id)
-        except VisionStreamError as exc:
-            await abort_with(context, exc)
+        session = await self.registry.stop(request.session_id, principal=current_principal())
         return pb.StopSessionResponse(session=session_info(session))
 
+    @rpc_errors
     async def AnalyzeSnapshot(
         self, request: pb.SnapshotRequest, context: grpc.aio.ServicerContext
     ) -> pb.SnapshotResponse:
-        try:
-            image = request.image
-            raw = None
-            if image.format != pb.PIXEL_FORMAT_UNSPECIFIED:
-                if image.format not in _PIXEL_FORMATS:
-                    raise InvalidInputError(f"image.format {image.format} is not a known pixel format")
-                raw = (_PIXEL_FORMATS[image.format], image.width, image.height)
-            result = await analyze_snapshot(
-                image.data, raw=raw, prompt=request.prompt, backend=request.backend or "auto",
-                model=request.model, options=self.config.backends, sampling=self.config.sampling,
-                limits=self.config.limits,
-            )
-        except VisionStreamError as exc:
-            await abort_with(context, exc)
+        size, limit = request.ByteSize(), self.config.limits.max_message_bytes
+        if size > limit:  # gRPC's own bound is RECEIVE_SLACK_BYTES higher (stream_input)
+            raise LimitExceededError(f"the request is {size} bytes, over the server's {limit}-byte message limit")
+        image = request.image
+        raw = None
+        if image.format != pb.PIXEL_FORMAT_UNSPECIFIED:
+            if image.format not in _PIXEL_FORMATS:
+                raise InvalidInputError(f"image.format {image.format} is not a known pixel format")
+            raw = (_PIXEL_FORMATS[image.format], image.width, image.height)
+        result = await analyze_snapshot(
+            image.data, raw=raw, prompt=request.prompt, backend=request.backend or "auto",
+            model=request.model, options=self.config.backends, sampling=self.config.sampling,
+            limits=self.config.limits,
+        )
         return pb.SnapshotResponse(
             text=result.text, detections=[detection_to_proto(d) for d in result.detections],
             backend=result.backend, model=result.model,
@@ -241,6 +279,8 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
         source = await asyncio.to_thread(
             open_source, camera.source, audio=self.config.audio if camera.audio else None, loop=camera.loop,
             sample_interval=1.0 / camera.sampling.fps, live=camera.live,
+            # The operator named this URL; its redirects and HLS entries still obey --allow-host.
+            url_policy=self.config.access.url_policy.admitting(camera.source), limits=self.config.limits,
         )
         try:
             session = Session(
@@ -248,7 +288,7 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
                 backend=make_backend(camera.backend, self.config.backends), sampling=camera.sampling,
                 limits=self.config.limits, paced=True, lossless=False,
             )
-            return self.registry.start(session)
+            return self.registry.start(session, owner=None, viewers=camera.viewers)
         except BaseException:
             source.close()
             raise
@@ -264,13 +304,14 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
 def _tool_result(msg: pb.ToolResult, count: int) -> tuple[str, str, dict[str, object]]:
     if not msg.call_id:
         raise InvalidInputError(f"message {count}: tool_result.call_id is required")
-    try:
-        response = json.loads(msg.response_json) if msg.response_json else {}
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError(f"message {count}: tool_result.response_json is not JSON: {exc}") from exc
-    if not isinstance(response, dict):
-        raise InvalidInputError(f"message {count}: tool_result.response_json must be a JSON object")
+    response = json_object(msg.response_json, f"message {count}: tool_result.response_json")
     return msg.call_id, msg.name, response
+
+
+def _bind(slot: Slot, session: Session) -> None:
+    """The call's slot now belongs to its running session: given back when it ends."""
+    slot.bind()
+    session.on_end(slot.release)
 
 
 def session_info(session: Session) -> pb.SessionInfo:

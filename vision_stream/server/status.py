@@ -1,11 +1,36 @@
-"""The one place where our errors become gRPC status codes."""
+"""The one place where our errors become gRPC status codes.
+
+Handlers raise our errors; :func:`rpc_errors` (a decorator on every RPC
+handler) or :func:`abort_with` turns them into the status. A status message
+is capped at ``MAX_STATUS_CHARS``; ``RESOURCE_EXHAUSTED`` (and any error with
+a known retry delay) carries ``google.rpc.RetryInfo`` in its details, read by
+clients from the ``grpc-status-details-bin`` trailer as Google's APIs do.
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
+import logging
+import math
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar, cast
+
 import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 from .. import errors
 from ..events import RetentionGapError
+
+log = logging.getLogger(__name__)
+
+# Longest status message sent (characters): gRPC sends it as the grpc-message
+# header (percent-encoded, up to 3 bytes per character), and a peer refuses
+# headers over its metadata limit (8 KiB by default), which would replace our
+# status with an INTERNAL one.
+MAX_STATUS_CHARS = 1024
 
 _CODES: tuple[tuple[type[errors.VisionStreamError], grpc.StatusCode], ...] = (
     (RetentionGapError, grpc.StatusCode.OUT_OF_RANGE),
@@ -13,6 +38,7 @@ _CODES: tuple[tuple[type[errors.VisionStreamError], grpc.StatusCode], ...] = (
     (errors.NotFoundError, grpc.StatusCode.NOT_FOUND),
     (errors.PermissionDeniedError, grpc.StatusCode.PERMISSION_DENIED),
     (errors.LimitExceededError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.InputTimeoutError, grpc.StatusCode.DEADLINE_EXCEEDED),
     (errors.UsageError, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.SourceOpenError, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.DecodeError, grpc.StatusCode.INVALID_ARGUMENT),
@@ -40,6 +66,79 @@ def status_for(exc: errors.VisionStreamError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+def retry_after(exc: errors.VisionStreamError) -> float | None:
+    """Seconds after which retrying may succeed, when the error knows it."""
+    delay = exc.retry_after if isinstance(exc, errors.LimitExceededError | errors.ServiceError) else None
+    if delay is None or not math.isfinite(delay) or delay < 0:
+        return None
+    return delay
+
+
+def bounded(message: str, limit: int = MAX_STATUS_CHARS) -> str:
+    """``message`` cut to ``limit`` characters (the cap on every status message)."""
+    return message if len(message) <= limit else message[: limit - 20] + " ... (truncated)"
+
+
+def grpc_status(exc: errors.VisionStreamError, *, limit: int = MAX_STATUS_CHARS) -> grpc.Status:
+    """The full status for ``exc``: code, bounded message, RetryInfo when a delay is known."""
+    code = status_for(exc)
+    proto = status_pb2.Status(code=code.value[0], message=bounded(exc.message, limit))
+    delay = retry_after(exc)
+    if delay is not None:
+        info = error_details_pb2.RetryInfo()
+        info.retry_delay.FromNanoseconds(int(delay * 1e9))
+        detail = any_pb2.Any()
+        detail.Pack(info)
+        proto.details.append(detail)
+    return rpc_status.to_status(proto)
+
+
 async def abort_with(context: grpc.aio.ServicerContext, exc: errors.VisionStreamError) -> None:
-    """End the RPC with the status for ``exc`` and its (secret-free) message."""
-    await context.abort(status_for(exc), exc.message)
+    """End the RPC with the status for ``exc`` and its (secret-free, bounded) message."""
+    await context.abort_with_status(grpc_status(exc))
+
+
+def internal_error(exc: BaseException, where: str) -> errors.VisionStreamError:
+    """A bug met while serving: logged with its traceback, reported by type only."""
+    log.error("%s: internal error", where, exc_info=exc)
+    return errors.VisionStreamError(f"internal error: {type(exc).__name__}", code="internal")
+
+
+H = TypeVar("H", bound=Callable[..., Any])
+
+
+def rpc_errors(handler: H) -> H:
+    """Decorate an RPC handler (coroutine or async generator) so that every
+    error it raises ends the call through the one mapping: our errors with
+    their status, anything else as INTERNAL (logged, type name only).
+
+    ``context.abort`` raises grpc.aio's AbortError to unwind the handler; it
+    passes through untouched, as does cancellation (a BaseException).
+    """
+    if inspect.isasyncgenfunction(handler):
+        @functools.wraps(handler)
+        async def streaming(self: Any, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            try:
+                async for item in handler(self, request, context):
+                    yield item
+            except grpc.aio.AbortError:
+                raise
+            except errors.VisionStreamError as exc:
+                await abort_with(context, exc)
+            except Exception as exc:
+                await abort_with(context, internal_error(exc, handler.__name__))
+
+        return cast(H, streaming)
+
+    @functools.wraps(handler)
+    async def unary(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await handler(self, request, context)
+        except grpc.aio.AbortError:
+            raise
+        except errors.VisionStreamError as exc:
+            await abort_with(context, exc)
+        except Exception as exc:
+            await abort_with(context, internal_error(exc, handler.__name__))
+
+    return cast(H, unary)
