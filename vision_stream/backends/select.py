@@ -58,8 +58,9 @@ def make_backend(name: str, options: BackendOptions) -> Backend:
     if name == "rest":
         return make_rest_backend(options)
     if name == "live" and requested == "live":
-        # An explicit --backend live is the plain Live backend: it fails loudly
-        # instead of switching, which is what one wants when testing Live itself.
+        # An explicit --backend live is the plain Live backend: it never switches.
+        # Outages are retried for as long as the session runs (each failed attempt
+        # is an error event); a permanent refusal (bad key, unknown model) fails loudly.
         return make_live_backend(options)
     # auto with a key: the failover chain live -> REST -> offline (backends/fallback.py).
     from .fallback import FailoverBackend, Link
@@ -90,8 +91,11 @@ def make_rest_backend(options: BackendOptions) -> GeminiRestBackend:
 def make_live_backend(options: BackendOptions, *, in_chain: bool = False) -> Backend:
     """The Live backend (``--live-url``, ``--model``).
 
-    In the failover chain it gives up sooner (two consecutive failures, no long
-    quota wait): REST takes over meanwhile and the chain probes Live back.
+    Alone (``--backend live``) it retries an outage for as long as the session
+    runs, with capped jittered backoff (``ReconnectPolicy()``: 0.5 s doubling to
+    30 s), like a camera. In the failover chain it gives up sooner (two
+    consecutive failures, no long quota wait): REST takes over meanwhile and
+    the chain probes Live back.
     """
     from .gemini_live import GeminiLiveBackend, LiveSettings, LiveTimeouts, ReconnectPolicy
 

@@ -48,8 +48,8 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from ..backends.gemini_live.connection import RedactingLogger
 from ..events import Detection
+from ..redact import RedactingLogger
 from .live_catalogue import EmulatedModel, find_model
 from .live_knobs import EmulatorKnobs, Fault
 from .live_validation import (
@@ -233,6 +233,7 @@ class LiveEmulator:
 
     async def close(self) -> None:
         if self._server is not None:
+            self._port = self.port  # a later start() comes back on the same port (an outage, then recovery)
             self._server.close()
             await self._server.wait_closed()
             self._server = None

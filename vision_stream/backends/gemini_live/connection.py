@@ -1,47 +1,23 @@
 """Opening one Live WebSocket, and translating how it ended into an :class:`Ending`.
 
 Credentials travel only in upgrade headers. websockets logs every request
-header at DEBUG level, so it gets a logger that redacts credential headers
-(and the configured secrets anywhere) before anything is written.
+header at DEBUG level, so it gets a :class:`~vision_stream.redact.RedactingLogger`
+that scrubs credential headers (and the configured secrets anywhere) before
+anything is written, whatever handlers the application configured.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
+from ...redact import RedactingLogger, redact_url, scrub
 from .retry import Ending
-from .settings import LiveSettings, redact, redact_url
+from .settings import LiveSettings
 
 log = logging.getLogger("vision_stream.backends.gemini_live")
-
-_CREDENTIAL_HEADER = re.compile(r"(?i)\b(x-goog-api-key|authorization)(\s*:\s*).*")
-_KEY_PARAM = re.compile(r"(?i)([?&](?:key|access_token)=)[^&\s]+")
-
-
-class RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """A logger adapter that formats, then removes credentials, then logs."""
-
-    def __init__(self, logger: logging.Logger, secrets: tuple[str, ...] = ()) -> None:
-        super().__init__(logger, {})
-        self.secrets = secrets
-
-    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
-        if not self.isEnabledFor(level):
-            return
-        text = str(msg) % args if args else str(msg)
-        self.logger.log(level, scrub(text, self.secrets), **kwargs)
-
-
-def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """``text`` without credential header values, ``?key=`` parameters or known secrets."""
-    text = _CREDENTIAL_HEADER.sub(r"\1\2<redacted>", text)
-    text = _KEY_PARAM.sub(r"\1<redacted>", text)
-    return redact(text, secrets)
 
 
 class ConnectFailed(Exception):
@@ -74,16 +50,16 @@ async def open_websocket(settings: LiveSettings) -> ClientConnection:
             compression=None,
             # Respect HTTPS_PROXY for Google, never for a loopback emulator.
             proxy=None if settings.is_loopback else True,
-            logger=RedactingLogger(logging.getLogger("vision_stream.backends.gemini_live.ws"), secrets),
+            logger=RedactingLogger(logging.getLogger("vision_stream.backends.gemini_live.ws"), *secrets),
         )
     except InvalidStatus as exc:
         status = exc.response.status_code
         phrase = exc.response.reason_phrase or ""
-        raise ConnectFailed(Ending(status, scrub(phrase, secrets), before_setup=True, http=True)) from None
+        raise ConnectFailed(Ending(status, scrub(phrase, *secrets), before_setup=True, http=True)) from None
     except InvalidURI as exc:
         raise ConnectFailed(Ending(400, f"invalid URL {redact_url(url)}", before_setup=True, http=True)) from exc
     except (InvalidHandshake, OSError, TimeoutError, EOFError) as exc:
-        reason = scrub(f"{type(exc).__name__}: {exc}", secrets)
+        reason = scrub(f"{type(exc).__name__}: {exc}", *secrets)
         raise ConnectFailed(Ending(0, reason, before_setup=True)) from None
 
 

@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 
 from ...errors import ProtocolError, ServiceError, TransportError
-from .settings import LiveSettings, redact
+from ...redact import scrub
+from .settings import LiveSettings
 
 LIVE_METHOD = "bidiGenerateContent"
 
@@ -81,10 +82,10 @@ async def list_models(
             try:
                 response = await http.get(url, params=params, headers=settings.headers())
             except httpx.HTTPError as exc:
-                raise TransportError(redact(f"listing models failed: {type(exc).__name__}: {exc}", secrets)) from None
+                raise TransportError(scrub(f"listing models failed: {type(exc).__name__}: {exc}", *secrets)) from None
             if response.status_code != 200:
                 raise ServiceError(
-                    redact(f"listing models failed: HTTP {response.status_code}: {_error_message(response)}", secrets),
+                    scrub(f"listing models failed: HTTP {response.status_code}: {_error_message(response)}", *secrets),
                     status=response.status_code,
                     retryable=response.status_code in (429, 500, 502, 503, 504),
                 )

@@ -19,6 +19,7 @@ from .settings import ReconnectPolicy
 TRANSIENT_CLOSE_CODES = frozenset({1000, 1001, 1006, 1011, 1012, 1013, 1014})
 TRANSIENT_HTTP = frozenset({408, 429, 500, 502, 503, 504})
 _QUOTA_MARKERS = ("resource has been exhausted", "exceeded your current quota", "quota")
+_MAX_DOUBLINGS = 40  # 2**40 times any sane base is past any cap
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,14 +84,18 @@ class Backoff:
 
     @property
     def exhausted(self) -> bool:
-        return self.failures >= self.policy.max_attempts
+        """True once ``max_attempts`` consecutive attempts failed (never when it is None)."""
+        limit = self.policy.max_attempts
+        return limit is not None and self.failures >= limit
 
     def failed(self, ending: Ending) -> float:
         """Count one failure; the delay before the next attempt, seconds."""
         self.failures += 1
         if is_quota(ending):
             return self.policy.quota_backoff
-        delay = min(self.policy.max_backoff, self.policy.base_backoff * 2 ** (self.failures - 1))
+        # The exponent is capped: retrying forever must not overflow a float (2.0 ** 1024).
+        growth = 2.0 ** min(self.failures - 1, _MAX_DOUBLINGS)
+        delay = min(self.policy.max_backoff, self.policy.base_backoff * growth)
         return delay * (1.0 - self.policy.jitter * self._rng.random())
 
     def stable(self) -> None:

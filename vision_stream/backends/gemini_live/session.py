@@ -29,9 +29,10 @@ from ...config import SessionSettings
 from ...errors import BackendError, ProtocolError, ServiceError, SessionError
 from ...events import BackendChanged, BackendEvent, ErrorEvent, Payload
 from ...media.types import AudioChunk, SampledFrame
+from ...redact import scrub
 from ..event_stream import EventStream
 from .commentary import prompt_text, setup_params
-from .connection import ConnectFailed, ending_of, open_websocket, scrub
+from .connection import ConnectFailed, ending_of, open_websocket
 from .models import bare_model_id, capabilities_for
 from .outbox import Outbox, PendingPrompt
 from .protocol import (
@@ -114,11 +115,16 @@ class LiveSession:
     async def open(cls, settings: LiveSettings, session: SessionSettings) -> LiveSession:
         """Connect (retrying transient failures per the policy) and start the session."""
         self = cls(settings, session)
-        ws = await self._connect_with_retry()
+        ws = await self._connect_with_retry(limit=settings.reconnect.opening_attempts)
         self._supervisor = asyncio.create_task(self._supervise(ws), name=f"live-session-{session.session_id}")
         return self
 
-    async def _connect_with_retry(self) -> ClientConnection:
+    async def _connect_with_retry(self, *, limit: int | None, outage_since: float | None = None) -> ClientConnection:
+        """Connect, retrying transient failures until ``limit`` consecutive failures (None: forever).
+
+        ``outage_since``: when the running session lost its connection (None
+        while opening); each failed attempt of an outage is reported.
+        """
         while True:
             try:
                 return await self._connect_once()
@@ -127,15 +133,32 @@ class LiveSession:
                 if not is_transient(ending):
                     raise self._permanent_error(ending) from None
                 delay = self._backoff.failed(ending)
-                if self._backoff.exhausted:
+                if limit is not None and self._backoff.failures >= limit:
                     raise ServiceError(
                         f"Gemini Live: gave up after {self._backoff.failures} failed connection attempts; "
-                        f"last: {ending.label}",
+                        f"last: {_bounded(ending.label)}",
                         status=ending.code or None,
                         retryable=True,
                     ) from None
                 log.info("live connection attempt failed (%s); retrying in %.2f s", ending.label, delay)
+                if outage_since is not None:
+                    await self._report_attempt(ending, delay, outage_since)
                 await asyncio.sleep(delay)
+
+    async def _report_attempt(self, ending: Ending, delay: float, outage_since: float) -> None:
+        """A retryable ``backend_unavailable`` event per failed attempt, when retrying forever.
+
+        A bounded policy (the failover chain's link) reports once, when it
+        gives up; the chain turns that into its own ``backend_changed``.
+        """
+        if self._settings.reconnect.max_attempts is not None:
+            return
+        failures = self._backoff.failures
+        message = (
+            f"Gemini Live unavailable for {time.monotonic() - outage_since:.1f} s ({_bounded(ending.label)}); "
+            f"{failures} failed attempt{'' if failures == 1 else 's'}, next in {delay:.2f} s"
+        )
+        await self._emit(ErrorEvent("backend_unavailable", scrub(message, *self._settings.secrets()), retryable=True))
 
     async def _connect_once(self) -> ClientConnection:
         self.connection_attempts += 1
@@ -191,15 +214,17 @@ class LiveSession:
                     delay = self._backoff.failed(ending)
                     if self._backoff.exhausted:
                         raise ServiceError(
-                            f"Gemini Live: gave up after {self._backoff.failures} failures; last: {ending.label}",
+                            f"Gemini Live: gave up after {self._backoff.failures} failures; "
+                            f"last: {_bounded(ending.label)}",
                             status=ending.code or None,
                             retryable=True,
                         )
                     log.info("live connection ended (%s); reconnecting in %.2f s", ending.label, delay)
+                    await self._report_attempt(ending, delay, lost_at)
                     await asyncio.sleep(delay)
                 else:
                     log.info("live connection rotating after goAway")
-                ws = await self._connect_with_retry()
+                ws = await self._connect_with_retry(limit=self._settings.reconnect.max_attempts, outage_since=lost_at)
                 self.reconnects += 1
                 self.reconnect_gaps.append(time.monotonic() - lost_at)
                 await self._emit(BackendChanged(BACKEND_NAME, BACKEND_NAME, ending.label))
@@ -394,7 +419,7 @@ class LiveSession:
     def _permanent_error(self, ending: Ending) -> ServiceError:
         what = "refused the connection" if ending.http else "closed the session"
         return ServiceError(
-            scrub(f"Gemini Live {what}: {ending.label}", self._settings.secrets()),
+            scrub(f"Gemini Live {what}: {ending.label}", *self._settings.secrets()),
             status=ending.code or None,
             retryable=False,
         )
@@ -495,6 +520,11 @@ class LiveSession:
     def handle(self) -> str | None:
         """The newest resumable handle (valid for about 2 hours)."""
         return self._protocol.handle
+
+
+def _bounded(text: str, limit: int = 200) -> str:
+    """Server or socket text inside our messages, cut to ``limit`` characters."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _first_of(group: BaseExceptionGroup, kind: type[_E]) -> _E | None:

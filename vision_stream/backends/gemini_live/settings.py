@@ -12,12 +12,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ...errors import UsageError
 from ...net import is_loopback_url
+from ...redact import PLACEHOLDER, redact_url
 
 GEMINI_WS_BASE = "wss://generativelanguage.googleapis.com"
 GEMINI_REST_BASE = "https://generativelanguage.googleapis.com"
 DEFAULT_MODEL = "gemini-3.8-live"
 MEDIA_RESOLUTIONS = ("MEDIA_RESOLUTION_LOW", "MEDIA_RESOLUTION_MEDIUM", "MEDIA_RESOLUTION_HIGH")
-REDACTED = "<redacted>"
 
 
 def _check(condition: bool, message: str) -> None:
@@ -61,7 +61,17 @@ class LiveTimeouts:
 class ReconnectPolicy:
     """Retry policy for transient failures (1000 without goAway, 1006, 1011, refused).
 
-    max_attempts: consecutive failed connection attempts before giving up.
+    max_attempts: consecutive failed connection attempts of a running session
+        before it gives up; None (the default) retries for as long as the
+        session runs, like an NVR with a camera, and reports every failed
+        attempt as a retryable ``backend_unavailable`` error event. A bounded
+        policy is for a link with something behind it (the failover chain's
+        Live link): it reports once, when it gives up. Permanent endings (bad
+        key, unknown model, accepted-then-closed) end the session at once either way.
+    open_attempts: attempts for the first connection, before the session
+        exists (never more than ``max_attempts``): a wrong URL or a service
+        that is down at start fails the session's start visibly instead of
+        leaving it waiting with no event to show.
     base_backoff / max_backoff: seconds; delay = min(max, base * 2**(n-1)),
         jittered into [delay * (1 - jitter), delay].
     quota_backoff: seconds to wait after a 1011 that says the quota is exhausted.
@@ -70,7 +80,8 @@ class ReconnectPolicy:
         even if the model is mid-turn.
     """
 
-    max_attempts: int = 6
+    max_attempts: int | None = None
+    open_attempts: int = 6
     base_backoff: float = 0.5
     max_backoff: float = 30.0
     quota_backoff: float = 60.0
@@ -79,11 +90,20 @@ class ReconnectPolicy:
     go_away_margin: float = 5.0
 
     def __post_init__(self) -> None:
-        _check(self.max_attempts >= 1, "reconnect max_attempts must be >= 1")
+        _check(self.max_attempts is None or self.max_attempts >= 1,
+               "reconnect max_attempts must be >= 1 (or None: retry for as long as the session runs)")
+        _check(self.open_attempts >= 1, "reconnect open_attempts must be >= 1")
         _check(0 <= self.base_backoff <= self.max_backoff, "need 0 <= base_backoff <= max_backoff")
         _check(self.quota_backoff >= 0, "quota_backoff must be >= 0")
         _check(0 <= self.jitter <= 1, "jitter must be in [0, 1]")
         _check(self.stable_after >= 0 and self.go_away_margin >= 0, "stable_after/go_away_margin must be >= 0")
+
+    @property
+    def opening_attempts(self) -> int:
+        """Attempts allowed for the first connection: ``open_attempts``, capped by ``max_attempts``."""
+        if self.max_attempts is None:
+            return self.open_attempts
+        return min(self.open_attempts, self.max_attempts)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -100,7 +120,7 @@ class VertexAuth:
         _check(bool(self.location.strip()), "vertex location must not be empty")
 
     def __repr__(self) -> str:
-        token = REDACTED if self.access_token else "''"
+        token = PLACEHOLDER if self.access_token else "''"
         return (
             f"VertexAuth(project={self.project!r}, location={self.location!r}, "
             f"access_token={token}, api_version={self.api_version!r})"
@@ -123,7 +143,7 @@ class LiveSettings:
         the Gemini API (or the Vertex host when ``vertex`` is set).
     api_version: "v1beta" or "v1alpha" (Gemini API).
     api_key: Gemini API key, sent in the ``x-goog-api-key`` header only; never
-        printed (``repr`` shows ``<redacted>``).
+        printed (``repr`` shows ``***``).
     vertex: use Vertex AI with a bearer token instead of an API key.
     model: model id (``models/`` optional); any name works, unknown families get
         safe defaults (see ``models.py``).
@@ -172,7 +192,7 @@ class LiveSettings:
                    f"base_url must be ws://, wss://, http:// or https://, got {scheme!r}")
 
     def __repr__(self) -> str:
-        key = REDACTED if self.api_key else "''"
+        key = PLACEHOLDER if self.api_key else "''"
         return (
             f"LiveSettings(base_url={redact_url(self.ws_base)!r}, api_version={self.api_version!r}, "
             f"api_key={key}, vertex={self.vertex!r}, model={self.model!r}, "
@@ -234,24 +254,9 @@ class LiveSettings:
         return {"x-goog-api-key": self.api_key} if self.api_key else {}
 
     def secrets(self) -> tuple[str, ...]:
-        """Every secret these settings hold, for :func:`redact`."""
+        """Every secret these settings hold, for :func:`vision_stream.redact.scrub`."""
         found = [self.api_key]
         if self.vertex is not None:
             found.append(self.vertex.access_token)
         return tuple(s for s in found if s)
 
-
-def redact(text: str, secrets: tuple[str, ...]) -> str:
-    """``text`` with every secret replaced by ``<redacted>``."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, REDACTED)
-    return text
-
-
-def redact_url(url: str) -> str:
-    """A URL safe to print: any query (``?key=...``) and userinfo are redacted."""
-    parts = urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    query = REDACTED if parts.query else ""
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
