@@ -11,6 +11,11 @@ from dataclasses import dataclass, field
 from .errors import UsageError
 
 DEFAULT_COMMENTARY_INTERVAL = 10.0  # seconds
+# Pictures a video decoder may hold at once: 16 H.264/HEVC reference frames
+# plus FFmpeg's frame threads (automatic count capped at 16) and the one being
+# output; each 1.5 bytes/pixel (YUV 4:2:0), plus one 3 bytes/pixel BGR copy.
+DECODER_FRAMES_HELD = 16 + 16 + 1
+DECODE_BYTES_PER_PIXEL = int(DECODER_FRAMES_HELD * 1.5 + 3)
 
 
 def _check(condition: bool, message: str) -> None:
@@ -74,8 +79,17 @@ class Limits:
     event_retention: events kept per session for Subscribe(after_seq).
     max_sessions: concurrent sessions per server.
     max_message_bytes: largest gRPC message accepted.
-    max_frame_pixels: largest pushed raw/encoded frame, in pixels.
+    max_frame_pixels: largest frame, in pixels: pushed raw/encoded pictures,
+        snapshots (checked on the image header, before decoding) and every
+        decoded container frame (whatever the container header said).
     push_queue: pushed client messages waiting to be decoded.
+    max_decode_bytes: memory budget of one session's decoded pictures. A video
+        decoder holds up to ``DECODER_FRAMES_HELD`` pictures at once (H.264/HEVC
+        references plus FFmpeg's frame threads) at 1.5 bytes/pixel (YUV 4:2:0),
+        and the pipeline one BGR copy (3 bytes/pixel) of the frame it samples;
+        ``decode_pixel_cap`` is the per-frame pixel cap that keeps that within
+        the budget, and the decoder enforces it on every frame (FFmpeg's
+        ``max_pixels``), so a stream cannot grow past it mid-way.
     """
 
     frame_slots: int = 1
@@ -86,6 +100,13 @@ class Limits:
     max_message_bytes: int = 16 * 1024 * 1024
     max_frame_pixels: int = 4096 * 4096
     push_queue: int = 256
+    max_decode_bytes: int = 1024 * 1024 * 1024
+
+    @property
+    def decode_pixel_cap(self) -> int:
+        """Largest decoded container frame, in pixels: ``max_frame_pixels``, lowered
+        so the pictures a decoder may hold fit ``max_decode_bytes``."""
+        return max(1, min(self.max_frame_pixels, self.max_decode_bytes // DECODE_BYTES_PER_PIXEL))
 
     def __post_init__(self) -> None:
         for name in (
@@ -97,6 +118,7 @@ class Limits:
             "max_message_bytes",
             "max_frame_pixels",
             "push_queue",
+            "max_decode_bytes",
         ):
             _check(getattr(self, name) >= 1, f"limit {name} must be >= 1")
 

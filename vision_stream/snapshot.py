@@ -9,9 +9,9 @@ import numpy as np
 
 from .backends.select import BackendOptions, resolve_name
 from .config import Limits, SamplingPolicy
-from .errors import InvalidInputError, UsageError
+from .errors import InvalidInputError, LimitExceededError, UsageError
 from .events import Detection
-from .media.encode import decode_image, encode_jpeg, resize_bgr
+from .media.encode import decode_image, encode_jpeg, probe_image_size, resize_bgr
 from .media.raw import raw_to_bgr
 
 
@@ -23,20 +23,35 @@ class SnapshotResult:
     model: str = ""
 
 
+def _check_pixels(width: int, height: int, limits: Limits) -> None:
+    if width * height > limits.max_frame_pixels:
+        raise LimitExceededError(
+            f"image: {width}x{height} is over the limit of {limits.max_frame_pixels} pixels"
+        )
+
+
 def prepare_jpeg(data: bytes, *, raw: tuple[str, int, int] | None, sampling: SamplingPolicy,
                  limits: Limits) -> bytes:
-    """Decode (or wrap raw pixels), bound the size as for streams, re-encode as JPEG."""
+    """Decode (or wrap raw pixels), bound the size as for streams, re-encode as JPEG.
+
+    The size is checked on the image's own header before anything is decoded
+    (a 272 KiB PNG can say 16000x16000: decoding it first would take 0.8 GB),
+    and once more on the decoded picture (OpenCV reads the first frame header;
+    a JPEG may carry another)."""
     if not data:
         raise InvalidInputError("image.data is empty")
     if raw is not None:
         fmt, width, height = raw
-        if width * height > limits.max_frame_pixels:
-            raise InvalidInputError(f"image is too large: {width}x{height} pixels")
+        _check_pixels(width, height, limits)
         bgr = raw_to_bgr(data, width, height, fmt)
     else:
+        try:
+            _kind, width, height = probe_image_size(data)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"image.data: {exc.message}") from None
+        _check_pixels(width, height, limits)
         bgr = decode_image(data)
-    if bgr.shape[0] * bgr.shape[1] > limits.max_frame_pixels:
-        raise InvalidInputError(f"image is too large: {bgr.shape[1]}x{bgr.shape[0]} pixels")
+    _check_pixels(bgr.shape[1], bgr.shape[0], limits)
     small: np.ndarray = resize_bgr(bgr, sampling.max_side)
     return encode_jpeg(small, sampling.jpeg_quality)
 

@@ -15,6 +15,12 @@ same bytes pushed in pieces produce the same items.
 - A packet or frame that fails to decode becomes a :class:`BadPacket` item and
   decoding goes on; too many demux errors in a row end the stream with
   :class:`~vision_stream.errors.DecodeError`.
+- A track whose codec FFmpeg does not know (no decoder) is reported once as a
+  :class:`BadPacket` and skipped; the other track goes on.
+- ``max_pixels``: FFmpeg's codec option of that name makes the decoder refuse
+  to allocate a bigger picture (on every size change, whatever the header
+  said), and every decoded frame is checked too: over it is
+  :class:`~vision_stream.errors.LimitExceededError`.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from fractions import Fraction
-from typing import Protocol
+from typing import Any
 
 import av
 import av.container
@@ -30,8 +36,9 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from ..config import AudioPolicy
-from ..errors import DecodeError, NotFoundError, SourceOpenError
+from ..errors import DecodeError, LimitExceededError, SourceOpenError
 from .audio import AudioConverter
+from .confine import Readable, limit_decoder, open_confined, pixel_limit_error
 from .types import BadPacket, MediaItem, VideoFrame
 
 __all__ = ["MAX_CONSECUTIVE_DEMUX_ERRORS", "ContainerDecoder", "Readable", "open_container"]
@@ -42,31 +49,18 @@ MAX_CONSECUTIVE_DEMUX_ERRORS = 32
 _DEFAULT_FPS = 25.0  # frame duration guess when a frame has no timestamp
 
 
-class Readable(Protocol):
-    """A blocking byte stream FFmpeg can read (no seek: treated as a live pipe)."""
-
-    def read(self, size: int = -1) -> bytes: ...
-
-
 def open_container(
     target: str | Readable, *, description: str, options: dict[str, str] | None = None
 ) -> av.container.InputContainer:
-    """Open ``target`` (a path or a readable file-like object) for demuxing.
+    """Open a local file path or a readable file-like object (pushed bytes) for demuxing,
+    confined to the allowed container formats (:func:`~vision_stream.media.confine.open_confined`).
 
-    Raises NotFoundError for a missing file and SourceOpenError (with the
-    FFmpeg reason) for anything FFmpeg cannot read or that has neither a video
-    nor an audio stream.
+    Raises NotFoundError for a missing file, InvalidInputError for a format
+    that is not allowed (naming it), and SourceOpenError (with the FFmpeg
+    reason) for anything FFmpeg cannot read or that has neither a video nor an
+    audio stream.
     """
-    try:
-        container = av.open(target, mode="r", options=options or {})
-    except FileNotFoundError as exc:
-        raise NotFoundError(f"media file not found: {description}") from exc
-    except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise SourceOpenError(f"cannot open {description}: not a readable media container ({exc})") from exc
-    if not container.streams.video and not container.streams.audio:
-        container.close()
-        raise SourceOpenError(f"cannot open {description}: no video or audio stream")
-    return container
+    return open_confined(target, description=description, options=options)
 
 
 def _seconds(ts: int | None, time_base: Fraction | None) -> float | None:
@@ -102,12 +96,18 @@ class ContainerDecoder:
         time_offset: float = 0.0,
         keyframes_only: bool = False,
         max_keyframe_gap: float | None = None,
+        max_pixels: int | None = None,
     ) -> None:
         self._container = container
         self._should_stop = should_stop
         self._offset = time_offset
-        self._video = container.streams.video[0] if container.streams.video else None
-        self._audio = container.streams.audio[0] if container.streams.audio and audio is not None else None
+        self._max_pixels = max_pixels
+        self._skipped: list[str] = []
+        self._video = self._first_decodable(container.streams.video, "video")
+        self._audio = self._first_decodable(container.streams.audio, "audio") if audio is not None else None
+        if self._video is not None and max_pixels is not None:
+            self._check_size(self._video.codec_context.width, self._video.codec_context.height, "video header")
+            limit_decoder(self._video, max_pixels)
         self._keyframes_only = keyframes_only and self._video is not None
         self._max_keyframe_gap = max_keyframe_gap
         self._last_key_pts: int | None = None
@@ -134,6 +134,21 @@ class ContainerDecoder:
         self.video_frames = 0
         self.audio_frames = 0
         self.bad_packets = 0
+
+    def _first_decodable(self, streams: Any, kind: str) -> Any:
+        """The first stream of ``kind`` FFmpeg has a decoder for; the others
+        before it are noted, to be reported once by ``items()``."""
+        for stream in streams:
+            if stream.codec_context is not None:
+                return stream
+            self._skipped.append(f"{kind} track {stream.index}: codec unknown to FFmpeg, track skipped")
+        return None
+
+    def _check_size(self, width: int, height: int, what: str) -> None:
+        if self._max_pixels is not None and width * height > self._max_pixels:
+            raise LimitExceededError(
+                f"media: {what} {width}x{height} is over the limit of {self._max_pixels} pixels"
+            )
 
     @property
     def video_size(self) -> tuple[int, int] | None:
@@ -162,7 +177,12 @@ class ContainerDecoder:
     def items(self) -> Iterator[MediaItem]:
         """Decode to the end of input (or until ``should_stop()``); flushes decoders and
         the audio converter at the end."""
+        for message in self._skipped:
+            self.bad_packets += 1
+            yield BadPacket(None, message)
         streams = [s for s in (self._video, self._audio) if s is not None]
+        if not streams:
+            raise SourceOpenError("no video or audio track with a codec FFmpeg can decode")
         demux = self._container.demux(streams)
         errors_in_row = 0
         while not self._should_stop():
@@ -188,6 +208,10 @@ class ContainerDecoder:
                 if self._keyframes_only and packet.stream is self._video and packet.size and not frames:
                     frames.extend(self._drain_video())
             except av.error.FFmpegError as exc:
+                if packet.stream is self._video and self._max_pixels is not None:
+                    over = pixel_limit_error(exc, packet, self._max_pixels)
+                    if over is not None:
+                        raise over from None
                 self.bad_packets += 1
                 yield BadPacket(
                     self._media_time(packet.pts, packet.time_base),
@@ -241,6 +265,7 @@ class ContainerDecoder:
         return True
 
     def _video_item(self, frame: av.VideoFrame) -> VideoFrame:
+        self._check_size(frame.width, frame.height, "decoded video frame")
         t = self._media_time(frame.pts, frame.time_base)
         if t is None:
             # No timestamp (some AVI/raw streams): one frame after the previous one.

@@ -1,4 +1,4 @@
-"""A media file (anything FFmpeg demuxes: MP4, MKV, WebM, AVI, MPEG-TS, MJPEG) as a MediaSource."""
+"""A media file (an allowed container: MP4, MKV, WebM, AVI, MPEG-TS, MJPEG, ...) as a MediaSource."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import av
 import av.container
 
 from ..config import AudioPolicy
-from ..errors import NotFoundError
+from ..errors import NotFoundError, VisionStreamError
 from .demux import ContainerDecoder, open_container
 from .types import MediaItem
 
@@ -50,6 +50,10 @@ class FileSource:
     the limit, decoding falls back to every frame from that keyframe on
     (``keyframe_fallbacks`` counts it). ``keyframe_mode`` tells what was chosen.
 
+    ``max_pixels``: every decoded frame is held to it (LimitExceededError).
+    The file is opened confined to the allowed container formats
+    (:mod:`~vision_stream.media.confine`).
+
     ``close()`` may be called from any thread; ``items()`` then ends after the
     packet in progress.
     """
@@ -64,8 +68,10 @@ class FileSource:
         loop: bool = False,
         keyframes_only: bool = False,
         sample_interval: float | None = None,
+        max_pixels: int | None = None,
     ) -> None:
         self.path = Path(path)
+        self.max_pixels = max_pixels
         self.description = self.path.name
         self.audio = audio
         self.loop = loop
@@ -106,6 +112,7 @@ class FileSource:
                     time_offset=offset,
                     keyframes_only=self.keyframe_mode,
                     max_keyframe_gap=self._max_gap,
+                    max_pixels=self.max_pixels,
                 )
                 try:
                     yield from decoder.items()
@@ -145,8 +152,8 @@ def scan_keyframe_gap(path: Path, seconds: float = GOP_SCAN_SECONDS) -> tuple[fl
     of decoding: milliseconds for 30 s of 1080p.
     """
     try:
-        container = av.open(str(path), mode="r")
-    except (av.error.FFmpegError, OSError):
+        container = open_container(str(path), description=path.name)
+    except VisionStreamError:
         return None, 0.0
     try:
         if not container.streams.video:

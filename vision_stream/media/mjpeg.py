@@ -24,14 +24,16 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
 
 from ..config import AudioPolicy
-from ..errors import DecodeError, SourceOpenError
+from ..errors import DecodeError, LimitExceededError, SourceOpenError
+from ..net import UrlPolicy
 from ..redact import redact_url
+from .confine import get_following_redirects, http_reason, http_status_error
 from .live_source import Connection, LiveOptions, LiveSource
 from .types import BadPacket, MediaItem, VideoFrame
 
@@ -206,28 +208,6 @@ def jpeg_video_frame(data: bytes, *, media_time: float) -> VideoFrame | None:
 
 # ----------------------------------------------------------------- connection
 
-def split_credentials(url: str) -> tuple[str, httpx.Auth | None]:
-    """The URL without userinfo, and Basic auth for it (so httpx never logs it)."""
-    parts = urlsplit(url)
-    if parts.username is None:
-        return url, None
-    hostport = parts.netloc.rpartition("@")[2]
-    clean = urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment))
-    return clean, httpx.BasicAuth(unquote(parts.username), unquote(parts.password or ""))
-
-
-def http_status_error(status: int, description: str) -> SourceOpenError:
-    """A camera's HTTP error status as a classified SourceOpenError."""
-    if status in (401, 403):
-        what = "authentication failed" if status == 401 else "access forbidden"
-        return SourceOpenError(f"cannot open {description}: {what} (HTTP {status}): check the camera's "
-                               "user name and password", retryable=False)
-    if status == 404:
-        return SourceOpenError(f"cannot open {description}: stream not found (HTTP 404): check the URL path",
-                               retryable=True)
-    return SourceOpenError(f"cannot open {description}: HTTP {status}", retryable=status >= 500 or status == 429)
-
-
 class MjpegConnection:
     """One HTTP response carrying ``multipart/x-mixed-replace`` JPEGs.
 
@@ -236,8 +216,9 @@ class MjpegConnection:
     """
 
     def __init__(self, client: httpx.Client, response: httpx.Response, *, description: str,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, max_pixels: int | None = None) -> None:
         self._client = client
+        self._max_pixels = max_pixels
         self._response = response
         self._clock = clock
         self.description = description
@@ -258,6 +239,9 @@ class MjpegConnection:
                     frame = jpeg_video_frame(part.data, media_time=now) if part.data else None
                     if frame is None:
                         yield BadPacket(now, part.error or "MJPEG part with an unreadable JPEG header")
+                    elif self._max_pixels is not None and frame.width * frame.height > self._max_pixels:
+                        raise LimitExceededError(f"media: a {frame.width}x{frame.height} MJPEG frame is over "
+                                                 f"the limit of {self._max_pixels} pixels")
                     else:
                         yield frame
                 if should_stop():
@@ -283,6 +267,8 @@ def open_http_stream(
     audio: AudioPolicy | None,
     options: LiveOptions | None = None,
     transport: httpx.BaseTransport | None = None,
+    url_policy: UrlPolicy | None = None,
+    max_pixels: int | None = None,
 ) -> LiveSource:
     """A reconnecting source for an ``http(s)://`` camera or video URL.
 
@@ -290,40 +276,43 @@ def open_http_stream(
     anything else (HLS playlist, MP4, MPEG-TS) is closed and opened by FFmpeg
     instead. URLs ending in a known media suffix go to FFmpeg directly.
     Credentials in the URL become HTTP Basic auth and never reach a log line.
+    Redirects are followed by hand, each hop checked against ``url_policy``
+    (default: any host), as are FFmpeg's fetches
+    (:class:`~vision_stream.media.confine.HttpOpener`); ``max_pixels`` caps
+    decoded frames (MJPEG frames by their JPEG header).
     """
     from .rtsp import AvStreamConnection
 
     live = options or LiveOptions()
+    policy = url_policy or UrlPolicy.permissive()
     description = redact_url(url)
-    clean, auth = split_credentials(url)
     timeout = httpx.Timeout(live.read_timeout, connect=live.open_timeout)
 
+    def av_connection() -> Connection:
+        return AvStreamConnection(url, description=description, audio=audio, options=live, url_policy=policy,
+                                  max_pixels=max_pixels, transport=transport)
+
     def connect() -> Connection:
-        if urlsplit(clean).path.lower().endswith(_AV_SUFFIXES):
-            return AvStreamConnection(url, description=description, audio=audio, options=live)
-        client = httpx.Client(timeout=timeout, auth=auth, follow_redirects=True, transport=transport)
+        policy.check(url)
+        if urlsplit(url).path.lower().endswith(_AV_SUFFIXES):
+            return av_connection()
+        client = httpx.Client(timeout=timeout, follow_redirects=False, transport=transport)
         try:
-            response = client.send(client.build_request("GET", clean), stream=True)
-        except httpx.TimeoutException:
-            client.close()
-            raise SourceOpenError(f"cannot open {description}: timed out", retryable=True) from None
+            response = get_following_redirects(client, url, policy)
         except httpx.HTTPError as exc:
             client.close()
-            raise SourceOpenError(f"cannot open {description}: {_http_reason(exc)}", retryable=True) from None
+            raise SourceOpenError(f"cannot open {description}: {http_reason(exc)}", retryable=True) from None
+        except BaseException:
+            client.close()
+            raise
         if response.status_code >= 400:
             response.close()
             client.close()
             raise http_status_error(response.status_code, description)
         if _is_multipart(response.headers.get("content-type", "")):
-            return MjpegConnection(client, response, description=description)
+            return MjpegConnection(client, response, description=description, max_pixels=max_pixels)
         response.close()
         client.close()
-        return AvStreamConnection(url, description=description, audio=audio, options=live)
+        return av_connection()
 
     return LiveSource(description=description, connect=connect, options=live)
-
-
-def _http_reason(exc: httpx.HTTPError) -> str:
-    if isinstance(exc, httpx.ConnectError):
-        return "connection refused or host unreachable"
-    return type(exc).__name__

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from ..config import AudioPolicy
+from ..config import AudioPolicy, Limits
 from ..errors import UsageError
+from ..net import UrlPolicy
 from ..redact import redact_url
 from .live_source import LiveOptions
 from .types import MediaSource
@@ -18,6 +19,8 @@ def open_source(
     loop: bool = False,
     sample_interval: float | None = None,
     live: LiveOptions | None = None,
+    url_policy: UrlPolicy | None = None,
+    limits: Limits | None = None,
 ) -> MediaSource:
     """A MediaSource for ``spec``. Blocking (opens the container): call off the event loop.
 
@@ -29,9 +32,15 @@ def open_source(
     (``/dev/videoN``, ``device:N``) become reconnecting live sources configured
     by ``live``; they connect on first iteration, not here.
 
-    Access policy (media root, allowed schemes) is the caller's job: the
-    server checks it in ``server/access.py`` before calling this.
+    ``url_policy`` holds remote URLs, every redirect hop and every URL an
+    HLS playlist names to the allowed schemes and hosts (default: any, for the
+    CLI's own use; the server always passes its ``--allow-remote``/
+    ``--allow-host`` policy). ``limits`` caps decoded frame sizes
+    (``Limits.decode_pixel_cap``; default limits when None). The media root is
+    the caller's job (``server/access.py``); every container is opened
+    confined to the allowed formats (:mod:`~vision_stream.media.confine`).
     """
+    max_pixels = (limits or Limits()).decode_pixel_cap
     from .device import is_device_spec, open_device
 
     if is_device_spec(spec):
@@ -40,14 +49,14 @@ def open_source(
     if scheme in ("rtsp", "rtsps"):
         from .rtsp import open_av_stream
 
-        return open_av_stream(spec, audio=audio, options=live)
+        return open_av_stream(spec, audio=audio, options=live, url_policy=url_policy, max_pixels=max_pixels)
     if scheme in ("http", "https"):
         from .mjpeg import open_http_stream
 
-        return open_http_stream(spec, audio=audio, options=live)
+        return open_http_stream(spec, audio=audio, options=live, url_policy=url_policy, max_pixels=max_pixels)
     if scheme and len(scheme) > 1 and scheme != "file":
         raise UsageError(f"unsupported source URL scheme {scheme!r}: {redact_url(spec)}")
     from .file_source import FileSource
 
     path = spec[len("file://"):] if scheme == "file" else spec
-    return FileSource(path, audio=audio, loop=loop, sample_interval=sample_interval)
+    return FileSource(path, audio=audio, loop=loop, sample_interval=sample_interval, max_pixels=max_pixels)

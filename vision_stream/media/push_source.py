@@ -21,14 +21,18 @@ Errors, by where they surface:
   for anything checkable on arrival: sizes, formats, rates, channel counts,
   image headers (not JPEG/PNG, truncated header), non-finite media times,
   mixing modes; :class:`LimitExceededError` for pictures over
-  ``limits.max_frame_pixels``; :class:`SessionError` after ``end()``/``close()``
-  or once ``items()`` has stopped (for any reason), including a ``put_*``
-  that was waiting for room at that moment.
+  ``limits.max_frame_pixels`` (read from the image header, before
+  decoding); :class:`SessionError` after ``end()``/``close()`` or once
+  ``items()`` has stopped (for any reason), including a ``put_*`` that was waiting for room at that moment.
 - ``items()`` yields :class:`BadPacket` for an image whose header was fine but
   whose body does not decode, and for corrupt container packets.
 - ``items()`` raises :class:`SourceOpenError` when container bytes are not a
-  readable container (garbage), and :class:`DecodeError` when a container turns
-  unreadable mid-stream; either ends the source.
+  readable container (garbage), :class:`InvalidInputError` when they are a
+  format that is not allowed (ffconcat, SDP, HLS, ...: see
+  :mod:`~vision_stream.media.confine`), :class:`LimitExceededError` when a
+  decoded frame is over ``limits.decode_pixel_cap`` (whatever the header
+  said), and :class:`DecodeError` when a container turns unreadable
+  mid-stream; each ends the source.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ import numpy as np
 from ..config import AudioPolicy, Limits
 from ..errors import InvalidInputError, LimitExceededError, SessionError
 from .audio import AudioConverter
+from .confine import sniff_format
 from .demux import ContainerDecoder, open_container
 from .encode import decode_image, probe_image_size
 from .raw import PIXEL_FORMATS, check_raw, raw_view, to_bgr, to_gray
@@ -59,6 +64,7 @@ __all__ = ["DEFAULT_MAX_BUFFER_BYTES", "PIXEL_FORMATS", "PushSource"]
 # alone would allow gigabytes. At least one message is always admitted.
 DEFAULT_MAX_BUFFER_BYTES = 32 * 1024 * 1024
 
+_SNIFF_AT = 64  # bytes of a container stream sniffed on arrival
 MIN_RATE, MAX_RATE = 8000, 192000  # accepted PCM sample rates, Hz
 MAX_CHANNELS = 8
 
@@ -239,6 +245,7 @@ class PushSource:
         self._stop = threading.Event()
         self._started = False
         self.mode: Mode | None = None
+        self._head = b""  # the container stream's first bytes, for sniff_format
         self.messages_in = 0
         self.bad_packets = 0
 
@@ -280,10 +287,19 @@ class PushSource:
         )
 
     async def put_container(self, data: bytes) -> None:
-        """Queue the next slice of a container byte stream (any cut point). Empty slices are ignored."""
+        """Queue the next slice of a container byte stream (any cut point). Empty slices are ignored.
+
+        The stream's first bytes are sniffed on arrival: a format that names
+        other resources (ffconcat, SDP, HLS, DASH) is refused here, as the
+        message that carries it (the worker's confined open refuses it too,
+        and every other format that is not allowed)."""
         self._enter_mode("container", "media")
         if not data:
             return
+        if len(self._head) < _SNIFF_AT:
+            self._head += bytes(data[: _SNIFF_AT - len(self._head)])
+            if (name := sniff_format(self._head)) is not None:
+                raise InvalidInputError(f"media: {name} is not an allowed container format")
         self._time(None, "media")  # starts the arrival clock like any other message
         await self._put(bytes(data), len(data))
 
@@ -392,13 +408,9 @@ class PushSource:
                 return  # closed while probing: not the client's fault
             raise
         try:
-            decoder = ContainerDecoder(container, audio=self.audio, should_stop=self._stop.is_set)
-            size = decoder.video_size
-            if size is not None and size[0] * size[1] > self.limits.max_frame_pixels:
-                limit = self.limits.max_frame_pixels
-                raise LimitExceededError(
-                    f"media: video {size[0]}x{size[1]} is over the limit of {limit} pixels"
-                )
+            # Every decoded frame is held to the cap, not just the header's size.
+            decoder = ContainerDecoder(container, audio=self.audio, should_stop=self._stop.is_set,
+                                       max_pixels=self.limits.decode_pixel_cap)
             try:
                 yield from decoder.items()
             finally:

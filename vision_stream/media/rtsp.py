@@ -20,6 +20,11 @@ Open options (why each one):
   frame (measured against gst-rtsp-server: 2.7 s -> 0.6 s per open), which
   is paid again on every reconnect.
 
+Every open goes through :func:`~vision_stream.media.confine.open_confined`:
+RTSP with only RTSP's transports allowed, HTTP(S) fetched by our own
+:class:`~vision_stream.media.confine.HttpOpener` (FFmpeg never follows a
+redirect or an HLS entry itself; each is checked against the URL policy).
+
 FFmpeg's own error text can carry the URL (PyAV appends the file name to
 exceptions): messages here are built from the error type and ``strerror`` and
 scrubbed, never from ``str(exc)``.
@@ -33,10 +38,13 @@ from urllib.parse import urlsplit
 
 import av
 import av.container
+import httpx
 
 from ..config import AudioPolicy
 from ..errors import SourceOpenError
+from ..net import UrlPolicy
 from ..redact import redact_url, scrub
+from .confine import HttpOpener, open_confined
 from .demux import ContainerDecoder
 from .live_source import LiveOptions, LiveSource
 from .types import MediaItem
@@ -106,8 +114,9 @@ class _LiveDemux:
       :class:`_BrokenStream` instead of being skipped like a corrupt packet.
     """
 
-    def __init__(self, container: av.container.InputContainer) -> None:
+    def __init__(self, container: av.container.InputContainer, opener: HttpOpener | None = None) -> None:
         self._container = container
+        self._opener = opener
         self.streams = container.streams
         self.skipped_before_keyframe = 0
 
@@ -119,9 +128,12 @@ class _LiveDemux:
             try:
                 packet = next(packets)
             except StopIteration:
+                self._check_refusals()
                 return
             except av.error.FFmpegError as exc:
+                self._check_refusals()
                 raise _BrokenStream(exc) from exc
+            self._check_refusals()
             if waiting and packet.stream is video and packet.size:
                 if not packet.is_keyframe:
                     self.skipped_before_keyframe += 1
@@ -129,26 +141,41 @@ class _LiveDemux:
                 waiting = False
             yield packet
 
+    def _check_refusals(self) -> None:
+        # FFmpeg's HLS demuxer logs a segment it could not open and goes on:
+        # a URL the policy refused ends the connection instead.
+        if self._opener is not None:
+            self._opener.raise_if_refused()
+
 
 class AvStreamConnection:
     """One open network stream, decoded into media items (see module docstring)."""
 
-    def __init__(self, url: str, *, description: str, audio: AudioPolicy | None, options: LiveOptions) -> None:
+    def __init__(self, url: str, *, description: str, audio: AudioPolicy | None, options: LiveOptions,
+                 url_policy: UrlPolicy | None = None, max_pixels: int | None = None,
+                 transport: httpx.BaseTransport | None = None) -> None:
         self.description = description
         self._audio = audio
+        self._max_pixels = max_pixels
         self._secrets = _url_secrets(url)
+        policy = url_policy or UrlPolicy.permissive()
+        self._opener: HttpOpener | None = None
+        if urlsplit(url).scheme.lower() in ("http", "https"):
+            timeout = httpx.Timeout(options.read_timeout, connect=options.open_timeout)
+            self._opener = HttpOpener(policy, timeout=timeout, transport=transport)
         try:
-            self._container = av.open(
-                url, mode="r", options=av_open_options(url, options),
-                timeout=(options.open_timeout, options.read_timeout),
+            self._container = open_confined(
+                url, description=description, url_policy=policy, options=av_open_options(url, options),
+                timeout=(options.open_timeout, options.read_timeout), opener=self._opener,
             )
         except (av.error.FFmpegError, OSError, ValueError) as exc:
+            self._close_opener()
             message, retryable = classify_av_error(exc, secrets=self._secrets)
             raise SourceOpenError(f"cannot open {description}: {message}", retryable=retryable) from None
-        if not self._container.streams.video and not self._container.streams.audio:
-            self._container.close()
-            raise SourceOpenError(f"cannot open {description}: no video or audio stream", retryable=True)
-        self._demux = _LiveDemux(self._container)
+        except BaseException:
+            self._close_opener()
+            raise
+        self._demux = _LiveDemux(self._container, self._opener)
 
     @property
     def skipped_before_keyframe(self) -> int:
@@ -159,6 +186,7 @@ class AvStreamConnection:
             self._demux,  # type: ignore[arg-type]  # duck-typed container (streams + demux)
             audio=self._audio,  # type: ignore[arg-type]  # None = video only (demux core supports it)
             should_stop=should_stop,
+            max_pixels=self._max_pixels,
         )
         try:
             yield from decoder.items()
@@ -169,6 +197,11 @@ class AvStreamConnection:
 
     def close(self) -> None:
         self._container.close()
+        self._close_opener()
+
+    def _close_opener(self) -> None:
+        if self._opener is not None:
+            self._opener.close()
 
 
 def _url_secrets(url: str) -> tuple[str, ...]:
@@ -179,13 +212,16 @@ def _url_secrets(url: str) -> tuple[str, ...]:
     return tuple(s for s in (parts.password,) if s)
 
 
-def open_av_stream(url: str, *, audio: AudioPolicy | None, options: LiveOptions | None = None) -> LiveSource:
+def open_av_stream(url: str, *, audio: AudioPolicy | None, options: LiveOptions | None = None,
+                   url_policy: UrlPolicy | None = None, max_pixels: int | None = None) -> LiveSource:
     """A reconnecting live source for an ``rtsp://``, ``rtsps://`` or ``http(s)://``
-    video URL. Does not connect yet: the first attempt runs in ``items()``."""
+    video URL (checked against ``url_policy``). Does not connect yet: the first
+    attempt runs in ``items()``."""
     live = options or LiveOptions()
     description = redact_url(url)
 
     def connect() -> AvStreamConnection:
-        return AvStreamConnection(url, description=description, audio=audio, options=live)
+        return AvStreamConnection(url, description=description, audio=audio, options=live, url_policy=url_policy,
+                                  max_pixels=max_pixels)
 
     return LiveSource(description=description, connect=connect, options=live)
