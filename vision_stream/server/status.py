@@ -76,7 +76,8 @@ def retry_after(exc: errors.VisionStreamError) -> float | None:
 
 def bounded(message: str, limit: int = MAX_STATUS_CHARS) -> str:
     """``message`` cut to ``limit`` characters (the cap on every status message)."""
-    return message if len(message) <= limit else message[: limit - 20] + " ... (truncated)"
+    marker = " ... (truncated)"
+    return message if len(message) <= limit else message[: limit - len(marker)] + marker
 
 
 def grpc_status(exc: errors.VisionStreamError, *, limit: int = MAX_STATUS_CHARS) -> grpc.Status:
