@@ -111,7 +111,8 @@ def _redact_pairs(text: str) -> str:
         name, value = match.group(1), match.group(2)
         if not value or not is_secret_name(name):
             return match.group(0)
-        return f"{name}={PLACEHOLDER}"
+        kept = value.rstrip(".:!")
+        return f"{name}={PLACEHOLDER}{value[len(kept):] if kept else ''}"  # sentence punctuation stays
 
     return _PAIR.sub(replace, text)
 
