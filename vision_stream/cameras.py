@@ -5,6 +5,7 @@ Example ``cameras.toml``::
     # Optional: values every camera starts from.
     [defaults]
     backend = "auto"                  # auto, live, rest, local
+    viewers = ["alice"]               # token names (--auth-tokens) that may see every camera
     commentary_interval = 10.0        # seconds
     [defaults.sampling]
     fps = 1.0
@@ -34,6 +35,7 @@ Example ``cameras.toml``::
     [cameras.lobby]
     source = "http://10.0.0.7/axis-cgi/mjpg/video.cgi"
     backend = "local"
+    viewers = ["alice", "bob"]        # replaces the defaults' list for this camera
 
     [cameras.desk]
     source = "/dev/video0"
@@ -42,6 +44,11 @@ Sources: ``rtsp://``, ``rtsps://``, ``http(s)://`` URLs, local devices
 (``/dev/videoN``, ``device:N``) and files (relative to the config file; add
 ``loop = true`` to run a recording as a camera). Every problem is reported as
 one :class:`CameraConfigError` naming the file, the key and what is wrong.
+
+``viewers``: with ``--auth-tokens``, the token names that may see a camera in
+ListSessions and Subscribe to it (besides ``admin`` tokens, which see all). A
+camera with no viewers (here or in ``[defaults]``) is for admins only. Only
+admins may stop a camera. Without tokens every client sees every camera.
 Parsing reads no environment itself: the caller passes ``env`` (read once at
 the entry point).
 """
@@ -74,7 +81,7 @@ MAX_CAMERAS = 256
 
 _CAMERA_KEYS = {
     "source", "password_env", "loop", "backend", "commentary_interval", "persona", "language", "model",
-    "audio", "sampling", "connection", "reconnect", "tools",
+    "audio", "sampling", "connection", "reconnect", "tools", "viewers",
 }
 _DEFAULT_KEYS = _CAMERA_KEYS - {"source", "password_env", "loop", "tools"}
 _SAMPLING_KEYS = {"fps", "max_fps", "scene_threshold", "probe_fps", "max_side", "jpeg_quality"}
@@ -110,6 +117,7 @@ class CameraConfig:
     functions: tuple[FunctionSpec, ...] = ()
     audio: bool = True
     loop: bool = False
+    viewers: tuple[str, ...] = ()  # token names allowed to see it (besides admins)
 
     def settings(self) -> SessionSettings:
         return SessionSettings(
@@ -213,12 +221,14 @@ class _Parser:
         live = self.live(body, defaults, where)
         functions = self.tools(body, where)
         loop = self.value(body, "loop", where, bool, False)
+        viewers = self.viewers(get("viewers", list, []), where if "viewers" in body else "defaults")
         try:
             camera = CameraConfig(
                 name=name, source=source, description=_describe(source), backend=backend, sampling=sampling,
                 live=live, commentary_interval=get("commentary_interval", float, DEFAULT_COMMENTARY_INTERVAL),
                 persona=get("persona", str, ""), language=get("language", str, "en-US"),
                 model=get("model", str, ""), functions=functions, audio=get("audio", bool, True), loop=loop,
+                viewers=viewers,
             )
             camera.settings()  # validates the commentary interval
         except UsageError as exc:
@@ -259,6 +269,12 @@ class _Parser:
         if not path.is_file():
             raise self.error(f"{where}.source", f"no such file: {path}")
         return str(path)
+
+    def viewers(self, names: list[Any], where: str) -> tuple[str, ...]:
+        for name in names:
+            if not isinstance(name, str) or not _NAME.fullmatch(name):
+                raise self.error(f"{where}.viewers", f"must be a list of token names, got {name!r}")
+        return tuple(dict.fromkeys(names))
 
     def sampling(self, table: dict[str, Any], where: str) -> SamplingPolicy:
         values = {k: self.value(table, k, f"{where}.sampling", int if k in ("max_side", "jpeg_quality") else float,

@@ -1,6 +1,6 @@
-"""The ``vision-stream`` command: serve, replay, watch, snapshot, frames, emulate, models.
+"""The ``vision-stream`` command: serve, replay, watch, snapshot, frames, emulate, models, token.
 
-The environment is read here, once (API keys, URLs), and nowhere deeper.
+The environment is read here, once (API keys, URLs, VISION_STREAM_TOKEN), and nowhere deeper.
 Errors print one line and exit non-zero; no tracebacks for expected failures.
 """
 
@@ -61,6 +61,37 @@ def _add_output(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="one event per line, protobuf JSON (camelCase)")
 
 
+def _add_connection(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("connection to a server")
+    g.add_argument("--token", default=None,
+                   help="bearer token for a server with --auth-tokens (env VISION_STREAM_TOKEN, which "
+                        "keeps it out of the process list)")
+    g.add_argument("--tls", action="store_true", help="connect with TLS, trusting the system's root CAs")
+    g.add_argument("--tls-ca", type=Path, default=None, metavar="FILE",
+                   help="connect with TLS, trusting this PEM root CA (implies --tls)")
+    g.add_argument("--tls-client-cert", type=Path, default=None, metavar="FILE",
+                   help="PEM client certificate, for a server with --tls-client-ca (mTLS)")
+    g.add_argument("--tls-client-key", type=Path, default=None, metavar="FILE", help="its PEM private key")
+
+
+TOKEN_HELP = """\
+Bearer tokens for `serve --auth-tokens FILE`. `token new NAME --rights R,...`
+prints a new random token once (give it to the client: --token or
+VISION_STREAM_TOKEN) and the lines to add to the tokens file, which keeps only
+its SHA-256:
+
+    [tokens.alice]
+    sha256 = "<64 hex digits>"
+    rights = ["push", "subscribe", "watch"]
+
+Rights: push (Stream), watch (Watch), subscribe (Subscribe, ListSessions),
+manage (StopSession of one's own sessions), snapshot (AnalyzeSnapshot),
+admin (everything, every session). A session belongs to the token that
+created it: others neither see it nor stop it, unless admin. Health and
+reflection need no token.
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vision-stream", description="Real-time multimodal analysis of video.")
     parser.add_argument("--version", action="version", version=f"vision-stream {__version__}")
@@ -75,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampling(p)
     _add_analysis(p)
     _add_output(p)
+    _add_connection(p)
 
     p = sub.add_parser("serve", help="run the gRPC server")
     p.add_argument("--host", default="127.0.0.1")
@@ -84,10 +116,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated URL schemes Watch may open (e.g. rtsp,rtsps,http,https)")
     p.add_argument("--allow-host", action="append", default=[], help="restrict remote URLs to these hosts")
     p.add_argument("--max-sessions", type=int, default=64)
+    g = p.add_argument_group("limits per client (a token's name, or the IP address without --auth-tokens)")
+    g.add_argument("--sessions-per-client", type=int, default=16,
+                   help="sessions (and calls not yet configured) one client may hold (default 16)")
+    g.add_argument("--idle-timeout", type=float, default=60.0,
+                   help="seconds a Stream may send no media before it ends, DEADLINE_EXCEEDED (default 60)")
+    g.add_argument("--first-message-timeout", type=float, default=10.0,
+                   help="seconds a Stream may take to send its config (default 10)")
+    g.add_argument("--message-rate", type=float, default=1000.0,
+                   help="Stream messages per second per client (default 1000)")
+    g.add_argument("--message-burst", type=int, default=2000,
+                   help="messages per client above the rate at once (default 2000)")
     p.add_argument("--config", type=Path, default=None, metavar="CAMERAS_TOML",
                    help="cameras file: named sessions started at boot, run with no client "
                         "(format: vision_stream/cameras.py)")
     p.add_argument("--grace", type=float, default=10.0, help="shutdown grace period, seconds")
+    g = p.add_argument_group("security (see `vision-stream token --help`)")
+    g.add_argument("--auth-tokens", type=Path, default=None, metavar="TOKENS_TOML",
+                   help="require a bearer token with the right for every call (health and reflection stay "
+                        "open); without it every client has every right")
+    g.add_argument("--tls-cert", type=Path, default=None, metavar="FILE", help="PEM certificate chain: serve TLS")
+    g.add_argument("--tls-key", type=Path, default=None, metavar="FILE", help="PEM private key of --tls-cert")
+    g.add_argument("--tls-client-ca", type=Path, default=None, metavar="FILE",
+                   help="PEM CA: require client certificates signed by it (mTLS)")
+    g.add_argument("--insecure", action="store_true",
+                   help="allow a non-loopback --host without TLS and tokens (logs a warning)")
     _add_sampling(p)
     _add_analysis(p)
 
@@ -99,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
     p.add_argument("--commentary-interval", type=float, default=0.0)
     _add_output(p)
+    _add_connection(p)
 
     p = sub.add_parser("snapshot", help="analyse one image")
     p.add_argument("image", type=Path)
@@ -106,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server", default=None, help="HOST:PORT: use a server's AnalyzeSnapshot RPC")
     _add_analysis(p)
     _add_output(p)
+    _add_connection(p)
 
     p = sub.add_parser("frames", help="write exactly the JPEGs that would be sent to the model")
     p.add_argument("source")
@@ -122,6 +177,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fault", action="append", default=[],
                    help="knob words (repeatable): Live half e.g. 'refuse=503' 'fault=drop@5'; REST half (on "
                         "port+1) with a rest. prefix, e.g. 'rest.fault=429x3 rest.retry_delay=2'")
+
+    p = sub.add_parser("token", help="make bearer tokens for serve --auth-tokens", description=TOKEN_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    token_sub = p.add_subparsers(dest="token_command", required=True)
+    q = token_sub.add_parser("new", help="print a new token and its tokens-file lines", description=TOKEN_HELP,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    q.add_argument("name", help="the token's name (1-64 letters, digits, '.', '_', '-'): its sessions' owner")
+    q.add_argument("--rights", required=True,
+                   help="comma-separated, among push, watch, subscribe, manage, snapshot, admin")
 
     p = sub.add_parser("models", help="list the models the API key can use, and which speak Live")
     p.add_argument("--live-url", default=None, help="Live API base URL (env VISION_STREAM_LIVE_URL)")
@@ -149,6 +213,18 @@ def backend_options_from(args: argparse.Namespace, env: os._Environ[str] | dict[
         snapshot_model=getattr(args, "snapshot_model", "") or "gemini-flash-latest",
         rest_requests_per_minute=getattr(args, "rest_rpm", None) or 10.0,
     )
+
+
+def connection_from(args: argparse.Namespace, env: os._Environ[str] | dict[str, str]) -> dict[str, Any]:
+    """``token=`` and ``tls=`` for vision_stream.client, from the flags and VISION_STREAM_TOKEN."""
+    from .client import ClientTls
+
+    raw = getattr(args, "token", None) or env.get("VISION_STREAM_TOKEN") or ""
+    ca, cert, key = (getattr(args, name, None) for name in ("tls_ca", "tls_client_cert", "tls_client_key"))
+    tls: bool | ClientTls = getattr(args, "tls", False)
+    if ca or cert or key:
+        tls = ClientTls(root_ca=ca, cert=cert, key=key)
+    return {"token": Secret(raw) if raw else None, "tls": tls}
 
 
 class Printer:
@@ -212,7 +288,8 @@ async def _replay_via_server(args: argparse.Namespace) -> int:
     printer = Printer(args.json)
     sampling = sampling_from_args(args)
     async for event in push_file(args.server, Path(args.source), sampling=sampling, backend=args.backend,
-                                 commentary_interval=args.commentary_interval, fast=args.fast):
+                                 commentary_interval=args.commentary_interval, fast=args.fast,
+                                 **connection_from(args, os.environ)):
         printer(event)
     return 0
 
@@ -222,8 +299,23 @@ async def cmd_watch(args: argparse.Namespace) -> int:
 
     printer = Printer(args.json)
     async for event in watch(args.server, args.source, fast=args.fast, detach=args.detach,
-                             backend=args.backend, commentary_interval=args.commentary_interval):
+                             backend=args.backend, commentary_interval=args.commentary_interval,
+                             **connection_from(args, os.environ)):
         printer(event)
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    """Print a new token (stderr, shown once) and its tokens-file lines (stdout: ``>> tokens.toml``)."""
+    from .server.auth import ANONYMOUS, NAME, check_rights, new_token, token_digest, token_toml
+
+    if not NAME.fullmatch(args.name) or args.name == ANONYMOUS.name:
+        raise UsageError(f"token name {args.name[:80]!r}: 1-64 letters, digits, '.', '_' or '-' (not 'anonymous')")
+    rights = check_rights([r.strip() for r in args.rights.split(",") if r.strip()], "--rights")
+    token = new_token()
+    print(f"token for {args.name} (shown once; give it to the client as VISION_STREAM_TOKEN or --token):\n"
+          f"{token}", file=sys.stderr, flush=True)
+    print(token_toml(args.name, token_digest(token), rights), end="", flush=True)
     return 0
 
 
@@ -234,7 +326,8 @@ async def cmd_snapshot(args: argparse.Namespace, options: BackendOptions) -> int
     if args.server:
         from .client import snapshot
 
-        response = await snapshot(args.server, data, prompt=args.prompt, backend=args.backend)
+        response = await snapshot(args.server, data, prompt=args.prompt, backend=args.backend,
+                                  **connection_from(args, os.environ))
     else:
         from .server.convert import detection_to_proto
         from .snapshot import analyze_snapshot
@@ -266,24 +359,38 @@ async def cmd_frames(args: argparse.Namespace) -> int:
 async def cmd_serve(args: argparse.Namespace, options: BackendOptions) -> int:
     from .server.access import SourceAccess
     from .server.app import serve_forever, start_server
+    from .server.auth import load_server_tls, load_tokens
+    from .server.limits import ClientLimits
     from .server.service import ServiceConfig
 
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise UsageError("--tls-cert and --tls-key go together")
+    if args.tls_client_ca is not None and args.tls_cert is None:
+        raise UsageError("--tls-client-ca needs --tls-cert and --tls-key")
+    tokens = load_tokens(args.auth_tokens) if args.auth_tokens is not None else None
+    tls = load_server_tls(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert is not None else None
     schemes = frozenset(s.strip().lower() for s in args.allow_remote.split(",") if s.strip())
     config = ServiceConfig(
         access=SourceAccess(media_root=args.media_root, allowed_schemes=schemes,
                             allowed_hosts=frozenset(h.lower() for h in args.allow_host)),
         sampling=sampling_from_args(args),
         limits=Limits(max_sessions=args.max_sessions),
+        clients=ClientLimits(sessions_per_client=args.sessions_per_client, idle_timeout=args.idle_timeout,
+                             first_message_timeout=args.first_message_timeout, message_rate=args.message_rate,
+                             message_burst=args.message_burst),
         backends=options,
         commentary_interval=args.commentary_interval,
     )
     from .cameras import load_cameras
 
     cameras = load_cameras(args.config, env=os.environ) if args.config is not None else ()
-    running = await start_server(config, host=args.host, port=args.port, cameras=cameras)
+    running = await start_server(config, host=args.host, port=args.port, cameras=cameras, tokens=tokens, tls=tls,
+                                 insecure=args.insecure)
     for camera in cameras:
         print(f"camera {camera.name}: {camera.description}", flush=True)
-    print(f"vision-stream serving on {args.host}:{running.port}", flush=True)
+    security = [("mTLS" if tls.mutual else "TLS") if tls else "", f"{len(tokens.names)} tokens" if tokens else ""]
+    shown = f" ({', '.join(w for w in security if w)})" if any(security) else ""
+    print(f"vision-stream serving on {args.host}:{running.port}{shown}", flush=True)
     await serve_forever(running, grace=args.grace)
     return 0
 
@@ -366,6 +473,8 @@ async def _dispatch(args: argparse.Namespace) -> int:
         return await asyncio.to_thread(_bench, args.bench_args)
     if args.command == "emulate":
         return await cmd_emulate(args)
+    if args.command == "token":
+        return cmd_token(args)
     if args.command == "models":
         return await cmd_models(args, options)
     raise UsageError(f"unknown command {args.command}")
@@ -378,7 +487,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    secrets = [os.environ.get("GEMINI_API_KEY", ""), os.environ.get("GOOGLE_API_KEY", "")]
+    secrets = [os.environ.get("GEMINI_API_KEY", ""), os.environ.get("GOOGLE_API_KEY", ""),
+               os.environ.get("VISION_STREAM_TOKEN", ""), getattr(args, "token", None) or ""]
+    from .redact import install_log_redaction
+
+    install_log_redaction(*secrets)  # every log line, httpx's and websockets' own included
     try:
         return asyncio.run(_dispatch(args))
     except KeyboardInterrupt:

@@ -4,6 +4,14 @@ Sessions are owned here, not by the RPC that created them: a session survives
 its subscribers (and the ``Watch`` caller) leaving. Ended sessions stay
 listed (and subscribable, for their retained events) until ``keep_ended``
 newer ones have ended.
+
+Each session has an owner: the principal that created it (``None`` for a
+configured camera, owned by the server). ``get``/``list``/``stop`` take the
+caller's principal: a session it may not see (not its own, not a camera that
+names it among ``viewers``, and it is not ``admin``) is reported NOT_FOUND,
+exactly like a session that does not exist, so ids of others' sessions are not
+revealed. Stopping needs ownership (or ``admin``): a viewer of a camera gets
+PERMISSION_DENIED. With authentication off every caller is ANONYMOUS, an admin.
 """
 
 from __future__ import annotations
@@ -15,11 +23,28 @@ import itertools
 import logging
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
 
-from .errors import InvalidInputError, LimitExceededError, NotFoundError
+from .errors import InvalidInputError, LimitExceededError, NotFoundError, PermissionDeniedError
 from .pipeline import Session
+from .server.auth import Principal
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Ownership:
+    """Who a session belongs to (principal name; None = the server) and who else may watch it."""
+
+    owner: str | None
+    viewers: frozenset[str] = frozenset()
+
+    def visible_to(self, principal: Principal) -> bool:
+        return principal.is_admin or principal.name == self.owner or principal.name in self.viewers
+
+    def stoppable_by(self, principal: Principal) -> bool:
+        return principal.is_admin or (self.owner is not None and principal.name == self.owner)
 
 
 class SessionRegistry:
@@ -28,6 +53,7 @@ class SessionRegistry:
         self.keep_ended = keep_ended
         self._sessions: OrderedDict[str, Session] = OrderedDict()
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._owners: dict[str, Ownership] = {}
         self._counter = itertools.count(1)
         self._closing = False
 
@@ -44,11 +70,16 @@ class SessionRegistry:
         if self.running_count() >= self.max_sessions:
             raise LimitExceededError(f"too many sessions: the server runs at most {self.max_sessions}")
 
-    def start(self, session: Session) -> Session:
-        """Register and start running ``session`` (owned by the registry from now on)."""
+    def start(self, session: Session, *, owner: Principal | None, viewers: Iterable[str] = ()) -> Session:
+        """Register and start running ``session`` (run by the registry from now on).
+
+        ``owner``: the principal that created it (None: the server, for configured
+        cameras); ``viewers``: other principal names that may see and subscribe to it.
+        """
         self.check_capacity(session.session_id)
         self._sessions.pop(session.session_id, None)
         self._sessions[session.session_id] = session
+        self._owners[session.session_id] = Ownership(owner.name if owner is not None else None, frozenset(viewers))
         task = asyncio.create_task(session.run(), name=f"session-{session.session_id}")
         self._tasks[session.session_id] = task
         task.add_done_callback(functools.partial(self._on_done, session.session_id))
@@ -59,21 +90,32 @@ class SessionRegistry:
         ended = [sid for sid, s in self._sessions.items() if s.ended]
         for sid in ended[: max(0, len(ended) - self.keep_ended)]:
             del self._sessions[sid]
+            self._owners.pop(sid, None)
 
-    def get(self, session_id: str) -> Session:
+    def ownership(self, session_id: str) -> Ownership:
+        return self._owners.get(session_id, Ownership(None))
+
+    def get(self, session_id: str, *, principal: Principal) -> Session:
+        """The session ``principal`` may see; NOT_FOUND alike for missing and hidden ones."""
         session = self._sessions.get(session_id)
-        if session is None:
+        if session is None or not self.ownership(session_id).visible_to(principal):
             raise NotFoundError(f"no session {session_id!r}")
         return session
 
-    def list(self) -> list[Session]:
-        return list(self._sessions.values())
+    def list(self, *, principal: Principal) -> list[Session]:
+        """The sessions ``principal`` may see."""
+        return [s for sid, s in self._sessions.items() if self.ownership(sid).visible_to(principal)]
 
-    def running_count(self) -> int:
-        return sum(1 for s in self._sessions.values() if not s.ended)
+    def running_count(self, owner: Principal | None = None) -> int:
+        """Running sessions: all of them, or those created by ``owner``."""
+        return sum(1 for sid, s in self._sessions.items()
+                   if not s.ended and (owner is None or self.ownership(sid).owner == owner.name))
 
-    async def stop(self, session_id: str, reason: str = "stopped") -> Session:
-        session = self.get(session_id)
+    async def stop(self, session_id: str, reason: str = "stopped", *, principal: Principal) -> Session:
+        """Stop a session ``principal`` owns (or any, for admin) and wait for its end."""
+        session = self.get(session_id, principal=principal)
+        if not self.ownership(session_id).stoppable_by(principal):
+            raise PermissionDeniedError(f"session {session_id!r} is not yours to stop")
         session.stop(reason)
         await session.wait()
         return session

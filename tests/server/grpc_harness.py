@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 from support import SAMPLES
 
+from vision_stream.client import ClientTls, channel
 from vision_stream.config import Limits
 from vision_stream.server.access import SourceAccess
 from vision_stream.server.app import RunningServer, start_server
+from vision_stream.server.auth import new_token, token_digest, token_toml
 from vision_stream.server.service import ServiceConfig
 from vision_stream.v1 import vision_stream_pb2 as pb
 from vision_stream.v1 import vision_stream_pb2_grpc as pb_grpc
@@ -36,14 +39,28 @@ def media_root(tmp_path: Path) -> Path:
     return root
 
 
-async def _serve(config: ServiceConfig, media_root: Path) -> AsyncIterator[Served]:
-    running = await start_server(config, host="127.0.0.1", port=0)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+async def _serve(config: ServiceConfig, media_root: Path, *, client_tls: bool | ClientTls = False,
+                 **server_options: Any) -> AsyncIterator[Served]:
+    """Serve on loopback; ``server_options`` go to start_server (tokens=, tls=, cameras=),
+    ``client_tls`` to the harness's own channel (vision_stream.client.channel)."""
+    running = await start_server(config, host="127.0.0.1", port=0, **server_options)
+    ch = channel(f"127.0.0.1:{running.port}", tls=client_tls)
     try:
-        yield Served(running, channel, pb_grpc.VisionStreamStub(channel), media_root)
+        yield Served(running, ch, pb_grpc.VisionStreamStub(ch), media_root)
     finally:
-        await channel.close()
+        await ch.close()
         await running.stop(grace=5.0)
+
+
+def write_tokens(path: Path, rights: Mapping[str, Iterable[str]]) -> dict[str, str]:
+    """Write a tokens file (the real TOML format) with a fresh token per name; returns name -> token."""
+    tokens = {name: new_token() for name in rights}
+    path.write_text("".join(token_toml(name, token_digest(tokens[name]), r) for name, r in rights.items()))
+    return tokens
+
+
+def bearer(token: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),)
 
 
 @pytest.fixture

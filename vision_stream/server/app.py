@@ -1,4 +1,8 @@
-"""Building and running the gRPC server: service, health, reflection, shutdown."""
+"""Building and running the gRPC server: service, health, reflection, auth, TLS, shutdown.
+
+Authentication wraps only the VisionStream handlers (``add_service``): health
+and reflection stay open so probes and ``grpcurl list`` work without a token.
+"""
 
 from __future__ import annotations
 
@@ -15,10 +19,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ..cameras import CameraConfig
+from ..errors import UsageError
 from ..registry import SessionRegistry
 from ..v1 import vision_stream_pb2 as pb
 from ..v1 import vision_stream_pb2_grpc as pb_grpc
+from .auth import ServerTls, TokenTable, check_exposure, guard_handler
 from .service import ServiceConfig, VisionStreamService
+from .stream_input import transport_receive_limit
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +53,18 @@ class _Capture:
 
 
 def add_service(service: VisionStreamService, server: grpc.aio.Server,
-                serializer: Callable[[Any], bytes] = _pass_through) -> None:
+                serializer: Callable[[Any], bytes] = _pass_through, tokens: TokenTable | None = None) -> None:
     """``add_VisionStreamServicer_to_server`` with the event streams' response
-    serializer replaced by a pass-through of the bytes their handlers yield."""
+    serializer replaced by a pass-through of the bytes their handlers yield,
+    and, with ``tokens``, every handler behind the token guard (auth.guard_handler)."""
     capture = _Capture()
     pb_grpc.add_VisionStreamServicer_to_server(service, capture)
     handlers = {name: handler._replace(response_serializer=serializer) if name in EVENT_STREAMS else handler
                 for name, handler in capture.handlers.items()}
+    # Stream's requests are read by a deserializer that never raises (stream_input.py).
+    handlers["Stream"] = handlers["Stream"]._replace(request_deserializer=service.read_stream_request)
+    if tokens is not None:
+        handlers = {name: guard_handler(handler, name, tokens) for name, handler in handlers.items()}
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
@@ -74,17 +86,30 @@ class RunningServer:
 
 
 async def start_server(
-    config: ServiceConfig, *, host: str = "127.0.0.1", port: int = 0, cameras: Sequence[CameraConfig] = ()
+    config: ServiceConfig, *, host: str = "127.0.0.1", port: int = 0, cameras: Sequence[CameraConfig] = (),
+    tokens: TokenTable | None = None, tls: ServerTls | None = None, insecure: bool = False,
 ) -> RunningServer:
     """Start serving on ``host:port`` (0 = a free port); returns once listening.
 
     ``cameras`` (from a cameras file) start as sessions named after them right
     away, with no client attached; clients Subscribe to them by name.
+    ``tokens``: require a bearer token on every VisionStream call (None: every
+    caller is ANONYMOUS, with every right). ``tls``: serve TLS (mTLS with a
+    client CA). A non-loopback ``host`` needs both (or mTLS instead of tokens)
+    unless ``insecure``: then it only logs a warning.
     """
+    if check_exposure(host, tls=tls, tokens=tokens, insecure=insecure):
+        log.warning("listening on %s without %s: anyone who can reach it can use it (--insecure)",
+                    host, "TLS" if tls is None else "tokens")
+    if tokens is not None:
+        for camera in cameras:
+            unknown = sorted(set(camera.viewers) - tokens.names)
+            if unknown:
+                raise UsageError(f"camera {camera.name!r}: viewer {unknown[0]!r} has no token in the tokens file")
     max_bytes = config.limits.max_message_bytes
     server = grpc.aio.server(
         options=[
-            ("grpc.max_receive_message_length", max_bytes),
+            ("grpc.max_receive_message_length", transport_receive_limit(max_bytes)),
             ("grpc.max_send_message_length", max_bytes),
             ("grpc.so_reuseport", 0),
         ],
@@ -92,11 +117,12 @@ async def start_server(
     )
     registry = SessionRegistry(max_sessions=config.limits.max_sessions)
     service = VisionStreamService(config, registry)
-    add_service(service, server)
+    add_service(service, server, tokens=tokens)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    address = f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+    bound = server.add_secure_port(address, tls.credentials()) if tls else server.add_insecure_port(address)
     if bound == 0:
         raise OSError(f"cannot listen on {host}:{port}")
     await server.start()
