@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--tls-client-ca", type=Path, default=None, metavar="FILE",
                    help="PEM CA: require client certificates signed by it (mTLS)")
     g.add_argument("--insecure", action="store_true",
-                   help="allow a non-loopback --host without TLS and tokens (logs a warning)")
+                   help="allow a non-loopback --host without TLS plus tokens (or mTLS); logs a warning")
     _add_sampling(p)
     _add_analysis(p)
 
