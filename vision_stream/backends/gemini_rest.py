@@ -42,6 +42,7 @@ from ..errors import BackendError, ServiceError, SessionError, UsageError
 from ..events import BackendEvent, Commentary, ErrorEvent, Payload
 from ..media.types import AudioChunk, SampledFrame
 from ..net import is_loopback_url
+from ..redact import PLACEHOLDER
 from .event_stream import EventStream
 from .rest_client import RestClient, RestRetryPolicy
 from .rest_limiter import DEFAULT_BURST, DEFAULT_PER_MINUTE, RateLimiter
@@ -128,7 +129,7 @@ class RestSettings:
             raise UsageError("max_output_tokens, requests_per_minute, burst and event_queue must be > 0")
 
     def __repr__(self) -> str:
-        key = "<redacted>" if self.api_key else "''"
+        key = PLACEHOLDER if self.api_key else "''"
         return (f"RestSettings(base_url={self.base!r}, model={self.model!r}, api_key={key}, stream={self.stream}, "
                 f"media_resolution={self.media_resolution!r}, max_frames={self.max_frames}, "
                 f"requests_per_minute={self.requests_per_minute}, retry={self.retry!r})")
