@@ -6,7 +6,8 @@
     ├── UsageError                    bad settings or arguments from a user/client
     │   ├── InvalidInputError         a client message or file that cannot be used
     │   ├── NotFoundError             a missing file, session or model
-    │   ├── PermissionDeniedError     a path outside the media root, a URL not allowed
+    │   ├── UnauthenticatedError      no valid token presented (never echoes it)
+    │   ├── PermissionDeniedError     a path outside the media root, a URL not allowed, a right not held
     │   ├── LimitExceededError        a configured limit (sessions, sizes, rates) reached
     │   └── InputTimeoutError         a client sent nothing (or no media) for too long
     ├── MediaError                    opening/decoding media
@@ -71,6 +72,12 @@ class InvalidInputError(UsageError):
 
 class NotFoundError(UsageError):
     code = "not_found"
+
+
+class UnauthenticatedError(UsageError):
+    """No valid credentials; the message never contains what was presented."""
+
+    code = "unauthenticated"
 
 
 class PermissionDeniedError(UsageError):

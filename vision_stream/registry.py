@@ -60,13 +60,25 @@ class SessionRegistry:
     def new_id(self) -> str:
         return f"s{next(self._counter)}-{uuid.uuid4().hex[:8]}"
 
-    def check_capacity(self, session_id: str) -> None:
-        """Raise before any resource is opened for a session that cannot be started."""
+    def check_capacity(self, session_id: str, principal: Principal | None = None) -> None:
+        """Raise before any resource is opened for a session that cannot be started.
+
+        ``principal`` (None: the server itself) asks for ``session_id``. An id
+        held by a session the caller could not stop (another principal's,
+        running or ended) is refused with the same words either way: the caller
+        learns that the id is taken, never whose it is or whether it runs, and
+        cannot replace someone else's ended session and its retained events.
+        """
         if self._closing:
             raise LimitExceededError("server is shutting down; no new sessions")
         existing = self._sessions.get(session_id)
-        if existing is not None and not existing.ended:
-            raise InvalidInputError(f"session {session_id!r} already exists and is running")
+        if existing is not None:
+            ownership = self.ownership(session_id)
+            mine = ownership.owner is None if principal is None else ownership.stoppable_by(principal)
+            if not mine:
+                raise InvalidInputError(f"session id {session_id!r} is taken; choose another (or none)")
+            if not existing.ended:
+                raise InvalidInputError(f"session {session_id!r} already exists and is running")
         if self.running_count() >= self.max_sessions:
             raise LimitExceededError(f"too many sessions: the server runs at most {self.max_sessions}")
 
@@ -76,7 +88,7 @@ class SessionRegistry:
         ``owner``: the principal that created it (None: the server, for configured
         cameras); ``viewers``: other principal names that may see and subscribe to it.
         """
-        self.check_capacity(session.session_id)
+        self.check_capacity(session.session_id, owner)
         self._sessions.pop(session.session_id, None)
         self._sessions[session.session_id] = session
         self._owners[session.session_id] = Ownership(owner.name if owner is not None else None, frozenset(viewers))

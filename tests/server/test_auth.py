@@ -116,6 +116,7 @@ class Secured:
 async def secured(tmp_path: Path, media_root: Path) -> AsyncIterator[Secured]:
     tokens = write_tokens(tmp_path / "tokens.toml", {
         "alice": ["push", "subscribe", "manage"], "bob": ["subscribe", "manage"], "root": ["admin"],
+        "carol": ["push"],
     })
     camera = CameraConfig(name="lobby", source=str(SAMPLES / "sample.mp4"), description="sample.mp4", loop=True,
                           backend="local", viewers=("alice",))
@@ -177,6 +178,26 @@ async def test_the_principal_reaches_streaming_handlers_and_owns_the_session(sec
     for caught in (stopping, subscribing):
         assert caught.value.code() is grpc.StatusCode.NOT_FOUND
         assert caught.value.details() == "no session 'alices'"  # the same words as for a missing session
+
+
+async def test_another_principals_session_id_cannot_be_taken_even_after_it_ended(secured: Secured) -> None:
+    """Reusing an ended session's id would replace its owner's retained events."""
+    target = f"127.0.0.1:{secured.served.running.port}"
+
+    async def push(name: str) -> list[pb.Event]:
+        return [e async for e in client.push_file(target, SAMPLES / "still.jpg", backend="local", fast=True,
+                                                  session_id="mine", token=secured.tokens[name])]
+
+    assert (await push("alice"))[-1].HasField("session_ended")
+    registry = secured.served.running.registry
+    assert registry.ownership("mine").owner == "alice"
+    for name, words in (("carol", "session id 'mine' is taken"),):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await push(name)
+        assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert words in (caught.value.details() or "")
+    assert registry.ownership("mine").owner == "alice"  # untouched
+    assert (await push("alice"))[-1].HasField("session_ended")  # her own ended id: allowed
 
 
 async def test_cameras_are_seen_by_their_viewers_and_stopped_only_by_admins(secured: Secured) -> None:

@@ -37,7 +37,8 @@ from typing import Any
 
 import grpc
 
-from ..errors import UsageError, VisionStreamError
+from ..errors import PermissionDeniedError, UnauthenticatedError, UsageError, VisionStreamError
+from .status import abort_with
 
 RIGHTS = frozenset({"push", "watch", "subscribe", "manage", "snapshot", "admin"})
 
@@ -100,13 +101,6 @@ class AuthConfigError(UsageError):
     code = "auth_config"
 
 
-class AuthenticationError(VisionStreamError):
-    """No valid bearer token (gRPC UNAUTHENTICATED, raised by the guard itself).
-
-    Its message never contains the presented token.
-    """
-
-    code = "unauthenticated"
 
 
 # ------------------------------------------------------------------- tokens
@@ -173,19 +167,19 @@ class TokenTable:
         """The caller named by ``authorization: Bearer TOKEN`` in gRPC ``metadata``."""
         values = [v for k, v in (metadata or ()) if k.lower() == "authorization"]
         if not values:
-            raise AuthenticationError("missing credentials: send 'authorization: Bearer TOKEN' metadata")
+            raise UnauthenticatedError("missing credentials: send 'authorization: Bearer TOKEN' metadata")
         if len(values) > 1:
-            raise AuthenticationError("more than one authorization metadata entry")
+            raise UnauthenticatedError("more than one authorization metadata entry")
         value = values[0].decode("latin-1") if isinstance(values[0], bytes) else str(values[0])
         scheme, _, token = value.strip().partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            raise AuthenticationError("authorization metadata must be 'Bearer TOKEN'")
+            raise UnauthenticatedError("authorization metadata must be 'Bearer TOKEN'")
         if len(token) > MAX_TOKEN_CHARS:
-            raise AuthenticationError("invalid token")
+            raise UnauthenticatedError("invalid token")
         principal = self.principal_for(token)
         if principal is None:
-            raise AuthenticationError("invalid token")
+            raise UnauthenticatedError("invalid token")
         return principal
 
 
@@ -320,14 +314,13 @@ async def admit(tokens: TokenTable, method: str, context: grpc.aio.ServicerConte
     """Authenticate the call and check its right; abort UNAUTHENTICATED / PERMISSION_DENIED."""
     try:
         principal = tokens.authenticate(context.invocation_metadata())
-    except AuthenticationError as exc:
-        # UNAUTHENTICATED is decided here, before any handler runs (status.py
-        # maps the errors handlers raise; this one never reaches a handler).
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.message)
-    right = right_for(method)
-    if not principal.can(right):
-        await context.abort(grpc.StatusCode.PERMISSION_DENIED,
-                            f"token {principal.name!r} lacks the {right!r} right that {method} needs")
+        right = right_for(method)
+        if not principal.can(right):
+            raise PermissionDeniedError(f"token {principal.name!r} lacks the {right!r} right that {method} needs")
+    except VisionStreamError as exc:
+        # Decided before any handler runs, through the one status table.
+        await abort_with(context, exc)
+        raise  # abort_with always raises; this keeps type checkers informed
     return principal
 
 

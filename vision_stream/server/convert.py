@@ -8,6 +8,7 @@ import re
 from .. import events as ev
 from ..config import DEFAULT_COMMENTARY_INTERVAL, FunctionSpec, SamplingPolicy, SessionSettings
 from ..errors import InvalidInputError, UsageError, quote
+from ..redact import scrub
 from ..v1 import vision_stream_pb2 as pb
 
 _SESSION_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -185,7 +186,8 @@ def event_to_proto(event: ev.Event) -> pb.Event:
     elif isinstance(p, ev.Stats):
         msg.stats.CopyFrom(stats_to_proto(p))
     elif isinstance(p, ev.ErrorEvent):
-        msg.error.CopyFrom(pb.Error(code=p.code, message=p.message, retryable=p.retryable))
+        # Error texts may quote a peer's own words (FFmpeg, httpx): the one redaction.
+        msg.error.CopyFrom(pb.Error(code=p.code, message=scrub(p.message), retryable=p.retryable))
     elif isinstance(p, ev.SessionEnded):
         msg.session_ended.CopyFrom(pb.SessionEnded(reason=p.reason, totals=stats_to_proto(p.totals)))
     return msg

@@ -19,7 +19,7 @@ from ..media.open import open_source
 from ..media.push_source import PushSource
 from ..media.types import MediaSource
 from ..pipeline import Session
-from ..redact import redact_url
+from ..redact import redact_url, scrub
 from ..registry import SessionRegistry
 from ..snapshot import analyze_snapshot
 from ..v1 import vision_stream_pb2 as pb
@@ -297,7 +297,7 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
 
     def _session_id(self, requested: str) -> str:
         session_id = check_session_id(requested) if requested else self.registry.new_id()
-        self.registry.check_capacity(session_id)
+        self.registry.check_capacity(session_id, current_principal())
         return session_id
 
 
@@ -323,7 +323,7 @@ def session_info(session: Session) -> pb.SessionInfo:
         last_seq=session.log.last_seq,
         subscribers=session.log.subscribers,
         stats=stats_to_proto(session.stats()),
-        last_error=session.last_error,
+        last_error=scrub(session.last_error),
         source_state=session.source_state,
     )
     info.started_at.FromNanoseconds(int(session.started_at * 1e9))

@@ -23,6 +23,7 @@ from grpc_status import rpc_status
 
 from .. import errors
 from ..events import RetentionGapError
+from ..redact import scrub
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ _CODES: tuple[tuple[type[errors.VisionStreamError], grpc.StatusCode], ...] = (
     (RetentionGapError, grpc.StatusCode.OUT_OF_RANGE),
     (errors.InvalidInputError, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.NotFoundError, grpc.StatusCode.NOT_FOUND),
+    (errors.UnauthenticatedError, grpc.StatusCode.UNAUTHENTICATED),
     (errors.PermissionDeniedError, grpc.StatusCode.PERMISSION_DENIED),
     (errors.LimitExceededError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.InputTimeoutError, grpc.StatusCode.DEADLINE_EXCEEDED),
@@ -75,7 +77,8 @@ def retry_after(exc: errors.VisionStreamError) -> float | None:
 
 
 def bounded(message: str, limit: int = MAX_STATUS_CHARS) -> str:
-    """``message`` cut to ``limit`` characters (the cap on every status message)."""
+    """``message`` with secrets scrubbed, cut to ``limit`` characters (every status message)."""
+    message = scrub(message)
     marker = " ... (truncated)"
     return message if len(message) <= limit else message[: limit - len(marker)] + marker
 
