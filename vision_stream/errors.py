@@ -48,18 +48,41 @@ def quote(value: object, limit: int = QUOTE_CHARS) -> str:
 
 
 class VisionStreamError(Exception):
-    """Root of every error vision-stream raises on purpose."""
+    """Root of every error vision-stream raises on purpose.
+
+    Its verdict travels with it (``vision_stream.retry``): ``retryable``,
+    ``code`` (``"quota"`` for a quota refusal) and ``retry_after``, the seconds
+    the peer asked us to wait when it said so (None otherwise).
+    """
 
     retryable: bool = False
     code: str = "error"
 
-    def __init__(self, message: str, *, retryable: bool | None = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         if retryable is not None:
             self.retryable = retryable
         if code is not None:
             self.code = code
+        self.retry_after = retry_after
+
+    def clone(self, message: str | None = None) -> VisionStreamError:
+        """A new error of the same class and verdict (``code``, ``retryable``,
+        ``retry_after``, and ``status`` where the class has one), optionally
+        with another message: for re-raising a stored failure without losing fields."""
+        copy = Exception.__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        copy.message = self.message if message is None else message
+        copy.args = (copy.message,)
+        return copy
 
 
 class UsageError(VisionStreamError):
@@ -89,10 +112,6 @@ class LimitExceededError(UsageError):
     when trying again may succeed (sent to gRPC clients as ``RetryInfo``)."""
 
     code = "limit_exceeded"
-
-    def __init__(self, message: str, *, retry_after: float | None = None, code: str | None = None) -> None:
-        super().__init__(message, code=code)
-        self.retry_after = retry_after
 
 
 class InputTimeoutError(UsageError):
@@ -143,9 +162,8 @@ class ServiceError(BackendError):
         code: str | None = None,
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(message, retryable=retryable, code=code)
+        super().__init__(message, retryable=retryable, code=code, retry_after=retry_after)
         self.status = status
-        self.retry_after = retry_after  # seconds the service asked us to wait
 
 
 class SessionError(VisionStreamError):

@@ -6,12 +6,50 @@ The pipeline and the failover chain see only :class:`Backend` and
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Protocol
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, fields
+from typing import Protocol, runtime_checkable
 
 from ..config import SessionSettings
+from ..errors import BackendError
 from ..events import BackendEvent
 from ..media.types import AudioChunk, SampledFrame
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BackendCounters:
+    """What a backend session counted, for Stats events (a typed record: a
+    misspelt field is an error, not a silent 0). Every field is a count since
+    the session opened; a backend leaves what it does not do at 0."""
+
+    prompt_tokens: int = 0
+    response_tokens: int = 0
+    reconnects: int = 0
+    connection_attempts: int = 0
+    frames_sent: int = 0
+    frames_dropped: int = 0
+    audio_chunks_sent: int = 0
+    audio_chunks_dropped: int = 0
+    audio_chunks_ignored: int = 0
+    prompts_sent: int = 0
+    prompts_coalesced: int = 0
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+
+    def __add__(self, other: BackendCounters) -> BackendCounters:
+        """Field-wise sum (a failover chain adds up its links)."""
+        return BackendCounters(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+
+
+@runtime_checkable
+class CarriesOver(Protocol):
+    """A backend session that accepts recent commentary from the link before it
+    (the failover chain hands it over at a switch, for continuity)."""
+
+    def carry_over(self, commentary: Sequence[tuple[float | None, str]]) -> None:
+        """``commentary``: (media time, text) of recent final commentary, oldest first."""
+        ...
 
 
 class BackendSession(Protocol):
@@ -26,9 +64,14 @@ class BackendSession(Protocol):
     name: str  # "local", "live", "rest"
     model: str  # model name, or "" for the offline analyzer
 
-    # Optional: ``counters() -> Mapping[str, int]`` with any of "prompt_tokens",
-    # "response_tokens", "reconnects", "frames_dropped"; the pipeline merges
-    # them into Stats events (read with getattr, so backends may omit it).
+    @property
+    def failure(self) -> BackendError | None:
+        """Why the session failed (its verdict intact), or None while it is usable."""
+        ...
+
+    def counters(self) -> BackendCounters:
+        """What the session counted so far (the pipeline puts it into Stats events)."""
+        ...
 
     async def send_frame(self, frame: SampledFrame) -> None:
         """Hand over one sampled frame (JPEG + pixels)."""

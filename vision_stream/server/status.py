@@ -70,7 +70,7 @@ def status_for(exc: errors.VisionStreamError) -> grpc.StatusCode:
 
 def retry_after(exc: errors.VisionStreamError) -> float | None:
     """Seconds after which retrying may succeed, when the error knows it."""
-    delay = exc.retry_after if isinstance(exc, errors.LimitExceededError | errors.ServiceError) else None
+    delay = exc.retry_after
     if delay is None or not math.isfinite(delay) or delay < 0:
         return None
     return delay
