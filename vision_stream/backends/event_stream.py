@@ -12,13 +12,16 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+from ..errors import UsageError
 from ..events import BackendEvent, Payload
 
 
 class EventStream:
+    """One session's events: bounded (``maxsize``), in order, ended by :meth:`end`."""
+
     def __init__(self, maxsize: int) -> None:
         if maxsize < 1:
-            raise ValueError("event stream maxsize must be >= 1")
+            raise UsageError(f"event stream maxsize must be >= 1, got {maxsize}")
         self._queue: asyncio.Queue[BackendEvent | None] = asyncio.Queue(maxsize=maxsize)
         self._ended = False
 
