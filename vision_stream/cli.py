@@ -20,7 +20,7 @@ from typing import Any
 import grpc
 
 from . import __version__
-from .backends.select import BACKEND_NAMES, BackendOptions, make_backend
+from .backends.factory import BACKEND_NAMES, BackendOptions, make_backend
 from .config import DEFAULT_COMMENTARY_INTERVAL, AudioPolicy, Limits, SamplingPolicy, SessionSettings
 from .errors import UsageError, VisionStreamError
 from .redact import Secret, scrub

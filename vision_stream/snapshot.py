@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backends.select import BackendOptions, resolve_name
+from .backends.factory import BackendOptions, resolve_name
 from .config import Limits, SamplingPolicy
 from .errors import InvalidInputError, LimitExceededError, UsageError
 from .events import Detection
@@ -72,7 +72,7 @@ async def analyze_snapshot(
 
         text, detections = await asyncio.to_thread(describe_jpegs, [jpeg], prompt=prompt)
         return SnapshotResult(text=text, detections=list(detections), backend="local")
-    from .backends.select import make_rest_backend
+    from .backends.factory import make_rest_backend
 
     rest = make_rest_backend(options)
     chosen = model or options.snapshot_model

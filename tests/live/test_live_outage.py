@@ -19,7 +19,7 @@ from test_live_session import Collector
 
 from vision_stream.backends.gemini_live import GeminiLiveBackend, LiveSession, ReconnectPolicy
 from vision_stream.backends.gemini_live.retry import Backoff, Ending
-from vision_stream.backends.select import BackendOptions, make_backend
+from vision_stream.backends.factory import BackendOptions, make_backend
 from vision_stream.errors import ServiceError, UsageError
 from vision_stream.events import BackendChanged, ErrorEvent
 from vision_stream.redact import Secret

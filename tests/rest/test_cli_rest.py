@@ -15,11 +15,11 @@ import pytest
 from rest_support import API_KEY
 from support import SAMPLES
 
-from vision_stream.backends.fallback import FailoverBackend
+from vision_stream.backends.failover import FailoverBackend
 from vision_stream.backends.gemini_live import GeminiLiveBackend
 from vision_stream.backends.gemini_rest import GeminiRestBackend
 from vision_stream.backends.local import LocalBackend
-from vision_stream.backends.select import BackendOptions, make_backend, make_rest_backend
+from vision_stream.backends.factory import BackendOptions, make_backend, make_rest_backend
 from vision_stream.redact import Secret
 from vision_stream.testing.emulator import split_knobs
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from rest_support import API_KEY, make_frame
 
-from vision_stream.backends.fallback import (
+from vision_stream.backends.failover import (
     FailoverBackend,
     FailoverPolicy,
     FailoverSession,

@@ -18,7 +18,7 @@ from support import SAMPLES
 
 from vision_stream.backends.gemini_rest import GeminiRestBackend, RestSession, RestSettings, RestTimeouts
 from vision_stream.backends.rest_client import RestRetryPolicy
-from vision_stream.backends.select import BackendOptions
+from vision_stream.backends.factory import BackendOptions
 from vision_stream.config import Limits, SamplingPolicy, SessionSettings
 from vision_stream.errors import BackendError, ServiceError
 from vision_stream.events import BackendEvent, Commentary, ErrorEvent

@@ -10,7 +10,7 @@ import pytest
 from rest_support import API_KEY
 from support import SAMPLES
 
-from vision_stream.backends.select import BackendOptions
+from vision_stream.backends.factory import BackendOptions
 from vision_stream.redact import Secret
 from vision_stream.server.app import start_server
 from vision_stream.server.service import ServiceConfig

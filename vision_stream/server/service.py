@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from ..backends.select import BackendOptions, make_backend
+from ..backends.factory import BackendOptions, make_backend
 from ..cameras import CameraConfig
 from ..config import AudioPolicy, Limits, SamplingPolicy
 from ..errors import InvalidInputError, LimitExceededError, VisionStreamError

@@ -68,7 +68,7 @@ from ..media.types import AudioChunk, SampledFrame
 from .base import Backend, BackendSession
 from .event_stream import EventStream
 
-log = logging.getLogger("vision_stream.backends.fallback")
+log = logging.getLogger("vision_stream.backends.failover")
 
 PRIORITY = {"cadence": 0, "scene": 1, "client": 2, "final": 3}
 # A failure is a quota failure when its error says so (code/status) or, for links that only

@@ -1,4 +1,4 @@
-"""Choosing a backend by name: ``auto``, ``live``, ``rest`` or ``local``."""
+"""The backend factory: choosing a backend by name (``auto``, ``live``, ``rest`` or ``local``)."""
 
 from __future__ import annotations
 
@@ -62,8 +62,8 @@ def make_backend(name: str, options: BackendOptions) -> Backend:
         # Outages are retried for as long as the session runs (each failed attempt
         # is an error event); a permanent refusal (bad key, unknown model) fails loudly.
         return make_live_backend(options)
-    # auto with a key: the failover chain live -> REST -> offline (backends/fallback.py).
-    from .fallback import FailoverBackend, Link
+    # auto with a key: the failover chain live -> REST -> offline (backends/failover.py).
+    from .failover import FailoverBackend, Link
     from .local import LocalBackend
 
     return FailoverBackend([
