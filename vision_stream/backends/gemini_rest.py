@@ -44,6 +44,8 @@ from ..media.types import AudioChunk, SampledFrame
 from ..net import is_loopback_url
 from ..redact import PLACEHOLDER
 from .event_stream import EventStream
+from .gemini_api import API_VERSION, DEFAULT_SNAPSHOT_MODEL, GEMINI_REST_BASE, MEDIA_RESOLUTIONS, bare_model_id
+from .prompts import SNAPSHOT_PROMPT, prompt_text, replaces, system_instruction
 from .rest_client import RestClient, RestRetryPolicy
 from .rest_limiter import DEFAULT_BURST, DEFAULT_PER_MINUTE, RateLimiter
 from .rest_messages import Chunk, ImagePart, Reply, build_request
@@ -52,18 +54,8 @@ from .rest_policy import RollingSummary, SummaryLimits, frames_within_budget, pi
 log = logging.getLogger("vision_stream.backends.gemini_rest")
 
 NAME = "rest"
-GEMINI_REST_BASE = "https://generativelanguage.googleapis.com"
-DEFAULT_MODEL = "gemini-flash-latest"  # an alias that follows the newest Flash (LIVE_API.md §2)
-MEDIA_RESOLUTIONS = ("MEDIA_RESOLUTION_LOW", "MEDIA_RESOLUTION_MEDIUM", "MEDIA_RESOLUTION_HIGH")
 # Errors after which the backend refuses new sessions: retrying cannot fix them.
 DISABLING_CODES = frozenset({"api_key_invalid", "permission_denied", "model_not_found"})
-PRIORITY = {"cadence": 0, "scene": 1, "retry": 1, "client": 2, "final": 3}
-
-PROMPTS: Mapping[str, str] = {
-    "cadence": "Briefly describe what is happening in the video now and what changed since your last comment.",
-    "scene": "The scene just changed. Describe the new scene in one or two sentences.",
-    "final": "The stream has ended. Sum up in one or two sentences what the video showed.",
-}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -99,9 +91,9 @@ class RestSettings:
     """
 
     base_url: str | None = None
-    api_version: str = "v1beta"
+    api_version: str = API_VERSION
     api_key: str = field(default="", repr=False)
-    model: str = DEFAULT_MODEL
+    model: str = DEFAULT_SNAPSHOT_MODEL
     stream: bool = True
     media_resolution: str = "MEDIA_RESOLUTION_MEDIUM"
     max_frames: int = 4
@@ -151,17 +143,6 @@ class RestSettings:
         return httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.connect)
 
 
-def system_instruction(session: SessionSettings | None) -> str:
-    persona = (session.persona.strip() if session else "") or "a concise, observant video commentator"
-    source = f" The stream is: {session.source_description}." if session and session.source_description else ""
-    language = session.language if session else "en-US"
-    return (
-        f"You are {persona}. You are shown still frames of a video stream, with their times.{source} "
-        "Say in one or two short sentences what is happening; mention only what you can see. "
-        f"Always answer in the language {language}."
-    )
-
-
 def compose_prompt(question: str, times: Sequence[float | None], summary: str) -> str:
     """The text part: the question, which times the pictures show, what was said before."""
     shown = [f"{t:.1f} s" for t in times if t is not None]
@@ -198,7 +179,7 @@ class RestSession:
         self._session = session
         settings = backend.settings
         self.settings = settings
-        self.model = settings.model.rsplit("/", 1)[-1]
+        self.model = bare_model_id(settings.model)
         self._client = backend.client()
         self._frames: deque[_Kept] = deque(maxlen=settings.candidate_frames)
         self._last_sent: list[_Kept] = []  # reused when no new frame arrived since
@@ -262,7 +243,7 @@ class RestSession:
         pending = self._pending
         if pending is not None:
             self.prompts_coalesced += 1
-            if PRIORITY.get(reason, 0) < PRIORITY.get(pending.reason, 0):
+            if not replaces(reason, pending.reason):
                 return
         self._pending = offered
         self._wakeup.set()
@@ -332,7 +313,7 @@ class RestSession:
         self._turns += 1
         turn_id = f"{NAME}-{self._turns}"
         chosen = await self._choose()
-        question = prompt.text.strip() or PROMPTS.get(prompt.reason, PROMPTS["cadence"])
+        question = prompt_text(prompt.text, prompt.reason)
         when = prompt.media_time if prompt.media_time is not None else self._latest_time
         body = build_request(
             [ImagePart(k.frame.jpeg, k.frame.media_time) for k in chosen],
@@ -463,11 +444,10 @@ class GeminiRestBackend:
         A blocked answer is returned (``reply.blocked``); the caller decides how to show it.
         """
         self.check_available()
-        question = prompt.strip() or "Describe this picture in two or three sentences."
+        question = prompt.strip() or SNAPSHOT_PROMPT
         body = build_request(
             [ImagePart(j) for j in jpegs], question,
-            system_instruction=system_instruction(session).replace("still frames of a video stream, with their times",
-                                                                   "a picture"),
+            system_instruction=system_instruction(session, "snapshot"),
             max_output_tokens=self.settings.max_output_tokens, media_resolution=self.settings.media_resolution,
             temperature=self.settings.temperature,
         )

@@ -33,6 +33,7 @@ import httpx
 
 from ..errors import BackendError, ProtocolError, ServiceError, TransportError
 from ..redact import redact_url, scrub
+from .gemini_api import api_key_headers, bare_model_id
 from .rest_errors import classify_error, parse_retry_after
 from .rest_limiter import RateLimiter
 from .rest_messages import Chunk, Reply, join_chunks, parse_chunk
@@ -116,7 +117,7 @@ class RestClient:
         self._rng = rng or random.Random()
         # The key travels in the x-goog-api-key header only, never in a URL (LIVE_API.md §2).
         self._http = httpx.AsyncClient(
-            headers={"x-goog-api-key": api_key} if api_key else {},
+            headers=api_key_headers(api_key),
             timeout=timeout,
             trust_env=not loopback,
             follow_redirects=False,
@@ -127,7 +128,7 @@ class RestClient:
 
     def url(self, model: str, *, stream: bool) -> str:
         """The endpoint (no secret in it). ``model`` may carry a ``models/`` prefix."""
-        model_id = model.rsplit("/", 1)[-1] if model.startswith("models/") else model
+        model_id = bare_model_id(model)
         method = "streamGenerateContent" if stream else "generateContent"
         return f"{self.base_url}/{self.api_version}/models/{model_id}:{method}"
 

@@ -19,28 +19,19 @@ read it): ``quota`` (per-minute, retry after the delay), ``quota_per_day``
 from __future__ import annotations
 
 import email.utils
-import re
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ServiceError
 from ..redact import scrub
+from .gemini_api import parse_duration
 
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
 QUOTA_FAILURE = "type.googleapis.com/google.rpc.QuotaFailure"
 ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)s\s*$")
 MAX_MESSAGE = 500  # characters of the server's message we keep
-
-
-def parse_duration(text: object) -> float | None:
-    """Proto3 JSON Duration (``"34s"``, ``"0.5s"``) -> seconds; None when not one."""
-    if not isinstance(text, str):
-        return None
-    match = _DURATION.match(text)
-    return float(match.group(1)) if match else None
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
