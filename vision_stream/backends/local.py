@@ -29,10 +29,11 @@ import cv2
 from ..analysis import ActivityLog, AudioActivityDetector, FrameReport, VideoAnalyzer
 from ..analysis.describe import describe_jpegs
 from ..config import SessionSettings
-from ..errors import SessionError
+from ..errors import BackendError, UsageError
 from ..events import BackendEvent, Commentary
 from ..media.types import AudioChunk, SampledFrame
-from .event_stream import EventStream
+from .base import BackendCounters
+from .session_core import SessionCore
 
 __all__ = ["DEFAULT_EVENT_QUEUE", "LocalBackend", "LocalSession", "analysis_pool", "describe_jpegs"]
 
@@ -83,10 +84,11 @@ class LocalSession:
     model = ""
 
     def __init__(self, settings: SessionSettings, *, queue_size: int = DEFAULT_EVENT_QUEUE) -> None:
-        if queue_size < 1:
-            raise ValueError("queue_size must be >= 1")
         self.settings = settings
-        self._queue = EventStream(queue_size)
+        # The shared chassis; this analyzer never fails on its own, so only closing refuses input.
+        self._core = SessionCore(label="local analysis session", session_id=settings.session_id,
+                                 event_queue=queue_size)
+        self._queue = self._core.events
         self._order = asyncio.Lock()
         self._analysis = threading.Lock()
         self._video = VideoAnalyzer()
@@ -95,13 +97,24 @@ class LocalSession:
         self._whole = ActivityLog()  # the whole session
         self._latest: float | None = None  # media time of the newest frame/chunk, seconds
         self._turns = 0
-        self._closed = False
+        self._frames = 0
+        self._audio_chunks = 0
+        self._prompts = 0
+
+    @property
+    def failure(self) -> BackendError | None:
+        """Always None: the offline analyzer has no peer that could fail."""
+        return self._core.failure
+
+    def counters(self) -> BackendCounters:
+        """Frames, audio chunks and prompts analysed (it counts no tokens, drops or requests)."""
+        return BackendCounters(frames_sent=self._frames, audio_chunks_sent=self._audio_chunks,
+                               prompts_sent=self._prompts)
 
     # -- input ------------------------------------------------------------------
 
     def _check_open(self) -> None:
-        if self._closed:
-            raise SessionError("the local analysis session is closed")
+        self._core.check_usable()
 
     def _analyse(self, frame: SampledFrame) -> FrameReport:
         with self._analysis:
@@ -112,6 +125,7 @@ class LocalSession:
         self._check_open()
         async with self._order:
             report = await asyncio.get_running_loop().run_in_executor(analysis_pool(), self._analyse, frame)
+            self._frames += 1
             self._window.add_frame(report)
             self._whole.add_frame(report)
             self._advance(report.media_time)
@@ -126,6 +140,7 @@ class LocalSession:
                                      chunk.media_time, chunk.sample_rate)
         self._window.add_audio(report)
         self._whole.add_audio(report)
+        self._audio_chunks += 1
         self._advance(report.media_time + report.duration)
         if report.onset is not None:
             await self._queue.put(report.onset, report.media_time)
@@ -161,6 +176,7 @@ class LocalSession:
         async with self._order:  # after every frame sent before this prompt
             self._note_trailing_silence()
             self._turns += 1
+            self._prompts += 1
             when = media_time if media_time is not None else self._latest
             body = self._compose(text, reason, when)
             commentary = Commentary(body, final=True, turn_id=f"{NAME}-{self._turns}", backend=NAME)
@@ -198,10 +214,9 @@ class LocalSession:
 
     async def close(self) -> None:
         """Wait for the frame being analysed, then end ``events()`` after what is queued. Idempotent."""
-        if self._closed:
+        if not self._core.begin_close():
             return
         async with self._order:
-            self._closed = True
             self._queue.end()
 
 
@@ -212,7 +227,7 @@ class LocalBackend:
 
     def __init__(self, *, queue_size: int = DEFAULT_EVENT_QUEUE) -> None:
         if queue_size < 1:
-            raise ValueError("queue_size must be >= 1")
+            raise UsageError(f"local backend queue_size must be >= 1, got {queue_size}")
         self.queue_size = queue_size
 
     async def open(self, settings: SessionSettings) -> LocalSession:
