@@ -67,9 +67,9 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from .config import DEFAULT_COMMENTARY_INTERVAL, FunctionSpec, SamplingPolicy, SessionSettings
 from .errors import UsageError
 from .media.device import is_device_spec
-from .media.live_source import LiveOptions
-from .media.reconnect import ReconnectPolicy
+from .media.reconnecting import ConnectionOptions
 from .redact import redact_url
+from .retry import RetryPolicy
 
 __all__ = ["CameraConfig", "CameraConfigError", "load_cameras", "parse_cameras"]
 
@@ -109,7 +109,7 @@ class CameraConfig:
     description: str
     backend: str = "auto"
     sampling: SamplingPolicy = field(default_factory=SamplingPolicy)
-    live: LiveOptions = field(default_factory=LiveOptions)
+    connection: ConnectionOptions = field(default_factory=ConnectionOptions)
     commentary_interval: float = DEFAULT_COMMENTARY_INTERVAL
     persona: str = ""
     language: str = "en-US"
@@ -218,14 +218,15 @@ class _Parser:
         if backend not in BACKENDS:
             raise self.error(f"{where}.backend", f"must be one of {', '.join(BACKENDS)}, got {backend!r}")
         sampling = self.sampling(self.merged(body, defaults, "sampling", where, _SAMPLING_KEYS), where)
-        live = self.live(body, defaults, where)
+        connection = self.connection(body, defaults, where)
         functions = self.tools(body, where)
         loop = self.value(body, "loop", where, bool, False)
         viewers = self.viewers(get("viewers", list, []), where if "viewers" in body else "defaults")
         try:
             camera = CameraConfig(
                 name=name, source=source, description=_describe(source), backend=backend, sampling=sampling,
-                live=live, commentary_interval=get("commentary_interval", float, DEFAULT_COMMENTARY_INTERVAL),
+                connection=connection,
+                commentary_interval=get("commentary_interval", float, DEFAULT_COMMENTARY_INTERVAL),
                 persona=get("persona", str, ""), language=get("language", str, "en-US"),
                 model=get("model", str, ""), functions=functions, audio=get("audio", bool, True), loop=loop,
                 viewers=viewers,
@@ -286,7 +287,7 @@ class _Parser:
         except UsageError as exc:
             raise self.error(f"{where}.sampling", exc.message) from None
 
-    def live(self, body: dict[str, Any], defaults: dict[str, Any], where: str) -> LiveOptions:
+    def connection(self, body: dict[str, Any], defaults: dict[str, Any], where: str) -> ConnectionOptions:
         conn = self.merged(body, defaults, "connection", where, _CONNECTION_KEYS)
         rec = self.merged(body, defaults, "reconnect", where, _RECONNECT_KEYS)
         conn_values = {k: self.value(conn, k, f"{where}.connection", str if k == "transport" else float, None)
@@ -296,11 +297,11 @@ class _Parser:
         if rec_values.get("max_attempts") == 0:
             rec_values["max_attempts"] = None  # 0 = forever
         try:
-            policy = ReconnectPolicy(**rec_values)
+            policy = RetryPolicy(**rec_values)
         except UsageError as exc:
             raise self.error(f"{where}.reconnect", exc.message) from None
         try:
-            return LiveOptions(**conn_values, reconnect=policy)
+            return ConnectionOptions(**conn_values, reconnect=policy)
         except UsageError as exc:
             raise self.error(f"{where}.connection", exc.message) from None
 

@@ -29,7 +29,7 @@ def test_the_documented_example_parses(tmp_path: Path) -> None:
     assert "pa" not in repr(driveway).replace("parameters", "")  # repr never shows the source
     assert driveway.sampling.fps == 0.5 and driveway.sampling.max_fps == 2.0
     assert driveway.commentary_interval == 15.0 and driveway.functions[0].name == "report_vehicle"
-    assert driveway.live.read_timeout == 5.0 and driveway.live.reconnect.max_attempts is None
+    assert driveway.connection.read_timeout == 5.0 and driveway.connection.reconnect.max_attempts is None
     assert cams[1].backend == "local" and cams[2].source == "/dev/video0"
     assert driveway.settings().session_id == "driveway"
 

@@ -13,12 +13,12 @@ import pytest
 
 from vision_stream.errors import UsageError
 from vision_stream.media.device import open_device, parse_device_spec
-from vision_stream.media.live_source import LiveOptions
 from vision_stream.media.open import open_source
-from vision_stream.media.reconnect import ReconnectPolicy
+from vision_stream.media.reconnecting import ConnectionOptions
 from vision_stream.media.types import SourceStatus, VideoFrame
+from vision_stream.retry import RetryPolicy
 
-OPTIONS = LiveOptions(reconnect=ReconnectPolicy(initial_delay=0.01, max_delay=0.02, max_attempts=3))
+OPTIONS = ConnectionOptions(reconnect=RetryPolicy(initial_delay=0.01, max_delay=0.02, max_attempts=3))
 
 
 class FakeCapture:
@@ -74,6 +74,6 @@ def test_frames_flow_and_an_unplugged_camera_is_reopened() -> None:
 
 
 def test_open_source_dispatches_devices() -> None:
-    source = open_source("/dev/video7", audio=None, live=OPTIONS)
+    source = open_source("/dev/video7", audio=None, connection=OPTIONS)
     assert source.live and source.description == "/dev/video7"
     source.close()

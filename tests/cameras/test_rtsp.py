@@ -20,11 +20,11 @@ from support import SHARED
 
 from vision_stream.cameras import parse_cameras
 from vision_stream.config import AudioPolicy, Limits
-from vision_stream.media.live_source import LiveOptions
 from vision_stream.media.open import open_source
-from vision_stream.media.reconnect import ReconnectPolicy
+from vision_stream.media.reconnecting import ConnectionOptions
 from vision_stream.media.rtsp import AvStreamConnection
 from vision_stream.media.types import BadPacket, SourceStatus, VideoFrame
+from vision_stream.retry import RetryPolicy
 from vision_stream.server.access import SourceAccess
 from vision_stream.server.app import RunningServer, start_server
 from vision_stream.server.service import ServiceConfig
@@ -32,10 +32,10 @@ from vision_stream.v1 import vision_stream_pb2 as pb
 from vision_stream.v1 import vision_stream_pb2_grpc as pb_grpc
 
 # Short timeouts so failures are found in seconds (production defaults: 10/5/10 s).
-LIVE = LiveOptions(open_timeout=3.0, read_timeout=1.0, stall_timeout=2.0,
-                   reconnect=ReconnectPolicy(initial_delay=0.2, max_delay=0.5, jitter=0.1))
-BOUNDED = LiveOptions(open_timeout=2.0, read_timeout=1.0, stall_timeout=2.0,
-                      reconnect=ReconnectPolicy(initial_delay=0.1, max_delay=0.2, max_attempts=3))
+LIVE = ConnectionOptions(open_timeout=3.0, read_timeout=1.0, stall_timeout=2.0,
+                   reconnect=RetryPolicy(initial_delay=0.2, max_delay=0.5, jitter=0.1))
+BOUNDED = ConnectionOptions(open_timeout=2.0, read_timeout=1.0, stall_timeout=2.0,
+                      reconnect=RetryPolicy(initial_delay=0.1, max_delay=0.2, max_attempts=3))
 CONFIG = pb.SessionConfig(backend="local", commentary_interval=1.0)
 
 
@@ -59,9 +59,9 @@ class Client:
         await self.running.stop(grace=5.0)
 
 
-async def serve(*, live: LiveOptions = LIVE, schemes: tuple[str, ...] = ("rtsp", "rtsps", "http"),
+async def serve(*, connection: ConnectionOptions = LIVE, schemes: tuple[str, ...] = ("rtsp", "rtsps", "http"),
                 cameras: tuple = ()) -> Client:
-    config = ServiceConfig(access=SourceAccess(allowed_schemes=frozenset(schemes)), live=live,
+    config = ServiceConfig(access=SourceAccess(allowed_schemes=frozenset(schemes)), connection=connection,
                            limits=Limits(max_sessions=8))
     return Client(await start_server(config, host="127.0.0.1", port=0, cameras=cameras))
 
@@ -274,7 +274,7 @@ async def test_unreachable_cameras_fail_clearly_with_bounded_retries_and_no_secr
         "wrong_path": server.url("/no-such-stream"),
         "wrong_password": server.url("/live", password="not-" + secret),
     }[case]
-    c = await serve(live=BOUNDED)
+    c = await serve(connection=BOUNDED)
     try:
         started = time.monotonic()
         call = c.stub.Watch(pb.WatchRequest(source=url, config=CONFIG))
@@ -316,8 +316,8 @@ async def test_watch_rtsp_is_permission_denied_unless_allowed(rtsp_server: RtspS
 
 # ------------------------------------------------------------ stream oddities
 
-def _first_items(url: str, count: int, options: LiveOptions = LIVE) -> list[object]:
-    source = open_source(url, audio=AudioPolicy(), live=options)
+def _first_items(url: str, count: int, options: ConnectionOptions = LIVE) -> list[object]:
+    source = open_source(url, audio=AudioPolicy(), connection=options)
     items: list[object] = []
     try:
         for item in source.items():
@@ -333,7 +333,7 @@ def test_joining_mid_gop_starts_at_a_keyframe_without_bad_packets(rtsp_server: R
     import threading
 
     # A first viewer keeps the shared live pipeline running; the second joins it mid-GOP.
-    first = open_source(rtsp_server.url("/live"), audio=None, live=LIVE)
+    first = open_source(rtsp_server.url("/live"), audio=None, connection=LIVE)
     seen = threading.Event()
 
     def watch() -> None:
@@ -399,7 +399,7 @@ def test_resolution_change_mid_stream_over_rtsp(gstreamer: None, tmp_path: Path)
     server = RtspServer(["--video-file", f"/switch={joined}"], port=free_port())
     server.start()
     try:
-        source = open_source(server.url("/switch"), audio=None, live=BOUNDED)
+        source = open_source(server.url("/switch"), audio=None, connection=BOUNDED)
         sizes: dict[tuple[int, int], int] = {}
         for item in source.items():
             if isinstance(item, VideoFrame):

@@ -8,7 +8,7 @@ device exists on the build machines.
 
 A local camera is a live source like any other: a failed ``read()`` (cable
 pulled, device busy) ends the connection and the
-:class:`~vision_stream.media.live_source.LiveSource` reopens it with backoff.
+:class:`~vision_stream.media.reconnecting.ReconnectingSource` reopens it with backoff.
 Media time is the frame's arrival on the monotonic clock. OpenCV's V4L2
 backend blocks in ``read()`` for up to 10 s when a device stops delivering,
 which bounds how long ``close()`` can take.
@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import SourceOpenError, UsageError
-from .live_source import Connection, LiveOptions, LiveSource
+from .reconnecting import Connection, ConnectionOptions, ReconnectingSource
 from .types import MediaItem, VideoFrame
 
 __all__ = ["Capture", "CaptureFactory", "DeviceConnection", "open_device", "parse_device_spec"]
@@ -95,15 +95,15 @@ class DeviceConnection:
         self._capture.release()
 
 
-def open_device(spec: str, *, options: LiveOptions | None = None,
-                factory: CaptureFactory | None = None) -> LiveSource:
+def open_device(spec: str, *, options: ConnectionOptions | None = None,
+                factory: CaptureFactory | None = None) -> ReconnectingSource:
     """A reconnecting live source for a local camera (no audio: OpenCV captures video only)."""
     target = parse_device_spec(spec)
-    live = options or LiveOptions()
+    opts = options or ConnectionOptions()
     description = f"camera {target}" if isinstance(target, int) else target
     make = factory or _default_factory
 
     def connect() -> Connection:
         return DeviceConnection(target, description=description, factory=make)
 
-    return LiveSource(description=description, connect=connect, options=live)
+    return ReconnectingSource(description=description, connect=connect, options=opts)

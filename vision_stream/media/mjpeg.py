@@ -34,7 +34,7 @@ from ..errors import DecodeError, LimitExceededError, SourceOpenError
 from ..net import UrlPolicy
 from ..redact import redact_url
 from .confine import get_following_redirects, http_reason, http_status_error
-from .live_source import Connection, LiveOptions, LiveSource
+from .reconnecting import Connection, ConnectionOptions, ReconnectingSource
 from .types import BadPacket, MediaItem, VideoFrame
 
 __all__ = [
@@ -265,11 +265,11 @@ def open_http_stream(
     url: str,
     *,
     audio: AudioPolicy | None,
-    options: LiveOptions | None = None,
+    options: ConnectionOptions | None = None,
     transport: httpx.BaseTransport | None = None,
     url_policy: UrlPolicy | None = None,
     max_pixels: int | None = None,
-) -> LiveSource:
+) -> ReconnectingSource:
     """A reconnecting source for an ``http(s)://`` camera or video URL.
 
     Each connection sends one GET: a ``multipart/*`` answer is read as MJPEG;
@@ -283,13 +283,13 @@ def open_http_stream(
     """
     from .rtsp import AvStreamConnection
 
-    live = options or LiveOptions()
+    opts = options or ConnectionOptions()
     policy = url_policy or UrlPolicy.permissive()
     description = redact_url(url)
-    timeout = httpx.Timeout(live.read_timeout, connect=live.open_timeout)
+    timeout = httpx.Timeout(opts.read_timeout, connect=opts.open_timeout)
 
     def av_connection() -> Connection:
-        return AvStreamConnection(url, description=description, audio=audio, options=live, url_policy=policy,
+        return AvStreamConnection(url, description=description, audio=audio, options=opts, url_policy=policy,
                                   max_pixels=max_pixels, transport=transport)
 
     def connect() -> Connection:
@@ -315,4 +315,4 @@ def open_http_stream(
         client.close()
         return av_connection()
 
-    return LiveSource(description=description, connect=connect, options=live)
+    return ReconnectingSource(description=description, connect=connect, options=opts)

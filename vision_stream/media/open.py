@@ -8,7 +8,7 @@ from ..config import AudioPolicy, Limits
 from ..errors import UsageError
 from ..net import UrlPolicy
 from ..redact import redact_url
-from .live_source import LiveOptions
+from .reconnecting import ConnectionOptions
 from .types import MediaSource
 
 
@@ -18,7 +18,7 @@ def open_source(
     audio: AudioPolicy | None,
     loop: bool = False,
     sample_interval: float | None = None,
-    live: LiveOptions | None = None,
+    connection: ConnectionOptions | None = None,
     url_policy: UrlPolicy | None = None,
     limits: Limits | None = None,
 ) -> MediaSource:
@@ -30,7 +30,7 @@ def open_source(
 
     Camera URLs (``rtsp://``, ``rtsps://``, ``http(s)://``) and local devices
     (``/dev/videoN``, ``device:N``) become reconnecting live sources configured
-    by ``live``; they connect on first iteration, not here.
+    by ``connection``; they connect on first iteration, not here.
 
     ``url_policy`` holds remote URLs, every redirect hop and every URL an
     HLS playlist names to the allowed schemes and hosts (default: any, for the
@@ -44,16 +44,16 @@ def open_source(
     from .device import is_device_spec, open_device
 
     if is_device_spec(spec):
-        return open_device(spec, options=live)
+        return open_device(spec, options=connection)
     scheme = urlsplit(spec).scheme.lower()
     if scheme in ("rtsp", "rtsps"):
         from .rtsp import open_av_stream
 
-        return open_av_stream(spec, audio=audio, options=live, url_policy=url_policy, max_pixels=max_pixels)
+        return open_av_stream(spec, audio=audio, options=connection, url_policy=url_policy, max_pixels=max_pixels)
     if scheme in ("http", "https"):
         from .mjpeg import open_http_stream
 
-        return open_http_stream(spec, audio=audio, options=live, url_policy=url_policy, max_pixels=max_pixels)
+        return open_http_stream(spec, audio=audio, options=connection, url_policy=url_policy, max_pixels=max_pixels)
     if scheme and len(scheme) > 1 and scheme != "file":
         raise UsageError(f"unsupported source URL scheme {scheme!r}: {redact_url(spec)}")
     from .file_source import FileSource

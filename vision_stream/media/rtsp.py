@@ -3,7 +3,7 @@
 One :class:`AvStreamConnection` is one ``av.open`` of the URL, decoded by the
 shared :class:`~vision_stream.media.demux.ContainerDecoder`;
 :func:`open_av_stream` wraps it in a reconnecting
-:class:`~vision_stream.media.live_source.LiveSource`.
+:class:`~vision_stream.media.reconnecting.ReconnectingSource`.
 
 Open options (why each one):
 
@@ -46,7 +46,7 @@ from ..net import UrlPolicy
 from ..redact import redact_url, scrub
 from .confine import HttpOpener, open_confined
 from .demux import ContainerDecoder
-from .live_source import LiveOptions, LiveSource
+from .reconnecting import ConnectionOptions, ReconnectingSource
 from .types import MediaItem
 
 __all__ = ["AvStreamConnection", "av_open_options", "classify_av_error", "open_av_stream"]
@@ -55,7 +55,7 @@ _PROBESIZE = "131072"  # bytes
 _ANALYZEDURATION = "500000"  # microseconds
 
 
-def av_open_options(url: str, options: LiveOptions) -> dict[str, str]:
+def av_open_options(url: str, options: ConnectionOptions) -> dict[str, str]:
     """FFmpeg options for opening ``url`` as a live stream (see module docstring)."""
     socket_timeout = str(int(options.read_timeout * 1_000_000))  # microseconds
     opts = {"probesize": _PROBESIZE, "analyzeduration": _ANALYZEDURATION, "timeout": socket_timeout}
@@ -151,7 +151,7 @@ class _LiveDemux:
 class AvStreamConnection:
     """One open network stream, decoded into media items (see module docstring)."""
 
-    def __init__(self, url: str, *, description: str, audio: AudioPolicy | None, options: LiveOptions,
+    def __init__(self, url: str, *, description: str, audio: AudioPolicy | None, options: ConnectionOptions,
                  url_policy: UrlPolicy | None = None, max_pixels: int | None = None,
                  transport: httpx.BaseTransport | None = None) -> None:
         self.description = description
@@ -212,16 +212,16 @@ def _url_secrets(url: str) -> tuple[str, ...]:
     return tuple(s for s in (parts.password,) if s)
 
 
-def open_av_stream(url: str, *, audio: AudioPolicy | None, options: LiveOptions | None = None,
-                   url_policy: UrlPolicy | None = None, max_pixels: int | None = None) -> LiveSource:
+def open_av_stream(url: str, *, audio: AudioPolicy | None, options: ConnectionOptions | None = None,
+                   url_policy: UrlPolicy | None = None, max_pixels: int | None = None) -> ReconnectingSource:
     """A reconnecting live source for an ``rtsp://``, ``rtsps://`` or ``http(s)://``
     video URL (checked against ``url_policy``). Does not connect yet: the first
     attempt runs in ``items()``."""
-    live = options or LiveOptions()
+    opts = options or ConnectionOptions()
     description = redact_url(url)
 
     def connect() -> AvStreamConnection:
-        return AvStreamConnection(url, description=description, audio=audio, options=live, url_policy=url_policy,
+        return AvStreamConnection(url, description=description, audio=audio, options=opts, url_policy=url_policy,
                                   max_pixels=max_pixels)
 
-    return LiveSource(description=description, connect=connect, options=live)
+    return ReconnectingSource(description=description, connect=connect, options=opts)

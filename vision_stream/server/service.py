@@ -14,9 +14,9 @@ from ..backends.factory import BackendOptions, make_backend
 from ..cameras import CameraConfig
 from ..config import AudioPolicy, Limits, SamplingPolicy
 from ..errors import InvalidInputError, LimitExceededError, VisionStreamError
-from ..media.live_source import LiveOptions
 from ..media.open import open_source
 from ..media.push_source import PushSource
+from ..media.reconnecting import ConnectionOptions
 from ..media.types import MediaSource
 from ..pipeline import Session
 from ..redact import redact_url, scrub
@@ -59,7 +59,7 @@ class ServiceConfig:
     commentary_interval: float = 10.0
     # Connection hardening for camera URLs opened by Watch (configured
     # cameras carry their own).
-    live: LiveOptions = field(default_factory=LiveOptions)
+    connection: ConnectionOptions = field(default_factory=ConnectionOptions)
     # Per-client session slots, input timeouts and message rate.
     clients: ClientLimits = field(default_factory=ClientLimits)
 
@@ -202,7 +202,7 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
             )
             backend = make_backend(backend_name, self.config.backends)
             source = await asyncio.to_thread(open_source, target, audio=self.config.audio, loop=request.loop,
-                                             sample_interval=1.0 / sampling.fps, live=self.config.live,
+                                             sample_interval=1.0 / sampling.fps, connection=self.config.connection,
                                              url_policy=self.config.access.url_policy, limits=self.config.limits)
             session = Session(
                 settings=settings, source=source, backend=backend, sampling=sampling,
@@ -278,7 +278,7 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
         self.registry.check_capacity(camera.name)
         source = await asyncio.to_thread(
             open_source, camera.source, audio=self.config.audio if camera.audio else None, loop=camera.loop,
-            sample_interval=1.0 / camera.sampling.fps, live=camera.live,
+            sample_interval=1.0 / camera.sampling.fps, connection=camera.connection,
             # The operator named this URL; its redirects and HLS entries still obey --allow-host.
             url_policy=self.config.access.url_policy.admitting(camera.source), limits=self.config.limits,
         )

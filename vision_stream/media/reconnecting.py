@@ -1,6 +1,6 @@
-"""A live source that survives its camera: reconnects, watchdog, continuous media time.
+"""A camera source that survives its camera: reconnects, watchdog, continuous media time.
 
-:class:`LiveSource` wraps a *connector* (a callable that opens one
+:class:`ReconnectingSource` wraps a *connector* (a callable that opens one
 :class:`Connection` to the camera, blocking) and turns the camera's failures
 into :class:`~vision_stream.media.types.SourceStatus` items instead of ending
 the session:
@@ -8,7 +8,8 @@ the session:
 - every way a connection ends that is not ``close()`` (the stream's normal
   end, a read timeout, a reset, a stall) is a *disconnect*, followed by a
   reconnect after a capped, jittered exponential backoff
-  (:class:`~vision_stream.media.reconnect.ReconnectPolicy`);
+  (the one :class:`~vision_stream.retry.RetryPolicy`, in
+  :attr:`ConnectionOptions.reconnect`);
 - a watchdog ends a connection whose last decoded frame is older than
   ``stall_timeout`` seconds (packets may still flow: a frozen encoder, a
   stream of undecodable data); a connection that sends nothing at all is ended
@@ -35,10 +36,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..errors import UsageError, VisionStreamError
-from .reconnect import Backoff, ReconnectPolicy
+from ..retry import Backoff, RetryPolicy
 from .types import AudioChunk, BadPacket, MediaItem, SourceStatus, VideoFrame
 
-__all__ = ["Connection", "Connector", "LiveOptions", "LiveSource"]
+__all__ = ["Connection", "ConnectionOptions", "Connector", "ReconnectingSource"]
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,8 @@ TRANSPORTS = ("tcp", "udp")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class LiveOptions:
-    """Connection hardening for live sources (cameras).
+class ConnectionOptions:
+    """Connection hardening for cameras (``[connection]`` and ``[reconnect]`` in cameras.toml).
 
     transport: RTSP lower transport, "tcp" (default: survives NAT and loss
         without smearing) or "udp".
@@ -58,22 +59,23 @@ class LiveOptions:
         timeout). Also bounds how long ``close()`` waits on a blocked read.
     stall_timeout: watchdog: seconds without a decoded frame (audio for an
         audio-only stream) after which the connection is dropped and reopened.
-    reconnect: backoff between attempts.
+    reconnect: backoff between attempts; ``stable_after`` is seconds of
+        streaming after which a later drop starts from ``initial_delay`` again.
     """
 
     transport: str = "tcp"
     open_timeout: float = 10.0
     read_timeout: float = 5.0
     stall_timeout: float = 10.0
-    reconnect: ReconnectPolicy = field(default_factory=ReconnectPolicy)
+    reconnect: RetryPolicy = field(default_factory=RetryPolicy)
 
     def __post_init__(self) -> None:
         if self.transport not in TRANSPORTS:
-            raise UsageError(f"live transport must be one of {', '.join(TRANSPORTS)}, got {self.transport!r}")
+            raise UsageError(f"connection transport must be one of {', '.join(TRANSPORTS)}, got {self.transport!r}")
         for name in ("open_timeout", "read_timeout", "stall_timeout"):
             value = getattr(self, name)
             if not 0.1 <= value <= 600:
-                raise UsageError(f"live {name} must be in [0.1, 600] seconds, got {value}")
+                raise UsageError(f"connection {name} must be in [0.1, 600] seconds, got {value}")
 
 
 class Connection(Protocol):
@@ -101,7 +103,7 @@ class _Stalled(Exception):
     pass
 
 
-class LiveSource:
+class ReconnectingSource:
     """A live MediaSource over a reconnecting connector (see module docstring).
 
     ``description`` must already be redacted (no credentials). ``clock`` is
@@ -115,7 +117,7 @@ class LiveSource:
         *,
         description: str,
         connect: Connector,
-        options: LiveOptions,
+        options: ConnectionOptions,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.description = description
@@ -145,7 +147,7 @@ class LiveSource:
         self._stop.set()
 
     def __repr__(self) -> str:
-        return f"LiveSource({self.description!r})"
+        return f"ReconnectingSource({self.description!r})"
 
     # ------------------------------------------------------------------ items
 

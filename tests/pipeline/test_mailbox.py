@@ -7,8 +7,8 @@ import asyncio
 import numpy as np
 import pytest
 
-from vision_stream.mailbox import Mailbox, MailboxClosed
 from vision_stream.media.types import AudioChunk, SampledFrame
+from vision_stream.pipeline.mailbox import Mailbox, MailboxClosed
 
 
 def frame(t: float) -> SampledFrame:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from .media.types import AudioChunk, SampledFrame
+from ..media.types import AudioChunk, SampledFrame
 
 
 class MailboxClosed(Exception):

@@ -1,4 +1,4 @@
-"""LiveSource with scripted connections (no network): reconnects, watchdog, media time, policy."""
+"""ReconnectingSource with scripted connections (no network): reconnects, watchdog, media time, policy."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from vision_stream.errors import SourceOpenError, UsageError
-from vision_stream.media.live_source import LiveOptions, LiveSource
-from vision_stream.media.reconnect import Backoff, ReconnectPolicy
+from vision_stream.media.reconnecting import ConnectionOptions, ReconnectingSource
 from vision_stream.media.types import AudioChunk, BadPacket, MediaItem, SourceStatus, VideoFrame
+from vision_stream.retry import Backoff, RetryPolicy
 
-FAST = ReconnectPolicy(initial_delay=0.01, max_delay=0.05, jitter=0.0)
+FAST = RetryPolicy(initial_delay=0.01, max_delay=0.05, jitter=0.0)
 
 
 def frame(t: float) -> VideoFrame:
@@ -44,7 +44,7 @@ class Scripted:
         self.closed = True
 
 
-def run(source: LiveSource, limit: int = 1000) -> list[MediaItem]:
+def run(source: ReconnectingSource, limit: int = 1000) -> list[MediaItem]:
     out = []
     for item in source.items():
         out.append(item)
@@ -58,7 +58,7 @@ def states(items: list[MediaItem]) -> list[str]:
 
 
 def test_backoff_is_capped_jittered_exponential_and_resets() -> None:
-    policy = ReconnectPolicy(initial_delay=1, max_delay=8, multiplier=2, jitter=0.25, max_attempts=6)
+    policy = RetryPolicy(initial_delay=1, max_delay=8, multiplier=2, jitter=0.25, max_attempts=6)
     backoff = Backoff(policy, rng=random.Random(1))
     delays = [backoff.fail() for _ in range(6)]
     assert delays[-1] is None and backoff.exhausted
@@ -71,11 +71,11 @@ def test_backoff_is_capped_jittered_exponential_and_resets() -> None:
 
 def test_policy_and_options_validate() -> None:
     with pytest.raises(UsageError, match="max_delay"):
-        ReconnectPolicy(initial_delay=5, max_delay=1)
+        RetryPolicy(initial_delay=5, max_delay=1)
     with pytest.raises(UsageError, match="transport"):
-        LiveOptions(transport="sctp")
+        ConnectionOptions(transport="sctp")
     with pytest.raises(UsageError, match="read_timeout"):
-        LiveOptions(read_timeout=0)
+        ConnectionOptions(read_timeout=0)
 
 
 def test_end_of_stream_is_a_disconnect_and_media_time_keeps_growing() -> None:
@@ -90,7 +90,7 @@ def test_end_of_stream_is_a_disconnect_and_media_time_keeps_growing() -> None:
             raise SourceOpenError("gone", retryable=False)
         return connections.pop(0)
 
-    items = run(LiveSource(description="cam", connect=connect, options=LiveOptions(reconnect=FAST)))
+    items = run(ReconnectingSource(description="cam", connect=connect, options=ConnectionOptions(reconnect=FAST)))
     assert states(items) == ["connecting", "streaming", "reconnecting", "streaming", "reconnecting",
                              "streaming", "reconnecting", "failed"]
     times = [i.media_time for i in items if isinstance(i, VideoFrame)]
@@ -105,8 +105,8 @@ def test_permanent_error_fails_at_once_and_attempts_are_bounded() -> None:
     def refused() -> Scripted:
         raise SourceOpenError("cannot open cam: connection refused", retryable=True)
 
-    policy = ReconnectPolicy(initial_delay=0.01, max_delay=0.02, max_attempts=3)
-    items = run(LiveSource(description="cam", connect=refused, options=LiveOptions(reconnect=policy)))
+    policy = RetryPolicy(initial_delay=0.01, max_delay=0.02, max_attempts=3)
+    items = run(ReconnectingSource(description="cam", connect=refused, options=ConnectionOptions(reconnect=policy)))
     assert states(items) == ["connecting", "reconnecting", "reconnecting", "failed"]
     assert "gave up after 3 attempts" in items[-1].message  # type: ignore[union-attr]
     waits = [i.next_attempt_in for i in items if isinstance(i, SourceStatus) and i.state == "reconnecting"]
@@ -115,7 +115,8 @@ def test_permanent_error_fails_at_once_and_attempts_are_bounded() -> None:
     def unauthorized() -> Scripted:
         raise SourceOpenError("cannot open cam: authentication failed", retryable=False)
 
-    items = run(LiveSource(description="cam", connect=unauthorized, options=LiveOptions(reconnect=policy)))
+    options = ConnectionOptions(reconnect=policy)
+    items = run(ReconnectingSource(description="cam", connect=unauthorized, options=options))
     assert states(items) == ["connecting", "failed"]
 
 
@@ -135,8 +136,8 @@ def test_watchdog_drops_a_connection_whose_frames_stopped() -> None:
         made.append(Scripted(list(stalled())))
         return made[-1]
 
-    options = LiveOptions(stall_timeout=0.2, reconnect=FAST)
-    source = LiveSource(description="cam", connect=connect, options=options)
+    options = ConnectionOptions(stall_timeout=0.2, reconnect=FAST)
+    source = ReconnectingSource(description="cam", connect=connect, options=options)
     started = time.monotonic()
     items = run(source)
     assert time.monotonic() - started < 2.0
@@ -156,7 +157,7 @@ def test_audio_only_stream_feeds_the_watchdog_and_audio_time_is_continuous() -> 
             raise SourceOpenError("done", retryable=False)
         return queue.pop(0)
 
-    items = run(LiveSource(description="mic", connect=connect, options=LiveOptions(reconnect=FAST)))
+    items = run(ReconnectingSource(description="mic", connect=connect, options=ConnectionOptions(reconnect=FAST)))
     audio = [i for i in items if isinstance(i, AudioChunk)]
     assert len(audio) == 20
     ends = [a.media_time + a.duration for a in audio]
@@ -169,8 +170,8 @@ def test_close_from_another_thread_ends_items_during_backoff() -> None:
     def refused() -> Scripted:
         raise SourceOpenError("refused", retryable=True)
 
-    policy = ReconnectPolicy(initial_delay=30, max_delay=30)
-    source = LiveSource(description="cam", connect=refused, options=LiveOptions(reconnect=policy))
+    policy = RetryPolicy(initial_delay=30, max_delay=30)
+    source = ReconnectingSource(description="cam", connect=refused, options=ConnectionOptions(reconnect=policy))
     threading.Timer(0.2, source.close).start()
     started = time.monotonic()
     items = run(source)
