@@ -57,13 +57,13 @@ CANARY_MAX_GAP = 5.0  # seconds; the canary emits stats + commentary every secon
 
 
 # Reproducers still failing on the latest code (xfail, not strict); see test_reproducer.
-KNOWN_BUGS = frozenset({"deep-function-schema", "deep-tool-result", "long-session-id-echo", "long-backend-echo",
-                        "long-path-component"})
+KNOWN_BUGS: frozenset[str] = frozenset()
 
 
 # Targets that still break a property on the latest code because of a bug another part of
 # issue 9 fixes; xfail, not strict, so a fix shows as XPASS and the mark then goes.
-ECHO = "issue 9: error messages echo unbounded client input (> 1024 chars; over 16 KiB gRPC drops the status)"
+ECHO = ("issue 9: NOT_FOUND messages are bounded in characters, not bytes: an id of 17.5k emoji gives a "
+        "16 kB grpc-message (percent-encoded), over gRPC's 8 KiB soft metadata limit: RESOURCE_EXHAUSTED")
 known_bug = pytest.mark.xfail
 
 
@@ -192,7 +192,6 @@ def draw(data: st.DataObject, strategy: st.SearchStrategy[T]) -> T:
     return data.draw(strategy.map(Shown)).value
 
 
-@known_bug(strict=False, reason=ECHO + "; deep parameters_json gives UNKNOWN (RecursionError)")
 def test_stream_session_config(fuzz: Fuzz) -> None:
     def case(data: st.DataObject) -> None:
         config = draw(data, fs.configs)
@@ -367,6 +366,8 @@ def test_reproducer(fuzz: Fuzz, case: str, request: pytest.FixtureRequest) -> No
 # ------------------------------------------------------------------ afterwards (runs last: file order)
 
 
+@pytest.mark.xfail(strict=False, reason="issue 9: the canary waits 7-10 s for an event during the fuzzing on the "
+                   "latest code (was <= 1.2 s before b5eb414); suspect: redact.scrub's quadratic regex holding the GIL")
 def test_canary_unaffected_and_rss_back(fuzz: Fuzz) -> None:
     canary = fuzz.canary
     assert canary.failure is None and canary.end is None, (canary.failure, canary.end)
@@ -391,3 +392,13 @@ def test_canary_unaffected_and_rss_back(fuzz: Fuzz) -> None:
     # A server that took all that still answers.
     assert fuzz.server.run(unary("ListSessions", fuzz.server.stub.ListSessions(pb.ListSessionsRequest(), timeout=5)),
                            10).code == grpc.StatusCode.OK
+
+
+# After the canary's check on purpose: this call freezes the whole server for seconds.
+@pytest.mark.xfail(strict=False, reason="issue 9: redact.scrub is quadratic in the message length (holds the GIL)")
+def test_scrub_of_a_long_message_does_not_block_the_server(fuzz: Fuzz) -> None:
+    """redact.scrub's URL pattern rescans from every letter of a long word: quadratic, and ``re``
+    holds the GIL, so every session, health and the canary stop for the call (64k chars ~4.5 s,
+    1 MB ~20 min: one StopSession with a megabyte id wedges the server)."""
+    outcome = _stop_case("x" * 64_000)(fuzz)
+    assert outcome.code == grpc.StatusCode.NOT_FOUND and outcome.elapsed < 1.0, (outcome.code, outcome.elapsed)
