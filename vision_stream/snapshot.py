@@ -11,7 +11,7 @@ from .backends.factory import BackendOptions, resolve_name
 from .config import Limits, SamplingPolicy
 from .errors import InvalidInputError, LimitExceededError, UsageError
 from .events import Detection
-from .media.encode import decode_image, encode_jpeg, probe_image_size, resize_bgr
+from .media.image import decode_image, encode_jpeg, probe_image_size, resize_bgr
 from .media.raw import raw_to_bgr
 
 
@@ -73,11 +73,12 @@ async def analyze_snapshot(
         text, detections = await asyncio.to_thread(describe_jpegs, [jpeg], prompt=prompt)
         return SnapshotResult(text=text, detections=list(detections), backend="local")
     from .backends.factory import make_rest_backend
+    from .backends.gemini_api import bare_model_id
 
     rest = make_rest_backend(options)
     chosen = model or options.snapshot_model
     reply = await rest.analyze([jpeg], prompt, model=chosen)
-    model_id = chosen.rsplit("/", 1)[-1]
+    model_id = bare_model_id(chosen)
     if reply.blocked:
         # A safety block is an answer, not a failure (issue 4): say so plainly.
         return SnapshotResult(text=f"[blocked] {reply.block_message()}", detections=[], backend="rest",

@@ -1,4 +1,4 @@
-"""Fixtures for the REST and failover tests (helpers live in rest_support)."""
+"""Fixtures for the REST snapshot RPC and CLI tests (helpers live in tests/rest_support.py)."""
 
 from rest_support import clip, rest_emulator
 

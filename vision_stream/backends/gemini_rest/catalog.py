@@ -1,8 +1,10 @@
-"""REST helpers beside the Live socket: which models speak Live (``GET /v1beta/models``).
+"""The model catalogue: which models the key can use, and over which API (``GET /v1beta/models``).
 
 A model speaks Live when ``supportedGenerationMethods`` lists
-``bidiGenerateContent`` (LIVE_API.md "Models"). The list is paged
-(``pageSize``/``nextPageToken``).
+``bidiGenerateContent`` (LIVE_API.md "Models"), and REST when it lists
+``generateContent``. The list is paged (``pageSize``/``nextPageToken``).
+It is a REST call, so it takes :class:`RestSettings`: the CLI's ``models``
+command points it at the REST host (Google serves both APIs from one host).
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import httpx
 
 from ...errors import ProtocolError, ServiceError, TransportError
 from ...redact import scrub
-from .settings import LiveSettings
+from ...retry import is_transient_http
+from ..gemini_api import api_key_headers, bare_model_id
+from .settings import RestSettings
 
 LIVE_METHOD = "bidiGenerateContent"
 
@@ -32,7 +36,7 @@ class ModelInfo:
 
     @property
     def model_id(self) -> str:
-        return self.name.rsplit("/", 1)[-1]
+        return bare_model_id(self.name)
 
     @property
     def live(self) -> bool:
@@ -57,18 +61,18 @@ def parse_models_page(body: Mapping[str, Any]) -> tuple[list[ModelInfo], str]:
 
 
 async def list_models(
-    settings: LiveSettings,
+    settings: RestSettings,
     *,
     client: httpx.AsyncClient | None = None,
     page_size: int = 100,
     max_pages: int = 20,
 ) -> list[ModelInfo]:
-    """All models ``{rest_base}/{api_version}/models`` lists, with their generation methods.
+    """All models ``{base}/{api_version}/models`` lists, with their generation methods.
 
     The key goes in ``x-goog-api-key`` (never in the URL). Errors become
     :class:`ServiceError` (HTTP status, Google's message) or :class:`TransportError`.
     """
-    url = f"{settings.rest_base}/{settings.api_version}/models"
+    url = f"{settings.base}/{settings.api_version}/models"
     own_client = client is None
     http = client or httpx.AsyncClient(timeout=settings.timeouts.connect)
     secrets = settings.secrets()
@@ -80,14 +84,14 @@ async def list_models(
             if token:
                 params["pageToken"] = token
             try:
-                response = await http.get(url, params=params, headers=settings.headers())
+                response = await http.get(url, params=params, headers=api_key_headers(settings.api_key))
             except httpx.HTTPError as exc:
                 raise TransportError(scrub(f"listing models failed: {type(exc).__name__}: {exc}", *secrets)) from None
             if response.status_code != 200:
                 raise ServiceError(
                     scrub(f"listing models failed: HTTP {response.status_code}: {_error_message(response)}", *secrets),
                     status=response.status_code,
-                    retryable=response.status_code in (429, 500, 502, 503, 504),
+                    retryable=is_transient_http(response.status_code),
                 )
             try:
                 page, token = parse_models_page(response.json())

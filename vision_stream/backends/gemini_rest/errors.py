@@ -23,11 +23,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ServiceError
-from ..redact import scrub
-from .gemini_api import parse_duration
+from ...errors import ServiceError
+from ...redact import scrub
+from ...retry import is_transient_http
+from ..gemini_api import parse_duration
 
-TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
 QUOTA_FAILURE = "type.googleapis.com/google.rpc.QuotaFailure"
 ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
@@ -125,7 +125,7 @@ def classify_error(
                 retryable=False,
             )
         return make("quota", f"Gemini REST rate limit: {shown}", retryable=True, after=retry_after)
-    if status in TRANSIENT_STATUSES:
+    if is_transient_http(status):
         return make("unavailable", f"Gemini REST unavailable: {shown}", retryable=True, after=retry_after)
     if "API_KEY_INVALID" in reasons or (status in (400, 401) and "api key" in message.lower()):
         return make("api_key_invalid", f"Gemini REST rejected the API key: {shown}", retryable=False)

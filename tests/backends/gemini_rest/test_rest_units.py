@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from google.genai import types
 
-from vision_stream.backends.rest_errors import classify_error, parse_duration, parse_retry_after
-from vision_stream.backends.rest_limiter import RateLimiter, seconds_until_pacific_midnight
-from vision_stream.backends.rest_messages import ImagePart, build_request, join_chunks, parse_chunk
-from vision_stream.backends.rest_policy import RollingSummary, frames_within_budget, pick_frames
-from vision_stream.backends.rest_sse import SSEParser
+from vision_stream.backends.gemini_api import parse_duration
+from vision_stream.backends.gemini_rest.errors import classify_error, parse_retry_after
+from vision_stream.backends.gemini_rest.limiter import RateLimiter, seconds_until_pacific_midnight
+from vision_stream.backends.gemini_rest.messages import ImagePart, build_request, join_chunks, parse_chunk
+from vision_stream.backends.gemini_rest.snapshot_policy import RollingSummary, frames_within_budget, pick_frames
+from vision_stream.backends.gemini_rest.sse import SSEParser
 from vision_stream.errors import ProtocolError
 
 # ---- SSE -------------------------------------------------------------------------------------
@@ -203,7 +204,7 @@ def test_pick_frames_keeps_the_newest_and_the_most_different() -> None:
 
 
 def test_rolling_summary_is_bounded_and_keeps_the_newest() -> None:
-    from vision_stream.backends.rest_policy import SummaryLimits
+    from vision_stream.backends.gemini_rest.snapshot_policy import SummaryLimits
 
     summary = RollingSummary(SummaryLimits(entries=3, chars=60))
     for i in range(5):

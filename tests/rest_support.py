@@ -1,4 +1,5 @@
-"""Fixtures for the REST backend and failover tests: real loopback servers, real frames."""
+"""Helpers and fixtures for the tests that use the REST emulator (REST backend, failover,
+snapshot RPC, CLI): real loopback servers, real frames."""
 
 from __future__ import annotations
 

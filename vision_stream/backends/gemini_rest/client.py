@@ -31,51 +31,19 @@ from typing import Any
 
 import httpx
 
-from ..errors import BackendError, ProtocolError, ServiceError, TransportError
-from ..redact import redact_url, scrub
-from .gemini_api import api_key_headers, bare_model_id
-from .rest_errors import classify_error, parse_retry_after
-from .rest_limiter import RateLimiter
-from .rest_messages import Chunk, Reply, join_chunks, parse_chunk
-from .rest_sse import SSEParser
+from ...errors import BackendError, ProtocolError, ServiceError, TransportError
+from ...redact import redact_url, scrub
+from ...retry import Backoff
+from ..gemini_api import api_key_headers, bare_model_id
+from .errors import classify_error, parse_retry_after
+from .limiter import RateLimiter
+from .messages import Chunk, Reply, join_chunks, parse_chunk
+from .settings import RestRetryPolicy, RestSettings
+from .sse import SSEParser
 
 log = logging.getLogger("vision_stream.backends.gemini_rest")
 
 MAX_ERROR_BODY = 64 * 1024  # bytes of an error response we read
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class RestRetryPolicy:
-    """Retries of one request. Seconds.
-
-    max_attempts: attempts per request (first try included).
-    base_backoff / max_backoff: delay = min(max, base * 2**(n-1)), jittered
-        into [delay * (1 - jitter), delay], for 408/5xx/network errors and 429s
-        without a retry delay.
-    max_retry_wait: the longest single wait we accept inside a request; a
-        server asking for more fails the request (the chain goes offline).
-    """
-
-    max_attempts: int = 4
-    base_backoff: float = 1.0
-    max_backoff: float = 30.0
-    jitter: float = 0.5
-    max_retry_wait: float = 60.0
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError("max_attempts must be >= 1")
-        if not 0 <= self.base_backoff <= self.max_backoff:
-            raise ValueError("need 0 <= base_backoff <= max_backoff")
-        if not 0 <= self.jitter <= 1:
-            raise ValueError("jitter must be in [0, 1]")
-        if self.max_retry_wait < 0:
-            raise ValueError("max_retry_wait must be >= 0")
-
-    def backoff(self, attempt: int, rng: random.Random) -> float:
-        """Delay after the ``attempt``-th failure (1-based), seconds."""
-        delay = min(self.max_backoff, self.base_backoff * 2 ** (attempt - 1))
-        return delay * (1.0 - self.jitter * rng.random())
 
 
 @dataclass(slots=True)
@@ -123,6 +91,13 @@ class RestClient:
             follow_redirects=False,
         )
 
+    @classmethod
+    def for_settings(cls, settings: RestSettings, limiter: RateLimiter) -> RestClient:
+        """A client for ``settings`` pacing its requests with ``limiter`` (shared per backend)."""
+        return cls(base_url=settings.base, api_version=settings.api_version, api_key=settings.api_key,
+                   limiter=limiter, retry=settings.retry, timeout=settings.http_timeout(),
+                   request_timeout=settings.timeouts.request, loopback=settings.is_loopback)
+
     async def aclose(self) -> None:
         await self._http.aclose()
 
@@ -151,10 +126,9 @@ class RestClient:
         ``on_chunk`` sees every response chunk as it arrives; ``on_retry`` is called
         before each retried attempt (partial text of the failed one is void).
         """
-        attempt = 0
+        backoff = Backoff(self.retry.backoff, rng=self._rng)
         while True:
-            attempt += 1
-            if attempt > 1 and on_retry is not None:
+            if backoff.failures and on_retry is not None:
                 on_retry()
             self._check_day_quota()
             self.stats.waited_seconds += await self.limiter.acquire()
@@ -167,9 +141,9 @@ class RestClient:
                 )
             except (ServiceError, TransportError) as exc:
                 failure = exc
-            delay = self._after_failure(failure, attempt)
+            delay = self._after_failure(failure, backoff)
             self.stats.retries += 1
-            log.info("REST request failed (%s); retry %d in %.2f s", failure.message, attempt, delay)
+            log.info("REST request failed (%s); retry %d in %.2f s", failure.message, backoff.failures, delay)
             await asyncio.sleep(delay)
             self.stats.waited_seconds += delay
 
@@ -180,29 +154,26 @@ class RestClient:
                 status=429, retryable=False, code="quota_per_day",
             )
 
-    def _after_failure(self, failure: BackendError, attempt: int) -> float:
-        """The delay before the next attempt, or raise ``failure`` when no retry is due."""
-        if isinstance(failure, ServiceError) and failure.code == "quota_per_day":
+    def _after_failure(self, failure: BackendError, backoff: Backoff) -> float:
+        """The delay before the next attempt, or raise ``failure`` (its verdict intact) when none is due."""
+        if failure.code == "quota_per_day":
             self.limiter.exhaust_day(failure.message[:200])
             raise failure
         if not failure.retryable:
             raise failure
-        server_delay = failure.retry_after if isinstance(failure, ServiceError) else None
-        if isinstance(failure, ServiceError) and failure.status == 429 and server_delay is not None:
-            delay = server_delay  # honour RetryInfo.retryDelay exactly
-        else:
-            delay = max(self.retry.backoff(attempt, self._rng), server_delay or 0.0)
+        server_delay = failure.retry_after
         if server_delay is not None:
             # Quota is per project: every session of this backend waits.
             self.limiter.hold(server_delay, failure.message[:200])
-        if attempt >= self.retry.max_attempts:
-            raise failure
+        delay = backoff.fail(at_least=server_delay or 0.0)
+        if delay is None:
+            raise failure  # max_attempts used up
+        if isinstance(failure, ServiceError) and failure.status == 429 and server_delay is not None:
+            delay = server_delay  # honour RetryInfo.retryDelay exactly
         if delay > self.retry.max_retry_wait:
-            raise ServiceError(
+            raise failure.clone(
                 f"{failure.message} (the server asks to wait {delay:.0f} s, more than the "
-                f"{self.retry.max_retry_wait:.0f} s we wait inside a request)",
-                status=getattr(failure, "status", None), retryable=True, code=failure.code,
-                retry_after=server_delay,
+                f"{self.retry.max_retry_wait:.0f} s we wait inside a request)"
             ) from failure
         return delay
 

@@ -16,9 +16,14 @@ from google.genai import types
 from rest_support import API_KEY, make_frame
 from support import SAMPLES
 
-from vision_stream.backends.gemini_rest import GeminiRestBackend, RestSession, RestSettings, RestTimeouts
-from vision_stream.backends.rest_client import RestRetryPolicy
 from vision_stream.backends.factory import BackendOptions
+from vision_stream.backends.gemini_rest import (
+    GeminiRestBackend,
+    RestRetryPolicy,
+    RestSession,
+    RestSettings,
+    RestTimeouts,
+)
 from vision_stream.config import Limits, SamplingPolicy, SessionSettings
 from vision_stream.errors import BackendError, ServiceError
 from vision_stream.events import BackendEvent, Commentary, ErrorEvent
@@ -83,7 +88,7 @@ async def test_stream_request_has_the_documented_shape(rest_emulator: RestEmulat
     assert len(final) == 1 and final[0].turn_id == "rest-1" and final[0].backend == "rest"
     assert "3 pictures" in final[0].text  # the emulator describes the frames it received
     assert len(partial) >= 2 and all(final[0].text.startswith(p.text) for p in partial)
-    assert session.counters()["prompt_tokens"] > 3 * 256
+    assert session.counters().prompt_tokens > 3 * 256
 
 
 async def test_emulator_responses_validate_against_the_sdk(rest_emulator: RestEmulator) -> None:
@@ -128,7 +133,7 @@ async def test_error_inside_the_stream_is_retried_as_one_turn(rest_emulator: Res
     assert {c.turn_id for c in commentary} == {"rest-1"}
     assert [c.final for c in commentary].count(True) == 1
     assert not [e for e in events if isinstance(e.payload, ErrorEvent)]
-    assert session.counters()["retries"] == 1
+    assert session.counters().retries == 1
 
 
 async def test_429_retry_delay_is_honoured_by_the_next_request(rest_emulator: RestEmulator) -> None:
@@ -177,7 +182,7 @@ async def test_429_storm_request_count_stays_bounded(rest_emulator: RestEmulator
     assert requests[2].arrived - requests[0].arrived >= 2.0 and elapsed < 5
     errors = [e.payload for e in events if isinstance(e.payload, ErrorEvent)]
     assert errors[-1].code == "quota" and errors[-1].retryable
-    assert session.counters()["prompts_coalesced"] == 19
+    assert session.counters().prompts_coalesced == 19
     with pytest.raises(BackendError):
         await session.send_frame(make_frame(2.0))
 

@@ -10,7 +10,7 @@ blank line. Bounded: an event larger than ``max_event_bytes`` is an error.
 
 from __future__ import annotations
 
-from ..errors import ProtocolError
+from ...errors import ProtocolError
 
 DEFAULT_MAX_EVENT_BYTES = 8 * 1024 * 1024
 

@@ -22,6 +22,8 @@ import datetime as dt
 import time
 from collections.abc import Callable
 
+from ...errors import UsageError
+
 DEFAULT_PER_MINUTE = 10.0  # Gemini Flash free tier (requests per minute)
 DEFAULT_BURST = 2
 
@@ -54,9 +56,9 @@ class RateLimiter:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if per_minute <= 0:
-            raise ValueError("per_minute must be > 0")
+            raise UsageError(f"REST requests per minute must be > 0, got {per_minute}")
         if burst < 1:
-            raise ValueError("burst must be >= 1")
+            raise UsageError(f"REST burst must be >= 1, got {burst}")
         self.per_minute = per_minute
         self.burst = burst
         self._clock = clock
