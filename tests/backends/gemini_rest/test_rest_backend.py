@@ -294,3 +294,17 @@ async def test_snapshot_uses_rest_when_a_key_is_set(rest_emulator: RestEmulator,
 def test_settings_repr_hides_the_key(tmp_path: Path) -> None:
     settings = RestSettings(api_key=API_KEY)
     assert API_KEY not in repr(settings) and API_KEY not in repr(GeminiRestBackend(settings))
+
+
+async def test_candidates_beyond_the_window_are_counted_as_dropped(rest_emulator: RestEmulator) -> None:
+    """Only the newest ``candidate_frames`` wait for a request; older ones fall out, counted."""
+    session = await open_session(rest_emulator, candidate_frames=3, max_frames=2)
+    for i in range(5):
+        await session.send_frame(make_frame(0.5 * i, (40 * i, 100, 200), index=i, square_at=30 * i))
+    await session.prompt("", reason="cadence")
+    events = await collect(session)
+    counters = session.counters()
+    assert counters.frames_dropped == 2 and counters.frames_sent == 2 and counters.requests == 1
+    body = rest_emulator.generate_requests()[0].body
+    assert sum("inlineData" in part for part in body["contents"][0]["parts"]) == 2
+    assert any(isinstance(e.payload, Commentary) and e.payload.final for e in events)

@@ -10,12 +10,13 @@ import pytest
 from google.genai import types
 
 from vision_stream.backends.gemini_api import parse_duration
+from vision_stream.backends.gemini_rest import RestRetryPolicy
 from vision_stream.backends.gemini_rest.errors import classify_error, parse_retry_after
 from vision_stream.backends.gemini_rest.limiter import RateLimiter, seconds_until_pacific_midnight
 from vision_stream.backends.gemini_rest.messages import ImagePart, build_request, join_chunks, parse_chunk
 from vision_stream.backends.gemini_rest.snapshot_policy import RollingSummary, frames_within_budget, pick_frames
 from vision_stream.backends.gemini_rest.sse import SSEParser
-from vision_stream.errors import ProtocolError
+from vision_stream.errors import ProtocolError, UsageError
 
 # ---- SSE -------------------------------------------------------------------------------------
 
@@ -212,3 +213,18 @@ def test_rolling_summary_is_bounded_and_keeps_the_newest() -> None:
     assert summary.texts() == ["comment number 2", "comment number 3", "comment number 4"]
     rendered = summary.render()
     assert rendered.endswith("- [4.0 s] comment number 4") and len(rendered) <= 60
+
+
+def test_bad_retry_and_rate_settings_are_usage_errors() -> None:
+    with pytest.raises(UsageError, match="max_retry_wait"):
+        RestRetryPolicy(max_retry_wait=-1)
+    with pytest.raises(UsageError, match="max_attempts"):
+        RestRetryPolicy(max_attempts=0)
+    with pytest.raises(UsageError, match="jitter"):
+        RestRetryPolicy(jitter=1.5)
+    with pytest.raises(UsageError, match="per minute"):
+        RateLimiter(0)
+    with pytest.raises(UsageError, match="burst"):
+        RateLimiter(10, burst=0)
+    policy = RestRetryPolicy(base_backoff=0.2, max_backoff=1.0, jitter=0.0)
+    assert [policy.backoff.delay(n) for n in (1, 2, 3, 4)] == [0.2, 0.4, 0.8, 1.0]
