@@ -1,4 +1,9 @@
-"""One image in, one analysis out (the AnalyzeSnapshot RPC and ``vision-stream snapshot``)."""
+"""One image in, one analysis out (the AnalyzeSnapshot RPC and ``vision-stream snapshot``).
+
+The picture is checked (header first), decoded and fitted to the sampling
+policy's ``max_side`` once; the offline analyzer takes those pixels as they
+are, and only the REST models get them encoded as a JPEG.
+"""
 
 from __future__ import annotations
 
@@ -30,9 +35,10 @@ def _check_pixels(width: int, height: int, limits: Limits) -> None:
         )
 
 
-def prepare_jpeg(data: bytes, *, raw: tuple[str, int, int] | None, sampling: SamplingPolicy,
-                 limits: Limits) -> bytes:
-    """Decode (or wrap raw pixels), bound the size as for streams, re-encode as JPEG.
+def prepare_pixels(data: bytes, *, raw: tuple[str, int, int] | None, sampling: SamplingPolicy,
+                   limits: Limits) -> np.ndarray:
+    """Decode (or wrap raw pixels) and bound the size as for streams: BGR pixels
+    whose longest side is at most ``sampling.max_side``.
 
     The size is checked on the image's own header before anything is decoded
     (a 272 KiB PNG can say 16000x16000: decoding it first would take 0.8 GB),
@@ -53,7 +59,7 @@ def prepare_jpeg(data: bytes, *, raw: tuple[str, int, int] | None, sampling: Sam
         bgr = decode_image(data)
     _check_pixels(bgr.shape[1], bgr.shape[0], limits)
     small: np.ndarray = resize_bgr(bgr, sampling.max_side)
-    return encode_jpeg(small, sampling.jpeg_quality)
+    return small
 
 
 async def analyze_snapshot(
@@ -66,12 +72,14 @@ async def analyze_snapshot(
     name = "local" if resolve_name(backend, options) == "local" else "rest"
     if name == "rest" and not options.api_key:
         raise UsageError("snapshot backend 'rest' needs an API key (set GEMINI_API_KEY or GOOGLE_API_KEY)")
-    jpeg = await asyncio.to_thread(prepare_jpeg, data, raw=raw, sampling=sampling, limits=limits)
+    pixels = await asyncio.to_thread(prepare_pixels, data, raw=raw, sampling=sampling, limits=limits)
     if name == "local":
-        from .backends.local import describe_jpegs
+        from .analysis.describe import describe_images
 
-        text, detections = await asyncio.to_thread(describe_jpegs, [jpeg], prompt=prompt)
+        # The analyzer works on pixels: no JPEG encode and decode in between.
+        text, detections = await asyncio.to_thread(describe_images, [pixels], prompt=prompt)
         return SnapshotResult(text=text, detections=list(detections), backend="local")
+    jpeg = await asyncio.to_thread(encode_jpeg, pixels, sampling.jpeg_quality)
     from .backends.factory import make_rest_backend
     from .backends.gemini_api import bare_model_id
 

@@ -14,7 +14,8 @@ from camera_harness import MjpegServer
 from test_rtsp import BOUNDED, CONFIG, Follower, assert_gap_free, is_commentary, serve
 
 from vision_stream.config import AudioPolicy
-from vision_stream.media.mjpeg import MultipartJpegParser, jpeg_size, open_http_stream
+from vision_stream.media.image import jpeg_size
+from vision_stream.media.mjpeg import MultipartJpegParser, open_http_stream
 from vision_stream.media.types import SourceStatus, VideoFrame
 from vision_stream.v1 import vision_stream_pb2 as pb
 

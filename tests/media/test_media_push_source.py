@@ -126,6 +126,18 @@ async def test_undecodable_image_body_is_a_bad_packet() -> None:
     assert source.bad_packets == 1
 
 
+async def test_pushed_jpegs_are_lazy_until_sampled(still_jpeg: bytes) -> None:
+    source = _source()
+    for i in range(3):
+        await source.put_image(still_jpeg, i * 0.1)
+    source.end()
+    frames = [i for i in await _collect(source) if isinstance(i, VideoFrame)]
+    assert [(f.width, f.height) for f in frames] == [(800, 600)] * 3  # from the header
+    assert not any(f.converted for f in frames)  # no full-size decode for frames nobody samples
+    assert frames[0].thumbnail_gray(64, 36).shape == (36, 64) and not frames[0].converted
+    assert frames[1].to_bgr().shape == (600, 800, 3)
+
+
 async def test_arrival_time_when_media_time_absent() -> None:
     clock = iter([100.0, 100.25, 101.0])
     source = PushSource(audio=AUDIO, limits=Limits(), clock=lambda: next(clock))

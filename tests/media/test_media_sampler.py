@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from vision_stream.config import AudioPolicy, SamplingPolicy
-from vision_stream.media.encode import probe_image_size
 from vision_stream.media.file_source import FileSource
+from vision_stream.media.image import probe_image_size
 from vision_stream.media.sampler import FrameSampler
 from vision_stream.media.types import SampledFrame, VideoFrame
 

@@ -1,7 +1,9 @@
 """``describe_jpegs``: the offline analyzer over a list of JPEG pictures.
 
 Used by the Gemini emulators so that their answers are about the frames they
-actually received. Pure and synchronous: no clock, no I/O beyond decoding.
+actually received; ``describe_images`` is the same over pixels already decoded
+(the local snapshot path, which has them). Pure and synchronous: no clock, no
+I/O beyond decoding.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import cv2
 import numpy as np
 
 from ..events import Detection
+from ..media.image import jpeg_size
 from .summary import ActivityLog
 from .video import VideoAnalyzer
 
@@ -29,7 +32,7 @@ def decode_jpeg(data: bytes) -> np.ndarray | None:
     if buffer.size == 0:
         return None
     flag = cv2.IMREAD_COLOR
-    width, height = _jpeg_size(data)
+    width, height = jpeg_size(data) or (0, 0)
     longest = max(width, height)
     for factor, reduced in ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
                             (2, cv2.IMREAD_REDUCED_COLOR_2)):
@@ -41,28 +44,6 @@ def decode_jpeg(data: bytes) -> np.ndarray | None:
     except cv2.error:
         return None
     return image
-
-
-def _jpeg_size(data: bytes) -> tuple[int, int]:
-    """(width, height) from a JPEG's SOF marker; (0, 0) when not found (not a JPEG)."""
-    if not data.startswith(b"\xff\xd8"):
-        return 0, 0
-    i = 2
-    while i + 9 < len(data):
-        if data[i] != 0xFF:
-            i += 1
-            continue
-        marker = data[i + 1]
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
-            i += 1 if marker == 0xFF else 2
-            continue
-        length = int.from_bytes(data[i + 2:i + 4], "big")
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            height = int.from_bytes(data[i + 5:i + 7], "big")
-            width = int.from_bytes(data[i + 7:i + 9], "big")
-            return width, height
-        i += 2 + length
-    return 0, 0
 
 
 def _frame_label(index: float) -> str:
@@ -80,26 +61,36 @@ def describe_jpegs(jpegs: Sequence[bytes], *, prompt: str = "") -> tuple[str, li
     Returns a commentary paragraph and the detections (descriptions end with
     the frame they occurred at). Deterministic; about a few ms per 768 px frame.
     """
+    images = [decode_jpeg(data) for data in jpegs]
+    # Report each picture's own size, not the reduced size it may have been decoded at.
+    sizes = [jpeg_size(data) for data in jpegs]
+    return describe_images(images, prompt=prompt, sizes=sizes)
+
+
+def describe_images(images: Sequence[np.ndarray | None], *, prompt: str = "",
+                    sizes: Sequence[tuple[int, int] | None] | None = None) -> tuple[str, list[Detection]]:
+    """:func:`describe_jpegs` over BGR pixels: ``None`` stands for a picture that
+    did not decode; ``sizes`` (width, height) are the pictures' own sizes to
+    report (default, or where None: the arrays' sizes)."""
     analyzer = VideoAnalyzer()
     log = ActivityLog()
     detections: list[Detection] = []
     bad = 0
     size = (0, 0)  # (width, height) px of the last decoded picture
-    for index, data in enumerate(jpegs):
-        image = decode_jpeg(data)
+    for index, image in enumerate(images):
         if image is None or image.size == 0:
             bad += 1
             continue
-        # Report the picture's own size, not the reduced size it may have been decoded at.
-        size = _jpeg_size(data) if _jpeg_size(data) != (0, 0) else (image.shape[1], image.shape[0])
+        own = sizes[index] if sizes is not None else None
+        size = own or (image.shape[1], image.shape[0])
         report = analyzer.process(image, float(index))
         log.add_frame(report)
         for detection in report.detections:
             described = f"{detection.description} ({_frame_label(index)})"
             detections.append(dataclasses.replace(detection, description=described))
-    good = len(jpegs) - bad
+    good = len(images) - bad
     if good == 0:
-        text = "I received no picture I could decode." if jpegs else "I received no pictures."
+        text = "I received no picture I could decode." if images else "I received no pictures."
     else:
         heading = "one picture" if good == 1 else f"{good} pictures"
         if good == 1 and log.colours is not None:
@@ -110,7 +101,7 @@ def describe_jpegs(jpegs: Sequence[bytes], *, prompt: str = "") -> tuple[str, li
         else:
             text = f"Across {heading}: " + log.phrase(when=_frame_label)
     if bad:
-        text += f" ({bad} of {len(jpegs)} could not be decoded.)"
+        text += f" ({bad} of {len(images)} could not be decoded.)"
     if prompt.strip():
         text = (f'On "{_clip(prompt)}": I am an offline signal analyzer, not a language model, so I can only '
                 f"report what the pixels show. {text}")

@@ -272,7 +272,7 @@ def pixel_limit_error(exc: BaseException, packet: Any, max_pixels: int) -> Limit
     if match is not None:
         width, height = int(match.group(1)), int(match.group(2))
     else:
-        from .encode import probe_image_size
+        from .image import probe_image_size
 
         try:
             _kind, width, height = probe_image_size(bytes(packet))

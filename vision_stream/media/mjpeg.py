@@ -9,8 +9,9 @@ without ``Content-Length``, LF-only line ends, and junk between parts. FFmpeg's
 demuxer also gives the frames no timestamps (they are paced by arrival, not
 by the container), whereas here each JPEG's media time is its arrival time on
 the monotonic clock, which is what a live MJPEG stream's time *is*. Decoding
-stays lazy: a JPEG that is not sampled or probed is never decoded, and
-probes decode at 1/2-1/8 scale (libjpeg's DCT scaling).
+stays lazy (:func:`~vision_stream.media.image.jpeg_video_frame`): a JPEG that
+is not sampled or probed is never decoded, and probes decode at 1/2-1/8 scale
+(libjpeg's DCT scaling).
 
 :class:`MultipartJpegParser` is sans-I/O (bytes in, JPEG payloads out);
 :class:`MjpegConnection` drives it with httpx streaming.
@@ -27,23 +28,21 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
-import numpy as np
 
 from ..config import AudioPolicy
-from ..errors import DecodeError, LimitExceededError, SourceOpenError
+from ..errors import LimitExceededError, SourceOpenError
 from ..net import UrlPolicy
 from ..redact import redact_url
 from .confine import get_following_redirects, http_reason, http_status_error
+from .image import jpeg_video_frame
 from .reconnecting import Connection, ConnectionOptions, ReconnectingSource
-from .types import BadPacket, MediaItem, VideoFrame
+from .types import BadPacket, MediaItem
 
 __all__ = [
     "MAX_PART_BYTES",
     "JpegPart",
     "MjpegConnection",
     "MultipartJpegParser",
-    "jpeg_size",
-    "jpeg_video_frame",
     "open_http_stream",
 ]
 
@@ -149,61 +148,6 @@ class MultipartJpegParser:
                 self._length = length
         self._in_body = True
         return True
-
-
-# ---------------------------------------------------------------- JPEG frames
-
-def jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) in pixels from a JPEG's SOF marker, without decoding."""
-    i = 2
-    n = len(data)
-    while i + 9 < n:
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        length = int.from_bytes(data[i + 2 : i + 4], "big")
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            height = int.from_bytes(data[i + 5 : i + 7], "big")
-            width = int.from_bytes(data[i + 7 : i + 9], "big")
-            return (width, height) if width and height else None
-        i += 2 + length
-    return None
-
-
-def jpeg_video_frame(data: bytes, *, media_time: float) -> VideoFrame | None:
-    """A lazy VideoFrame for JPEG bytes (None when the header is unreadable)."""
-    size = jpeg_size(data)
-    if size is None:
-        return None
-    import cv2
-
-    buf = np.frombuffer(data, dtype=np.uint8)
-
-    def load() -> np.ndarray:
-        img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-        if img is None:
-            raise DecodeError("JPEG frame does not decode")
-        return img
-
-    def gray(width: int, height: int) -> np.ndarray:
-        # libjpeg scales in the DCT: decoding at 1/8 costs a fraction of full size.
-        factor = max(1, min(size[0] // max(width, 1), size[1] // max(height, 1)))
-        flag = cv2.IMREAD_GRAYSCALE
-        for f, reduced in ((8, cv2.IMREAD_REDUCED_GRAYSCALE_8), (4, cv2.IMREAD_REDUCED_GRAYSCALE_4),
-                           (2, cv2.IMREAD_REDUCED_GRAYSCALE_2)):
-            if factor >= f:
-                flag = reduced
-                break
-        img = cv2.imdecode(buf, flag)
-        if img is None:
-            raise DecodeError("JPEG frame does not decode")
-        return cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
-
-    return VideoFrame(media_time=media_time, width=size[0], height=size[1], loader=load, gray_loader=gray,
-                      keyframe=True)
 
 
 # ----------------------------------------------------------------- connection

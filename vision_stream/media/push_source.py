@@ -54,7 +54,7 @@ from ..errors import InvalidInputError, LimitExceededError, SessionError
 from .audio import AudioConverter
 from .confine import sniff_format
 from .demux import ContainerDecoder, open_container
-from .encode import decode_image, probe_image_size
+from .image import decode_image, jpeg_video_frame, probe_image_size
 from .raw import PIXEL_FORMATS, check_raw, raw_view, to_bgr, to_gray
 from .types import BadPacket, MediaItem, VideoFrame
 
@@ -75,6 +75,7 @@ Mode = Literal["frames", "container"]
 class _Image:
     data: bytes
     media_time: float
+    kind: str  # "jpeg" or "png", from the header
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,9 +256,9 @@ class PushSource:
         """Queue an encoded JPEG/PNG picture. The header is checked now (size, kind);
         the pixels are decoded in the worker."""
         self._enter_mode("frames", "frame")
-        _kind, width, height = self._probe(data)
+        kind, width, height = self._probe(data)
         self._check_pixels(width, height)
-        await self._put(_Image(bytes(data), self._time(media_time, "frame.media_time")), len(data))
+        await self._put(_Image(bytes(data), self._time(media_time, "frame.media_time"), kind), len(data))
 
     async def put_raw(
         self, data: bytes, width: int, height: int, fmt: str, media_time: float | None = None
@@ -377,13 +378,12 @@ class PushSource:
         item: _Message | None = first
         while item is not None:
             if isinstance(item, _Image):
-                try:
-                    bgr = decode_image(item.data)
-                except InvalidInputError:
+                frame = _image_frame(item)
+                if frame is None:
                     self.bad_packets += 1
                     yield BadPacket(item.media_time, "frame.data: undecodable image")
                 else:
-                    yield VideoFrame.from_bgr(bgr, media_time=item.media_time)
+                    yield frame
             elif isinstance(item, _Raw):
                 yield _raw_frame(item)
             elif isinstance(item, _Pcm):
@@ -417,6 +417,24 @@ class PushSource:
                 self.bad_packets += decoder.bad_packets
         finally:
             container.close()
+
+
+def _image_frame(item: _Image) -> VideoFrame | None:
+    """The VideoFrame of a pushed picture, or None when its body does not decode.
+
+    A JPEG becomes a lazy frame like an MJPEG camera's: its body is verified
+    at 1/8 scale (about a third of a full decode), and full-size pixels are
+    decoded only if the frame is sampled, so a client pushing 30 fps sampled
+    at 1 fps no longer pays 29 full decodes a second. A PNG has no reduced
+    decode: it is decoded now, as before.
+    """
+    if item.kind == "jpeg":
+        return jpeg_video_frame(item.data, media_time=item.media_time, verify=True)
+    try:
+        bgr = decode_image(item.data)
+    except InvalidInputError:
+        return None
+    return VideoFrame.from_bgr(bgr, media_time=item.media_time)
 
 
 def _raw_frame(item: _Raw) -> VideoFrame:

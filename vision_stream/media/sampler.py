@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import SamplingPolicy
-from .encode import encode_jpeg, fit_within
+from .image import encode_jpeg, fit_within
 from .types import SampledFrame, VideoFrame
 
 __all__ = ["THUMB_SIZE", "FrameSampler", "SampleDecision", "scene_score"]

@@ -5,11 +5,13 @@ import numpy as np
 import pytest
 
 from vision_stream.errors import InvalidInputError
-from vision_stream.media.encode import (
+from vision_stream.media.image import (
     decode_image,
     decode_image_gray_reduced,
     encode_jpeg,
     fit_within,
+    jpeg_size,
+    jpeg_video_frame,
     probe_image_size,
     resize_bgr,
 )
@@ -68,3 +70,25 @@ def test_progressive_jpeg_header() -> None:
     ok, buf = cv2.imencode(".jpg", np.zeros((10, 30, 3), np.uint8), [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])
     assert ok
     assert probe_image_size(buf.tobytes()) == ("jpeg", 30, 10)
+
+
+def test_one_header_parser_skips_fill_bytes_and_standalone_markers() -> None:
+    jpeg = encode_jpeg(np.zeros((10, 30, 3), np.uint8), 90)
+    # Fill bytes before a marker and a stray RST marker between segments (ITU T.81 B.1.1.2).
+    padded = jpeg[:2] + b"\xff\xd0" + b"\xff\xff\xff" + jpeg[2:]
+    assert probe_image_size(padded) == ("jpeg", 30, 10)
+    assert jpeg_size(padded) == (30, 10)
+    assert jpeg_size(cv2.imencode(".png", np.zeros((4, 4, 3), np.uint8))[1].tobytes()) is None
+    assert jpeg_size(b"\xff\xd8\xff\xe0garbage") is None
+
+
+def test_jpeg_video_frame_verifies_the_body_when_asked(still_jpeg: bytes) -> None:
+    sos = still_jpeg.index(b"\xff\xda")
+    broken = still_jpeg[: sos + 2] + b"\xff\xff\xff\xff" * 8  # header fine, SOS length destroyed
+    lazy = jpeg_video_frame(broken, media_time=0.0)
+    assert lazy is not None and (lazy.width, lazy.height) == (800, 600)  # not decoded: not checked
+    assert jpeg_video_frame(broken, media_time=0.0, verify=True) is None
+    frame = jpeg_video_frame(still_jpeg, media_time=1.5, verify=True)
+    assert frame is not None and frame.media_time == 1.5 and not frame.converted
+    thumb = frame.thumbnail_gray(64, 36)
+    assert np.array_equal(thumb, decode_image_gray_reduced(still_jpeg, 64, 36))
