@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from ..errors import UsageError
 from ..redact import Secret
 from .base import Backend
+from .gemini_api import DEFAULT_LIVE_MODEL, DEFAULT_SNAPSHOT_MODEL
 
 if TYPE_CHECKING:
     from .gemini_rest import GeminiRestBackend
@@ -30,8 +31,8 @@ class BackendOptions:
     api_key: Secret | None = None
     live_url: str | None = None
     rest_url: str | None = None
-    live_model: str = "gemini-3.8-live"
-    snapshot_model: str = "gemini-flash-latest"
+    live_model: str = DEFAULT_LIVE_MODEL
+    snapshot_model: str = DEFAULT_SNAPSHOT_MODEL
     rest_requests_per_minute: float = 10.0
 
 

@@ -18,19 +18,12 @@ from pathlib import Path
 import pytest
 from rest_support import API_KEY, make_frame
 
-from vision_stream.backends.failover import (
-    FailoverBackend,
-    FailoverPolicy,
-    FailoverSession,
-    Link,
-    is_quota_failure,
-    server_delay,
-)
+from vision_stream.backends.failover import FailoverBackend, FailoverPolicy, FailoverSession, Link
+from vision_stream.backends.failover_health import is_quota_failure, server_delay
 from vision_stream.backends.gemini_live import GeminiLiveBackend, LiveSettings, LiveTimeouts, ReconnectPolicy
-from vision_stream.backends.gemini_rest import GeminiRestBackend, RestSettings
+from vision_stream.backends.gemini_rest import GeminiRestBackend, RestRetryPolicy, RestSettings
+from vision_stream.backends.gemini_rest.errors import classify_error
 from vision_stream.backends.local import LocalBackend
-from vision_stream.backends.rest_client import RestRetryPolicy
-from vision_stream.backends.rest_errors import classify_error
 from vision_stream.config import AudioPolicy, Limits, SamplingPolicy, SessionSettings
 from vision_stream.errors import ServiceError
 from vision_stream.events import BackendChanged, BackendEvent, Commentary, Event, SessionEnded, SessionStarted
@@ -294,13 +287,15 @@ def test_quota_failures_are_recognised_with_the_servers_delay() -> None:
     storm = {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "You exceeded your current quota",
              "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "34s"}]}
     rest = classify_error(429, storm, model="gemini-flash-latest")
-    assert is_quota_failure(rest.message, rest) and server_delay(rest) == 34.0
+    assert is_quota_failure(rest) and server_delay(rest) == 34.0
+    # Live's quota close carries its verdict (code="quota"); quota is never guessed from the text.
     live = "Gemini Live: gave up after 2 failures; last: 1011 You exceeded your current quota, please check"
-    assert is_quota_failure(live, ServiceError(live, status=1011, retryable=True))
+    assert is_quota_failure(ServiceError(live, status=1011, retryable=True, code="quota"))
+    assert not is_quota_failure(ServiceError(live, status=1011, retryable=True))
     assert server_delay(ServiceError(live, status=1011, retryable=True)) is None
     overloaded = classify_error(503, {"code": 503, "status": "UNAVAILABLE", "message": "The model is overloaded."},
                                 model="gemini-flash-latest")
-    assert not is_quota_failure(overloaded.message, overloaded)
+    assert not is_quota_failure(overloaded)
 
 
 async def test_frames_arriving_while_switching_only_the_newest_is_forwarded_and_drops_are_counted(
@@ -352,7 +347,7 @@ async def test_frames_arriving_while_switching_only_the_newest_is_forwarded_and_
         await asyncio.sleep(0.3)  # anything else sent would reach the emulator by now
         assert videos() == [frames[-1].jpeg]  # only the newest
         dropped = len(frames) - 1
-        assert chain.frames_dropped == dropped and chain.counters()["frames_dropped"] == dropped
+        assert chain.frames_dropped == dropped and chain.counters().frames_dropped == dropped
         # The Stats the pipeline builds merge the backend's counters (Session.stats()).
         pipeline = Session(settings=settings, source=FileSource(clip, audio=AudioPolicy()), backend=backend,
                            sampling=SamplingPolicy(fps=2), limits=Limits(), paced=True, lossless=False)
