@@ -1,32 +1,32 @@
 """Gemini Live backend: ``BidiGenerateContent`` over WebSocket.
 
-- ``protocol``/``messages``/``builders``: the sans-I/O core (no sockets, no clocks).
-- ``models``: the one table of model capabilities.
-- ``session``/``connection``/``retry``/``outbox``: the asyncio driver.
-- ``rest``: which models speak Live (``GET /v1beta/models``).
+- ``protocol``/``messages``/``builders``/``schedule``/``outbox``: the sans-I/O core
+  (no sockets, no clocks: the time is a parameter). ``schedule`` decides what
+  goes out next and when a connection must rotate.
+- ``models``: the one table of model capabilities; ``endings``: which endings
+  are transient (the delays are ``vision_stream.retry``'s).
+- ``driver``/``connection``: the asyncio driver (connect with retry, supervisor,
+  one connection's tasks); ``session``: the ``BackendSession`` face.
 
 Public API: :class:`GeminiLiveBackend`, :class:`LiveSettings` (+ :class:`LiveTimeouts`,
-:class:`ReconnectPolicy`, :class:`VertexAuth`), :class:`LiveSession`, :func:`list_models`.
+:class:`ReconnectPolicy`, :class:`VertexAuth`), :class:`LiveSession`.
+The model catalogue (which models speak Live) is ``gemini_rest.catalog``: it is a REST call.
 """
 
 from __future__ import annotations
 
 from .backend import GeminiLiveBackend
 from .models import ModelCapabilities, capabilities_for
-from .rest import ModelInfo, list_models
 from .session import LiveSession
-from .settings import DEFAULT_MODEL, LiveSettings, LiveTimeouts, ReconnectPolicy, VertexAuth
+from .settings import LiveSettings, LiveTimeouts, ReconnectPolicy, VertexAuth
 
 __all__ = [
-    "DEFAULT_MODEL",
     "GeminiLiveBackend",
     "LiveSession",
     "LiveSettings",
     "LiveTimeouts",
     "ModelCapabilities",
-    "ModelInfo",
     "ReconnectPolicy",
     "VertexAuth",
     "capabilities_for",
-    "list_models",
 ]

@@ -1,8 +1,9 @@
-"""What we ask of the model for video commentary: setup, tools and prompt wording.
+"""What is Live's own in asking for video commentary: the setup and its tools.
 
 The model does not comment on video by itself (LIVE_API.md "Media"): the
-session sends ``realtimeInput.text`` prompts on a cadence, and declares
-``report_event`` so structured findings arrive as function calls.
+session sends ``realtimeInput.text`` prompts on a cadence (their wording and
+the system instruction are shared with REST: ``backends/prompts.py``), and
+declares ``report_event`` so structured findings arrive as function calls.
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ from dataclasses import replace
 from typing import Any
 
 from ...config import FunctionSpec, SessionSettings
+from ..prompts import system_instruction
 from .builders import SetupParams
 from .models import ModelCapabilities
 from .protocol import REPORT_EVENT, SEVERITIES
 from .settings import LiveSettings
-
-DEFAULT_PERSONA = "a concise, observant live video commentator"
 
 REPORT_EVENT_DECLARATION: Mapping[str, Any] = {
     "name": REPORT_EVENT,
@@ -36,31 +36,6 @@ REPORT_EVENT_DECLARATION: Mapping[str, Any] = {
         "required": ["label", "description", "severity", "confidence"],
     },
 }
-
-# Prompts the pipeline's own reasons turn into (its prompt() passes text="").
-PROMPTS: Mapping[str, str] = {
-    "cadence": "Briefly describe what is happening in the video right now and what changed since your last comment.",
-    "scene": "The scene just changed. Describe the new scene in one or two sentences.",
-    "final": "The stream has ended. Sum up in one or two sentences what the video showed.",
-}
-
-
-def prompt_text(text: str, reason: str) -> str:
-    """The text to send: the client's own, or the wording for the pipeline's reason."""
-    if text.strip():
-        return text.strip()
-    return PROMPTS.get(reason, PROMPTS["cadence"])
-
-
-def system_instruction(session: SessionSettings) -> str:
-    persona = session.persona.strip() or DEFAULT_PERSONA
-    source = f" The stream is: {session.source_description}." if session.source_description else ""
-    return (
-        f"You are {persona}. You watch a live video stream, sent as still frames about once a second, "
-        f"and hear its audio.{source} When asked, say in one or two short sentences what is happening now; "
-        "mention only what you can see or hear. When something notable happens, call report_event. "
-        f"Always answer in the language {session.language}."
-    )
 
 
 def function_declarations(functions: tuple[FunctionSpec, ...]) -> list[Mapping[str, Any]]:
@@ -100,7 +75,7 @@ def setup_params(settings: LiveSettings, session: SessionSettings, caps: ModelCa
         voice=settings.voice,
         temperature=settings.temperature,
         thinking_config=thinking_config(caps),
-        system_instruction=system_instruction(session),
+        system_instruction=system_instruction(session, "live"),
         function_declarations=function_declarations(session.functions),
         realtime_input_config=realtime,
         resumption=True,

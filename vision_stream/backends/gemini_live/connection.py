@@ -14,7 +14,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from ...redact import RedactingLogger, redact_url, scrub
-from .retry import Ending
+from .endings import Ending
 from .settings import LiveSettings
 
 log = logging.getLogger("vision_stream.backends.gemini_live")

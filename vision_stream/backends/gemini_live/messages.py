@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import ProtocolError
+from ..gemini_api import parse_duration
 
 KNOWN_TOP_LEVEL_KEYS = frozenset(
     {
@@ -277,25 +278,3 @@ def parse_int(value: Any) -> int:
     if isinstance(value, str):
         return int(value.strip())
     raise TypeError(f"expected an integer, got {value!r}")
-
-
-_DURATION = re.compile(r"^\s*(-?\d+(?:\.\d+)?)s\s*$")
-
-
-def parse_duration(value: Any) -> float | None:
-    """A proto3 JSON ``Duration`` (``"50s"``, ``"0.5s"``) in seconds; None when absent.
-
-    Tolerates a bare number of seconds and the ``{"seconds", "nanos"}`` object form.
-    """
-    if value is None:
-        return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match is None:
-            raise ValueError(f"not a duration: {value!r}")
-        return float(match.group(1))
-    if isinstance(value, Mapping):
-        return parse_int(value.get("seconds", 0)) + parse_int(value.get("nanos", 0)) / 1e9
-    raise TypeError(f"not a duration: {value!r}")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..gemini_api import bare_model_id
+
 # Turn coverage that makes frames sent while nobody speaks part of the turn
 # (LIVE_API.md "Media": a camera stream needs TURN_INCLUDES_ALL_INPUT).
 TURN_INCLUDES_ALL_INPUT = "TURN_INCLUDES_ALL_INPUT"
@@ -102,11 +104,6 @@ CAPABILITIES: tuple[ModelCapabilities, ...] = (
         retired=True,
     ),
 )
-
-
-def bare_model_id(name: str) -> str:
-    """``models/x``, ``publishers/google/models/x`` or a full Vertex resource name -> ``x``."""
-    return name.rsplit("/", 1)[-1].strip()
 
 
 def capabilities_for(name: str) -> ModelCapabilities:

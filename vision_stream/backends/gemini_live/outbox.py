@@ -7,9 +7,10 @@
 - tool responses: answers we owe the model; bounded by the calls it made.
 - prompts: at most one outstanding. Cadence/scene prompts coalesce (a new one
   is dropped while one waits or is answered); the newest client prompt is
-  kept; "final" is kept and goes last.
+  kept; "final" is kept and goes last (``prompts.SEND_ORDER``).
 
-Times passed in are ``time.monotonic()`` seconds from the caller.
+Times passed in are ``time.monotonic()`` seconds from the caller. What goes
+out next, and when, is :mod:`.schedule`'s decision.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from ...media.types import AudioChunk, SampledFrame
+from ..prompts import SEND_ORDER
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,48 +35,45 @@ class PendingPrompt:
     media_time: float | None = None
 
 
-class PromptPolicy:
-    """Decides which prompt goes next; the session asks only when no turn is in progress."""
+class PromptQueue:
+    """One waiting prompt per kind (retry, client, auto, final), sent in
+    ``SEND_ORDER``; asked only when no turn is in progress."""
 
     def __init__(self) -> None:
-        self._client: PendingPrompt | None = None
-        self._auto: PendingPrompt | None = None
-        self._final: PendingPrompt | None = None
-        self._retry: PendingPrompt | None = None
+        self._waiting: dict[str, PendingPrompt] = {}  # kind (a SEND_ORDER entry) -> prompt
         self.coalesced = 0
 
     def offer(self, prompt: PendingPrompt, *, turn_in_progress: bool) -> bool:
         """Queue a prompt; False when it was coalesced away (counted)."""
+        waiting = self._waiting
         if prompt.reason == "client":
-            if self._client is not None:
+            if "client" in waiting:
                 self.coalesced += 1  # an older client prompt nobody answered yet
-            self._client = prompt
+            waiting["client"] = prompt
             return True
         if prompt.reason == "final":
-            self._final = prompt
-            if self._auto is not None:
-                self._auto = None
+            waiting["final"] = prompt
+            if waiting.pop("auto", None) is not None:
                 self.coalesced += 1
             return True
         if turn_in_progress or self.pending:
             self.coalesced += 1
             return False
-        self._auto = prompt
+        waiting["auto"] = prompt
         return True
 
     def retry(self, prompt: PendingPrompt) -> None:
         """A prompt whose turn was cut by a lost connection goes again first."""
-        self._retry = prompt
+        self._waiting["retry"] = prompt
 
     @property
     def pending(self) -> bool:
-        return any(p is not None for p in (self._retry, self._client, self._auto, self._final))
+        return bool(self._waiting)
 
     def pop(self) -> PendingPrompt | None:
-        for name in ("_retry", "_client", "_auto", "_final"):
-            prompt = getattr(self, name)
+        for kind in SEND_ORDER:
+            prompt = self._waiting.pop(kind, None)
             if prompt is not None:
-                setattr(self, name, None)
                 return prompt
         return None
 
@@ -87,7 +86,7 @@ class Outbox:
         self.audio: deque[AudioChunk] = deque(maxlen=audio_chunks)
         self.tool_responses: deque[tuple[str, str, dict[str, object]]] = deque(maxlen=256)
         self.audio_stream_end = False
-        self.prompts = PromptPolicy()
+        self.prompts = PromptQueue()
         self.frames_dropped = 0
         self.audio_dropped = 0
         self.tool_responses_dropped = 0

@@ -16,7 +16,7 @@ States (per connection, plus the end)::
 
 Media and prompts may be sent in ACTIVE and DRAINING (the connection still
 works until the server closes it); sending in another state raises
-:class:`LiveStateError`, it never silently does nothing.
+:class:`~vision_stream.errors.LiveStateError`, it never silently does nothing.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ...errors import ProtocolError
-from ...events import AudioOut, Commentary, Detection, Payload, Transcript
+from ...errors import LiveStateError
+from ...events import AudioOut, Commentary, Detection, Transcript
 from . import builders
 from .messages import FunctionCall, ServerContent, ServerMessage, parse_server_message
 from .models import ModelCapabilities
@@ -38,16 +38,12 @@ REPORT_EVENT = "report_event"
 SEVERITIES = ("info", "low", "medium", "high")
 
 
-class SessionState(enum.Enum):
+class ConnectionState(enum.Enum):
     DISCONNECTED = "disconnected"
     SETUP_SENT = "setup_sent"
     ACTIVE = "active"
     DRAINING = "draining"
     CLOSED = "closed"
-
-
-class LiveStateError(ProtocolError):
-    """A message was sent or received in a state that does not allow it."""
 
 
 # ---- events the protocol hands to the driver --------------------------------------
@@ -56,13 +52,6 @@ class LiveStateError(ProtocolError):
 @dataclass(frozen=True, slots=True)
 class SetupCompleted:
     session_id: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Output:
-    """A payload for the session's event stream (Commentary, Transcript, AudioOut)."""
-
-    payload: Payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +95,13 @@ class UsageReported:
     total_tokens: int
 
 
+# Payloads for the session's event stream (Commentary, Transcript, AudioOut)
+# come as they are, beside the control events.
 ProtocolEvent = (
-    SetupCompleted
-    | Output
+    Commentary
+    | Transcript
+    | AudioOut
+    | SetupCompleted
     | ToolCallRequested
     | ToolCallsCancelled
     | GoAwayReceived
@@ -159,7 +152,7 @@ class LiveProtocol:
         self.capabilities = capabilities
         self.want_audio_out = want_audio_out
         self.backend_name = backend_name
-        self.state = SessionState.DISCONNECTED
+        self.state = ConnectionState.DISCONNECTED
         self.handle: str | None = setup.resumption_handle
         self.session_id = ""
         self.connections = 0
@@ -190,14 +183,14 @@ class LiveProtocol:
 
     @property
     def can_send(self) -> bool:
-        return self.state in (SessionState.ACTIVE, SessionState.DRAINING)
+        return self.state in (ConnectionState.ACTIVE, ConnectionState.DRAINING)
 
     # ---- connection lifecycle ----------------------------------------------------------
 
     def start_connection(self) -> str:
         """A new connection is open: the text of its ``setup`` (with the newest handle)."""
-        self._require(SessionState.DISCONNECTED, "start a connection")
-        self.state = SessionState.SETUP_SENT
+        self._require(ConnectionState.DISCONNECTED, "start a connection")
+        self.state = ConnectionState.SETUP_SENT
         self.connections += 1
         return builders.encode(builders.setup(replace(self._setup, resumption_handle=self.handle)))
 
@@ -208,7 +201,7 @@ class LiveProtocol:
         next connection) and the events that close the cut turn. Pending tool
         calls belonged to the lost generation and are forgotten.
         """
-        if self.state is SessionState.CLOSED:
+        if self.state is ConnectionState.CLOSED:
             return ConnectionLoss((), None)
         events: list[ProtocolEvent] = []
         unanswered: str | None = None
@@ -224,12 +217,12 @@ class LiveProtocol:
         self._prompt_outstanding = None
         self._turn = None
         self._pending_calls.clear()
-        self.state = SessionState.DISCONNECTED
+        self.state = ConnectionState.DISCONNECTED
         return ConnectionLoss(tuple(events), unanswered)
 
     def close(self) -> None:
         """The logical session is over; every later send raises."""
-        self.state = SessionState.CLOSED
+        self.state = ConnectionState.CLOSED
 
     # ---- client messages ---------------------------------------------------------------
 
@@ -281,16 +274,16 @@ class LiveProtocol:
 
     def receive(self, frame: str | bytes) -> list[ProtocolEvent]:
         """Parse one server frame and update the state; returns what happened, in order."""
-        if self.state in (SessionState.DISCONNECTED, SessionState.CLOSED):
+        if self.state in (ConnectionState.DISCONNECTED, ConnectionState.CLOSED):
             raise LiveStateError(f"received a server message in state {self.state.value}")
         return self.receive_message(parse_server_message(frame))
 
     def receive_message(self, message: ServerMessage) -> list[ProtocolEvent]:
         events: list[ProtocolEvent] = []
         if message.setup_complete is not None:
-            if self.state is not SessionState.SETUP_SENT:
+            if self.state is not ConnectionState.SETUP_SENT:
                 raise LiveStateError(f"setupComplete in state {self.state.value}")
-            self.state = SessionState.ACTIVE
+            self.state = ConnectionState.ACTIVE
             self.session_id = message.setup_complete.session_id or self.session_id
             events.append(SetupCompleted(message.setup_complete.session_id))
         if message.session_resumption_update is not None:
@@ -316,8 +309,8 @@ class LiveProtocol:
                 UsageReported(usage.prompt_token_count, usage.response_token_count, usage.total_token_count)
             )
         if message.go_away is not None:
-            if self.state is SessionState.ACTIVE:
-                self.state = SessionState.DRAINING
+            if self.state is ConnectionState.ACTIVE:
+                self.state = ConnectionState.DRAINING
             events.append(GoAwayReceived(message.go_away.time_left))
         return events
 
@@ -326,7 +319,7 @@ class LiveProtocol:
         if content.input_transcription is not None and content.input_transcription.text:
             self._input_text += content.input_transcription.text
             final = content.input_transcription.finished
-            events.append(Output(Transcript(self._input_text.strip(), source="input", final=final)))
+            events.append(Transcript(self._input_text.strip(), source="input", final=final))
             if final:
                 self._input_text = ""
         delta = False
@@ -340,14 +333,14 @@ class LiveProtocol:
                 turn = self._ensure_turn()
                 if self.want_audio_out:
                     rate = part.inline_data.sample_rate or 24000
-                    events.append(Output(AudioOut(part.inline_data.data, sample_rate=rate, turn_id=turn.turn_id)))
+                    events.append(AudioOut(part.inline_data.data, sample_rate=rate, turn_id=turn.turn_id))
         if content.output_transcription is not None and content.output_transcription.text:
             self._ensure_turn().transcription += content.output_transcription.text
             delta = True
         if delta and self._turn is not None and self._turn.commentary.strip():
             turn = self._turn
             partial = Commentary(turn.commentary.strip(), final=False, turn_id=turn.turn_id, backend=self.backend_name)
-            events.append(Output(partial))
+            events.append(partial)
         if content.generation_complete and self._turn is not None:
             self._turn.generation_complete = True
         if content.interrupted:
@@ -377,14 +370,14 @@ class LiveProtocol:
         events: list[ProtocolEvent] = []
         text = turn.commentary.strip()
         if text:
-            events.append(Output(Commentary(text, final=True, turn_id=turn.turn_id, backend=self.backend_name)))
+            events.append(Commentary(text, final=True, turn_id=turn.turn_id, backend=self.backend_name))
         events.append(TurnEnded(turn.turn_id, interrupted=interrupted, prompted=turn.prompt is not None))
         return events
 
     def _flush_input_transcript(self) -> list[ProtocolEvent]:
         text = self._input_text.strip()
         self._input_text = ""
-        return [Output(Transcript(text, source="input", final=True))] if text else []
+        return [Transcript(text, source="input", final=True)] if text else []
 
     def _detection(self, call: FunctionCall) -> Detection:
         args_json = json.dumps(call.args, sort_keys=True, ensure_ascii=False)
@@ -413,7 +406,7 @@ class LiveProtocol:
             arguments_json=args_json,
         )
 
-    def _require(self, state: SessionState, action: str) -> None:
+    def _require(self, state: ConnectionState, action: str) -> None:
         if self.state is not state:
             raise LiveStateError(f"cannot {action} in state {self.state.value} (needs {state.value})")
 

@@ -13,11 +13,17 @@ from urllib.parse import urlsplit, urlunsplit
 from ...errors import UsageError
 from ...net import is_loopback_url
 from ...redact import PLACEHOLDER, redact_url
-
-GEMINI_WS_BASE = "wss://generativelanguage.googleapis.com"
-GEMINI_REST_BASE = "https://generativelanguage.googleapis.com"
-DEFAULT_MODEL = "gemini-3.8-live"
-MEDIA_RESOLUTIONS = ("MEDIA_RESOLUTION_LOW", "MEDIA_RESOLUTION_MEDIUM", "MEDIA_RESOLUTION_HIGH")
+from ...retry import RetryPolicy
+from ..gemini_api import (
+    DEFAULT_LIVE_MODEL,
+    GEMINI_REST_BASE,
+    GEMINI_WS_BASE,
+    MEDIA_RESOLUTIONS,
+    api_key_headers,
+    bare_model_id,
+    http_base,
+)
+from .endings import Ending, is_quota
 
 
 def _check(condition: bool, message: str) -> None:
@@ -61,6 +67,10 @@ class LiveTimeouts:
 class ReconnectPolicy:
     """Retry policy for transient failures (1000 without goAway, 1006, 1011, refused).
 
+    The delays are the shared :class:`~vision_stream.retry.RetryPolicy`
+    (:attr:`retry`); what is Live's own is the quota wait, the opening budget
+    and the goAway margin.
+
     max_attempts: consecutive failed connection attempts of a running session
         before it gives up; None (the default) retries for as long as the
         session runs, like an NVR with a camera, and reports every failed
@@ -73,7 +83,8 @@ class ReconnectPolicy:
         that is down at start fails the session's start visibly instead of
         leaving it waiting with no event to show.
     base_backoff / max_backoff: seconds; delay = min(max, base * 2**(n-1)),
-        jittered into [delay * (1 - jitter), delay].
+        jittered but never above that nominal delay nor below
+        ``nominal * (1 - jitter)`` (see :attr:`retry`).
     quota_backoff: seconds to wait after a 1011 that says the quota is exhausted.
     stable_after: seconds a connection must live before the attempt count resets.
     go_away_margin: seconds before a ``goAway`` deadline at which we reconnect
@@ -97,6 +108,29 @@ class ReconnectPolicy:
         _check(self.quota_backoff >= 0, "quota_backoff must be >= 0")
         _check(0 <= self.jitter <= 1, "jitter must be in [0, 1]")
         _check(self.stable_after >= 0 and self.go_away_margin >= 0, "stable_after/go_away_margin must be >= 0")
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """These delays as the shared policy.
+
+        ``jitter`` here means "up to this fraction *shorter*" (a reconnect never
+        waits longer than nominal), while :class:`RetryPolicy` jitters around
+        its centre: so the centre is ``nominal * (1 - jitter/2)`` with
+        ``+/- jitter/(2 - jitter)`` of it, the same interval.
+        """
+        initial = max(self.base_backoff, 1e-3) * (1.0 - self.jitter / 2)
+        return RetryPolicy(
+            initial_delay=initial,
+            max_delay=max(self.max_backoff, initial),
+            multiplier=2.0,
+            jitter=self.jitter / (2.0 - self.jitter),
+            max_attempts=self.max_attempts,
+            stable_after=self.stable_after,
+        )
+
+    def quota_wait(self, ending: Ending) -> float:
+        """The least wait after ``ending``: ``quota_backoff`` for a quota refusal, else 0."""
+        return self.quota_backoff if is_quota(ending) else 0.0
 
     @property
     def opening_attempts(self) -> int:
@@ -162,7 +196,7 @@ class LiveSettings:
     api_version: str = "v1beta"
     api_key: str = field(default="", repr=False)
     vertex: VertexAuth | None = None
-    model: str = DEFAULT_MODEL
+    model: str = DEFAULT_LIVE_MODEL
     media_resolution: str = "MEDIA_RESOLUTION_LOW"
     max_fps: float = 2.0
     compression: bool = True
@@ -228,14 +262,12 @@ class LiveSettings:
         """``https://host`` for REST calls (``models`` listing) on the same host."""
         if self.base_url is None and self.vertex is None:
             return GEMINI_REST_BASE
-        parts = urlsplit(self.ws_base)
-        scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
-        return urlunsplit((scheme, parts.netloc, "", "", ""))
+        return http_base(self.ws_base)
 
     @property
     def model_resource(self) -> str:
         """``setup.model``: ``models/<id>``, or the full Vertex resource name."""
-        model_id = self.model.rsplit("/", 1)[-1] if self.model.startswith(("models/", "projects/")) else self.model
+        model_id = bare_model_id(self.model)
         if self.vertex is not None:
             if self.model.startswith("projects/"):
                 return self.model
@@ -251,7 +283,7 @@ class LiveSettings:
         """Upgrade headers carrying the credential. Never log these."""
         if self.vertex is not None:
             return {"Authorization": f"Bearer {self.vertex.access_token}"} if self.vertex.access_token else {}
-        return {"x-goog-api-key": self.api_key} if self.api_key else {}
+        return api_key_headers(self.api_key)
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret these settings hold, for :func:`vision_stream.redact.scrub`."""

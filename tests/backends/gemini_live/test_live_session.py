@@ -110,7 +110,7 @@ async def test_commentary_reflects_the_frames_with_detections_transcripts_and_au
     assert [d["name"] for d in setup["tools"][0]["functionDeclarations"]] == ["report_event", "open_door"]
     assert "mediaChunks" not in kinds and {"video", "audio", "audioStreamEnd", "text"} <= set(kinds)
     counters = session.counters()
-    assert counters["prompt_tokens"] > 0 and counters["response_tokens"] > 0 and counters["frames_sent"] == 6
+    assert counters.prompt_tokens > 0 and counters.response_tokens > 0 and counters.frames_sent == 6
 
 
 async def test_three_go_aways_and_two_1011s_keep_one_session_losing_no_turn(live_emulator) -> None:
@@ -161,10 +161,10 @@ async def test_three_go_aways_and_two_1011s_keep_one_session_losing_no_turn(live
     assert len(events.finals()) >= len(set(answered))
     seqs = [e.seq for e in log.snapshot()]
     assert seqs == list(range(1, len(seqs) + 1))  # one gap-free seq
-    assert session.counters()["reconnects"] == len(reasons) >= 5
+    assert session.counters().reconnects == len(reasons) >= 5
     # Audio offered during the gaps waited in the bounded window and went out after;
     # only a chunk on the wire when the server cut the socket can be lost.
-    assert session.counters()["audio_chunks_dropped"] == 0
+    assert session.counters().audio_chunks_dropped == 0
     assert audio_received >= i - 2 * len(reasons), (audio_received, i)
     gaps = list(session.reconnect_gaps)
     print(f"\nreconnect gaps (s): n={len(gaps)} max={max(gaps):.4f} median={statistics.median(gaps):.4f}")
@@ -242,10 +242,10 @@ async def test_slow_emulator_drops_frames_with_bounded_memory(live_emulator) -> 
         tracemalloc.stop()
         counters = session.counters()
         await session.close()
-    pending = offered - counters["frames_sent"] - counters["frames_dropped"]
+    pending = offered - counters.frames_sent - counters.frames_dropped
     # Every frame is accounted for: sent, dropped (counted), or at most one on the wire and one waiting.
     assert 0 <= pending <= 2
-    assert counters["frames_dropped"] >= offered // 4, counters
+    assert counters.frames_dropped >= offered // 4, counters
     # Queued, 60 frames would hold ~23 MB of JPEG plus base64; the slot holds one.
     assert peak < 8 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
 
@@ -297,7 +297,7 @@ async def test_frame_to_wire_latency(live_emulator) -> None:
     p50, p99 = _percentile(latencies, 0.5), _percentile(latencies, 0.99)
     print(f"\nframe-to-wire latency over loopback: n={len(latencies)} p50={p50:.2f} ms p99={p99:.2f} ms "
           f"(JPEG {len(frames[1].jpeg)} bytes)")
-    assert len(latencies) == 100 and session.counters()["frames_dropped"] == 0
+    assert len(latencies) == 100 and session.counters().frames_dropped == 0
     assert p99 < 50
 
 
@@ -330,8 +330,8 @@ async def test_frames_never_exceed_the_fps_cap(live_emulator) -> None:
         elapsed = time.monotonic() - started
         counters = session.counters()
         await session.close()
-    assert counters["frames_sent"] <= elapsed * 5.0 + 2
-    assert counters["frames_dropped"] >= 100 - counters["frames_sent"] - 1
+    assert counters.frames_sent <= elapsed * 5.0 + 2
+    assert counters.frames_dropped >= 100 - counters.frames_sent - 1
 
 
 async def test_server_gone_for_good_gives_up_after_bounded_attempts(live_emulator) -> None:
@@ -361,4 +361,4 @@ async def test_cancelled_consumer_and_close_mid_turn_are_clean(live_emulator) ->
         started = time.monotonic()
         await session.close()  # waits for the turn (bounded), then closes
         assert time.monotonic() - started < 8
-    assert session._supervisor is not None and session._supervisor.done()
+    assert session._driver.supervisor is not None and session._driver.supervisor.done()

@@ -17,12 +17,13 @@ import pytest
 from live_support import API_KEY, fast_settings, jpeg_frame, scene, session_settings
 from test_live_session import Collector
 
-from vision_stream.backends.gemini_live import GeminiLiveBackend, LiveSession, ReconnectPolicy
-from vision_stream.backends.gemini_live.retry import Backoff, Ending
 from vision_stream.backends.factory import BackendOptions, make_backend
+from vision_stream.backends.gemini_live import GeminiLiveBackend, LiveSession, ReconnectPolicy
+from vision_stream.backends.gemini_live.endings import Ending
 from vision_stream.errors import ServiceError, UsageError
 from vision_stream.events import BackendChanged, ErrorEvent
 from vision_stream.redact import Secret
+from vision_stream.retry import Backoff
 from vision_stream.testing import EmulatorKnobs, Fault
 
 pytestmark = pytest.mark.timeout(60)
@@ -66,7 +67,7 @@ async def test_stopped_server_is_retried_until_it_comes_back_on_the_same_port(li
         assert attempts_in_outage > OLD_GIVE_UP, attempts_in_outage
         assert len(reports) >= OLD_GIVE_UP and all(e.retryable for e in reports)
         assert "Connection refused" in reports[-1].message or "connect failed" in reports[-1].message
-        assert not events.task.done() and session._failure is None  # the session did not end meanwhile
+        assert not events.task.done() and session.failure is None  # the session did not end meanwhile
         await emu.start()
         assert emu.port == port
         await commentary_after(session, events, "bright", 5.0)
@@ -95,7 +96,7 @@ async def test_refusing_server_is_retried_until_it_accepts_again(live_emulator) 
         await commentary_after(session, events, "bright", 5.0)
         await session.close()
         await events.finish()
-    assert session._failure is None
+    assert session.failure is None
     assert events.of(BackendChanged)[-1].reason.startswith("1011")
 
 
@@ -137,8 +138,8 @@ async def test_server_down_at_open_fails_after_open_attempts(live_emulator) -> N
 
 
 def test_backoff_forever_is_capped_and_never_overflows() -> None:
-    backoff = Backoff(FOREVER, rng=random.Random(3))
-    delays = [backoff.failed(Ending(0, "refused")) for _ in range(3000)]
+    backoff = Backoff(FOREVER.retry, rng=random.Random(3))
+    delays = [backoff.fail(at_least=FOREVER.quota_wait(Ending(0, "refused"))) or 0.0 for _ in range(3000)]
     assert not backoff.exhausted and backoff.failures == 3000
     assert max(delays) <= FOREVER.max_backoff and min(delays[10:]) >= FOREVER.max_backoff * (1 - FOREVER.jitter)
     with pytest.raises(UsageError):

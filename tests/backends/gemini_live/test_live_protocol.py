@@ -6,22 +6,21 @@ import json
 
 import pytest
 
+from vision_stream.backends.gemini_api import parse_duration
 from vision_stream.backends.gemini_live import builders
-from vision_stream.backends.gemini_live.messages import parse_duration, parse_server_message
+from vision_stream.backends.gemini_live.messages import parse_server_message
 from vision_stream.backends.gemini_live.models import capabilities_for
 from vision_stream.backends.gemini_live.protocol import (
+    ConnectionState,
     GoAwayReceived,
     HandleUpdated,
     LiveProtocol,
-    LiveStateError,
-    Output,
-    SessionState,
     ToolCallRequested,
     ToolCallsCancelled,
     TurnEnded,
     UsageReported,
 )
-from vision_stream.errors import ProtocolError
+from vision_stream.errors import LiveStateError, ProtocolError
 from vision_stream.events import AudioOut, Commentary, Transcript
 
 
@@ -38,7 +37,7 @@ def _active(model: str = "gemini-3.8-live", **kw: object) -> LiveProtocol:
 
 
 def _payloads(events: list) -> list:
-    return [e.payload for e in events if isinstance(e, Output)]
+    return [e for e in events if isinstance(e, AudioOut | Commentary | Transcript)]
 
 
 def test_sending_before_setup_complete_raises() -> None:
@@ -47,11 +46,11 @@ def test_sending_before_setup_complete_raises() -> None:
         protocol.send_video(b"jpeg")
     setup = json.loads(protocol.start_connection())
     assert setup["setup"]["sessionResumption"] == {}  # no handle: omitted, never null
-    assert protocol.state is SessionState.SETUP_SENT
+    assert protocol.state is ConnectionState.SETUP_SENT
     with pytest.raises(LiveStateError, match="setup_sent"):
         protocol.send_prompt("hi")
     protocol.receive('{"setupComplete": {}}')  # text frames too
-    assert protocol.state is SessionState.ACTIVE
+    assert protocol.state is ConnectionState.ACTIVE
     with pytest.raises(LiveStateError):
         protocol.start_connection()
 
@@ -133,7 +132,7 @@ def test_go_away_drains_and_reports_seconds_left() -> None:
     protocol = _active()
     events = protocol.receive(_frame({"goAway": {"timeLeft": "50s"}, "unknownNewThing": {"x": 1}}))
     assert events == [GoAwayReceived(50.0)]
-    assert protocol.state is SessionState.DRAINING
+    assert protocol.state is ConnectionState.DRAINING
     protocol.send_video(b"x")  # the connection still works until closed
     assert parse_duration("0.500s") == 0.5 and parse_duration({"seconds": "2", "nanos": 5e8}) == 2.5
     assert parse_server_message(_frame({"goAway": {}, "futureKey": 1})).unknown_keys == ("futureKey",)
@@ -164,7 +163,7 @@ def test_connection_loss_mid_turn_returns_the_prompt_to_send_again() -> None:
     loss = protocol.connection_lost()
     assert loss.unanswered_prompt == "describe"
     assert [p.text for p in _payloads(list(loss.events)) if isinstance(p, Commentary) and p.final] == ["Half"]
-    assert protocol.state is SessionState.DISCONNECTED and not protocol.turn_in_progress
+    assert protocol.state is ConnectionState.DISCONNECTED and not protocol.turn_in_progress
     # after generationComplete the answer was whole: nothing to resend
     protocol.start_connection()
     protocol.receive(_frame({"setupComplete": {}}))

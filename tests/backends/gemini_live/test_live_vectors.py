@@ -14,7 +14,7 @@ from live_support import read_vector, validate_client_json, validate_server_json
 from vision_stream.backends.gemini_live import builders
 from vision_stream.backends.gemini_live.messages import ServerMessage, parse_server_message
 from vision_stream.backends.gemini_live.models import capabilities_for
-from vision_stream.backends.gemini_live.protocol import LiveProtocol, Output, ToolCallRequested
+from vision_stream.backends.gemini_live.protocol import LiveProtocol, ToolCallRequested
 from vision_stream.events import Commentary
 
 
@@ -98,7 +98,7 @@ def test_protocol_turns_recordings_into_commentary(live_vectors: Path) -> None:
         for direction, body in vectors[name]:
             if direction == "<":
                 events.extend(protocol.receive(body))
-        commentary = [e.payload for e in events if isinstance(e, Output) and isinstance(e.payload, Commentary)]
+        commentary = [e for e in events if isinstance(e, Commentary)]
         calls = [e for e in events if isinstance(e, ToolCallRequested)]
         if name == "should_send_tool_response":
             assert calls and calls[0].detection.function_name == "get_current_weather"

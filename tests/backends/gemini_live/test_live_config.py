@@ -8,13 +8,15 @@ import random
 import httpx
 import pytest
 
-from vision_stream.backends.gemini_live import LiveSettings, ReconnectPolicy, VertexAuth, capabilities_for, list_models
+from vision_stream.backends.gemini_live import LiveSettings, ReconnectPolicy, VertexAuth, capabilities_for
 from vision_stream.backends.gemini_live.commentary import setup_params
+from vision_stream.backends.gemini_live.endings import Ending, is_transient
 from vision_stream.backends.gemini_live.models import SAFE_DEFAULTS
-from vision_stream.backends.gemini_live.rest import parse_models_page
-from vision_stream.backends.gemini_live.retry import Backoff, Ending, is_transient
+from vision_stream.backends.gemini_rest.catalog import list_models, parse_models_page
+from vision_stream.backends.gemini_rest.settings import RestSettings
 from vision_stream.config import FunctionSpec, SessionSettings
 from vision_stream.errors import ServiceError, UsageError
+from vision_stream.retry import Backoff
 
 
 def test_capabilities_by_family_and_safe_defaults() -> None:
@@ -82,14 +84,16 @@ def test_close_classification() -> None:
 
 def test_backoff_is_jittered_exponential_bounded_and_resets() -> None:
     policy = ReconnectPolicy(max_attempts=5, base_backoff=1.0, max_backoff=4.0, jitter=0.5, quota_backoff=60)
-    backoff = Backoff(policy, rng=random.Random(1))
-    delays = [backoff.failed(Ending(1011, "x")) for _ in range(4)]
+    backoff = Backoff(policy.retry, rng=random.Random(1))
+    delays = [backoff.fail(at_least=policy.quota_wait(Ending(1011, "x"))) for _ in range(4)]
     for delay, nominal in zip(delays, (1, 2, 4, 4), strict=True):
-        assert nominal * 0.5 <= delay <= nominal
+        assert delay is not None and nominal * 0.5 <= delay <= nominal
     assert not backoff.exhausted
-    assert backoff.failed(Ending(1011, "Resource has been exhausted (e.g. check quota).")) == 60
+    quota = Ending(1011, "Resource has been exhausted (e.g. check quota).")
+    assert backoff.fail(at_least=policy.quota_wait(quota)) is None  # the 5th failure: exhausted
+    assert policy.quota_wait(quota) == 60
     assert backoff.exhausted
-    backoff.stable()
+    backoff.reset()
     assert backoff.failures == 0
 
 
@@ -116,7 +120,7 @@ async def test_list_models_parses_pages_and_sends_the_key_in_a_header() -> None:
         page = MODELS_PAGE_2 if request.url.params.get("pageToken") == "page-2" else MODELS_PAGE_1
         return httpx.Response(200, json=page)
 
-    settings = LiveSettings(api_key="AIza-secret", base_url="ws://127.0.0.1:1")
+    settings = RestSettings(api_key="AIza-secret", base_url=LiveSettings(base_url="ws://127.0.0.1:1").rest_base)
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
         models = await list_models(settings, client=client)
     assert [m.model_id for m in models if m.live] == ["gemini-3.8-live", "gemini-2.5-flash-native-audio-latest"]
@@ -133,7 +137,7 @@ async def test_list_models_errors_carry_googles_message_not_the_key() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(400, content=json.dumps(body))
 
-    settings = LiveSettings(api_key="AIza-secret", base_url="ws://127.0.0.1:1")
+    settings = RestSettings(api_key="AIza-secret", base_url=LiveSettings(base_url="ws://127.0.0.1:1").rest_base)
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
         with pytest.raises(ServiceError, match="API key not valid") as info:
             await list_models(settings, client=client)
