@@ -69,9 +69,14 @@ _SECRET_NAMES = frozenset({
 # Any name containing one of these is a credential too (``camera_password``, ``oauth_token``).
 _SECRET_PARTS = ("passw", "passwd", "secret", "token", "signature", "credential", "apikey", "api_key", "api-key")
 
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+# A scheme starts where no scheme character precedes it and is at most 32
+# characters long (RFC 3986 sets no limit; real ones are short). Both bounds keep
+# the scan linear: without them every letter of a long word restarts it, and
+# Python's re holds the GIL (a 64k-character session id froze the server 4.5 s).
+_SCHEME_PART = r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{0,31}://"
+_SCHEME = re.compile(_SCHEME_PART)
 # A URL inside free text: it ends at whitespace, a quote or an angle bracket.
-_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>`]+")
+_URL_IN_TEXT = re.compile(_SCHEME_PART + r"[^\s'\"<>`]+")
 # ``name=value`` inside free text or a query: the name may not continue a longer word.
 _PAIR = re.compile(r"(?<![\w.-])([A-Za-z][\w.-]*)=([^&;#\s'\"<>`,)]*)")
 # Header lines as websockets and httpx log them (``> x-goog-api-key: K``) and bare schemes.

@@ -148,6 +148,8 @@ def test_quote_and_bounded() -> None:
     assert quote("abc") == "'abc'"
     assert quote("y" * 1000).endswith("... (1000 characters)") and len(quote("y" * 1000)) < 120
     assert len(bounded("z" * 100_000)) == MAX_STATUS_CHARS
+    emoji = bounded("\N{GRINNING FACE}" * 17_500)  # 4 UTF-8 bytes each: bounded in bytes, not characters
+    assert len(emoji.encode()) <= MAX_STATUS_CHARS and emoji.endswith("(truncated)")
 
 
 def test_client_key_uses_principal_or_peer_address() -> None:
