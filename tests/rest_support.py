@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from vision_stream.media.types import SampledFrame
-from vision_stream.testing.rest_emulator import RestEmulator, RestKnobs
+from vision_stream.testing.rest_emulator import RestEmulator
+from vision_stream.testing.rest_knobs import RestKnobs
 
 API_KEY = "AIzaTEST-rest-key-0123456789"
 

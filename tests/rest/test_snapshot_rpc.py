@@ -14,7 +14,8 @@ from vision_stream.backends.factory import BackendOptions
 from vision_stream.redact import Secret
 from vision_stream.server.app import start_server
 from vision_stream.server.service import ServiceConfig
-from vision_stream.testing.rest_emulator import RestEmulator, RestFault
+from vision_stream.testing.rest_emulator import RestEmulator
+from vision_stream.testing.rest_knobs import RestFault
 from vision_stream.v1 import vision_stream_pb2 as pb
 from vision_stream.v1 import vision_stream_pb2_grpc as pb_grpc
 

@@ -25,7 +25,8 @@ from collections.abc import Iterable
 
 from .live_emulator import LiveEmulator
 from .live_knobs import EmulatorKnobs
-from .rest_emulator import RestEmulator, RestKnobs
+from .rest_emulator import RestEmulator
+from .rest_knobs import RestKnobs
 
 log = logging.getLogger("vision_stream.testing.emulator")
 

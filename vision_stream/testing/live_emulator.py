@@ -43,13 +43,14 @@ from http import HTTPStatus
 from typing import Any
 
 import numpy as np
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from ..events import Detection
 from ..redact import RedactingLogger
+from .emulator_base import EmulatorServer, Listening, proto_duration
 from .live_catalogue import EmulatedModel, find_model
 from .live_knobs import EmulatorKnobs, Fault
 from .live_validation import (
@@ -170,11 +171,6 @@ def _tone(seconds: float = 0.1, hz: float = 220.0) -> bytes:
 _TONE = _tone()
 
 
-def _duration(seconds: float) -> str:
-    """Proto3 JSON Duration: ``"50s"`` or ``"0.300s"``."""
-    return f"{seconds:.0f}s" if float(seconds).is_integer() else f"{seconds:.3f}s"
-
-
 def _describe(jpegs: Sequence[bytes]) -> tuple[str, list[Detection]]:
     """Commentary and detections for the frames, by the offline analyzer.
 
@@ -195,17 +191,17 @@ def _decodable_image(data: bytes) -> bool:
     return image is not None and image.size > 0
 
 
-class LiveEmulator:
+class LiveEmulator(EmulatorServer):
     """The emulated server. ``async with LiveEmulator(knobs) as emu: emu.url`` ...
 
     ``knobs`` may be replaced between connections (tests change faults mid-run).
     """
 
+    scheme = "ws"  # the client appends the standard path
+
     def __init__(self, knobs: EmulatorKnobs | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(host=host, port=port)
         self.knobs = knobs or EmulatorKnobs()
-        self.host = host
-        self._port = port
-        self._server: Server | None = None
         self.received: deque[ReceivedMessage] = deque(maxlen=self.knobs.record_limit)
         self.sent: deque[str] = deque(maxlen=self.knobs.record_limit)  # server JSON texts
         self.connections: list[ConnectionRecord] = []
@@ -215,10 +211,10 @@ class LiveEmulator:
         self._session_ids = itertools.count(1)
         self._handlers: set[asyncio.Task[Any]] = set()
 
-    # ---- lifecycle -----------------------------------------------------------------------
+    # ---- lifecycle (start/close/port/url: EmulatorServer) -----------------------------------
 
-    async def start(self) -> LiveEmulator:
-        self._server = await serve(
+    async def _listen(self) -> Listening:
+        return await serve(
             self._handle,
             self.host,
             self._port,
@@ -229,30 +225,6 @@ class LiveEmulator:
             close_timeout=1.0,
             logger=RedactingLogger(logging.getLogger("vision_stream.testing.live_emulator.ws")),
         )
-        return self
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._port = self.port  # a later start() comes back on the same port (an outage, then recovery)
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-
-    async def __aenter__(self) -> LiveEmulator:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None, "emulator not started"
-        return int(self._server.sockets[0].getsockname()[1])
-
-    @property
-    def url(self) -> str:
-        """``ws://host:port`` (the client appends the standard path)."""
-        return f"ws://{self.host}:{self.port}"
 
     # ---- inspection helpers --------------------------------------------------------------
 
@@ -670,7 +642,7 @@ class _EmulatorConnection:
     async def _go_away(self) -> None:
         if not self._go_away_sent:
             self._go_away_sent = True
-            await self._send({"goAway": {"timeLeft": _duration(self.knobs.notice)}})
+            await self._send({"goAway": {"timeLeft": proto_duration(self.knobs.notice)}})
 
     async def _fault(self, fault: Fault) -> None:
         await asyncio.sleep(fault.at)

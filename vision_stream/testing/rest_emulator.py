@@ -21,128 +21,42 @@ HTTP/1.1 over asyncio streams with ``h11`` (the sans-I/O HTTP library httpx's
 own transport uses, so it is installed wherever httpx is): keep-alive, and
 chunked transfer for SSE so chunks can be paced, cut by an error, or stalled.
 
-Faults (:class:`RestFault`, CLI form ``kind[xN][+S]``: the next N requests,
-0/absent = all, after skipping S): ``429`` (per-minute quota, ``RetryInfo``
-``retryDelay`` = ``retry_delay``), ``perday`` (``PerDay`` quota id; carries a
-misleading retryDelay too), ``500``, ``503``, ``badkey`` (400
-``API_KEY_INVALID``), ``forbidden`` (403), ``safety`` (``finishReason``
-SAFETY), ``blocked`` (``promptFeedback.blockReason``), ``midstream`` (SSE: a
-first chunk, then an ``error`` object in the stream), ``stall`` (headers, then
-nothing; non-streaming: nothing at all), ``reset`` (close without answering).
+Knobs and faults: ``rest_knobs`` (:class:`RestKnobs`, :class:`RestFault`);
+what is refused before answering: ``rest_validation``. This module is the
+server: HTTP plumbing, the models page, quota and fault answers, SSE.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import json
 import logging
 import re
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import h11
 
-from .live_catalogue import LIVE_MODELS, find_model
-from .live_knobs import knob_words
+from .emulator_base import EmulatorServer, Listening, proto_duration
+from .live_catalogue import LIVE_MODELS
+from .rest_knobs import RestKnobs
+from .rest_validation import GoogleError, bad_key, check_key, is_live_only, validate_generate
 
 log = logging.getLogger("vision_stream.testing.rest_emulator")
 
-FAULT_KINDS = ("429", "perday", "500", "503", "badkey", "forbidden", "safety", "blocked", "midstream", "stall",
-               "reset")
 REST_MODELS = ("gemini-flash-latest", "gemini-3.8-flash", "gemini-3.6-flash", "gemini-3.5-flash-lite",
                "gemini-2.5-flash")
 _PATH = re.compile(r"^/(v1beta|v1alpha|v1)/models/([^/:]+):(generateContent|streamGenerateContent)$")
 _LIST_PATH = re.compile(r"^/(v1beta|v1alpha|v1)/models$")
-KNOWN_FIELDS = {"contents", "systemInstruction", "system_instruction", "generationConfig", "generation_config",
-                "safetySettings", "safety_settings", "tools", "toolConfig", "tool_config", "cachedContent",
-                "cached_content", "labels"}
 MAX_BODY = 32 * 1024 * 1024
 TOKENS_PER_IMAGE = {"MEDIA_RESOLUTION_LOW": 64, "MEDIA_RESOLUTION_MEDIUM": 256, "MEDIA_RESOLUTION_HIGH": 256}
-BAD_KEY = "API key not valid. Please pass a valid API key."
-NO_KEY = ("Method doesn't allow unregistered callers (callers without established identity). Please use API Key "
-          "or other form of API consumer identity to call this API.")
 QUOTA_TEXT = ("You exceeded your current quota, please check your plan and billing details. For more information "
               "on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.")
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class RestFault:
-    """``kind`` on the next ``count`` requests (0: every one) after skipping ``after`` requests."""
-
-    kind: str
-    count: int = 0
-    after: int = 0
-
-    def __post_init__(self) -> None:
-        if self.kind not in FAULT_KINDS:
-            raise ValueError(f"REST fault kind must be one of {FAULT_KINDS}, got {self.kind!r}")
-        if self.count < 0 or self.after < 0:
-            raise ValueError("REST fault count/after must be >= 0")
-
-    @classmethod
-    def parse(cls, text: str) -> RestFault:
-        """``kind[xN][+S]``, e.g. ``429x3``, ``503``, ``perday+2``."""
-        match = re.fullmatch(r"(\d{3}|[a-z]+)(?:x(\d+))?(?:\+(\d+))?", text.strip())
-        if match is None:
-            raise ValueError(f"REST fault must look like kind[xN][+S], got {text!r}")
-        return cls(kind=match.group(1), count=int(match.group(2) or 0), after=int(match.group(3) or 0))
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class RestKnobs:
-    """How the emulated REST server behaves. Times in seconds.
-
-    api_keys: accepted keys; empty accepts any non-empty key.
-    latency: delay before each answer starts.
-    chunk_delay: delay between SSE chunks.
-    words_per_chunk: words of text per SSE chunk.
-    retry_delay: ``RetryInfo.retryDelay`` of 429 answers.
-    retry_after_header: also send ``Retry-After`` (whole seconds) on 429/503.
-    faults: injected faults, first applicable wins.
-    record_limit: requests kept for inspection.
-    """
-
-    api_keys: tuple[str, ...] = ()
-    latency: float = 0.0
-    chunk_delay: float = 0.0
-    words_per_chunk: int = 6
-    retry_delay: float = 2.0
-    retry_after_header: bool = False
-    faults: tuple[RestFault, ...] = field(default_factory=tuple)
-    record_limit: int = 10_000
-
-    def __post_init__(self) -> None:
-        if self.latency < 0 or self.chunk_delay < 0 or self.retry_delay < 0:
-            raise ValueError("latency, chunk_delay and retry_delay must be >= 0 seconds")
-        if self.words_per_chunk < 1 or self.record_limit < 1:
-            raise ValueError("words_per_chunk and record_limit must be >= 1")
-
-    @classmethod
-    def from_strings(cls, items: Iterable[str]) -> RestKnobs:
-        """``key=value`` words: ``fault=429x3`` (repeatable), ``key=K`` (repeatable), ``latency=0.5``..."""
-        values: dict[str, Any] = {}
-        faults: list[RestFault] = []
-        keys: list[str] = []
-        known = {f.name: f for f in fields(cls)}
-        for name, value in knob_words(items, "REST emulator knob"):
-            if name == "fault":
-                faults.append(RestFault.parse(value))
-            elif name in ("key", "api_key"):
-                keys.append(value)
-            elif name == "retry_after_header":
-                values[name] = value.lower() in ("1", "true", "yes", "on")
-            elif name in known and name not in ("faults", "api_keys"):
-                values[name] = int(value) if known[name].type == "int" else float(value)
-            else:
-                raise ValueError(f"unknown REST emulator knob {name!r}")
-        return cls(api_keys=tuple(keys), faults=tuple(faults), **values)
 
 
 @dataclass(slots=True)
@@ -164,36 +78,14 @@ class RestRequest:
     fault: str = ""
 
 
-class _Answer(Exception):
-    """Internal: answer with this status and Google error object."""
-
-    def __init__(self, status: int, google_status: str, message: str, details: list[Any] | None = None,
-                 headers: Sequence[tuple[str, str]] = ()) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = {"error": {"code": status, "message": message, "status": google_status,
-                               **({"details": details} if details else {})}}
-        self.headers = list(headers)
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f}s" if float(seconds).is_integer() else f"{seconds:.3f}s"
-
-
-def is_live_only(model: str) -> bool:
-    """Live-only names (the Live catalogue, or any ``-live``/``native-audio`` family) answer 404 on REST."""
-    bare = model.rsplit("/", 1)[-1]
-    return find_model(bare) is not None or "-live" in bare or "native-audio" in bare
-
-
-class RestEmulator:
+class RestEmulator(EmulatorServer):
     """``async with RestEmulator(knobs) as emu: emu.url`` ... ``knobs`` may be replaced at any time."""
 
+    scheme = "http"  # the client appends /v1beta/models/...
+
     def __init__(self, knobs: RestKnobs | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(host=host, port=port)
         self.knobs = knobs or RestKnobs()
-        self.host = host
-        self._port = port
-        self._server: asyncio.Server | None = None
         self.requests: deque[RestRequest] = deque(maxlen=self.knobs.record_limit)
         self.request_count = 0
         self._applied: dict[int, int] = {}  # id(fault) -> times applied
@@ -203,14 +95,11 @@ class RestEmulator:
 
     # ---- lifecycle -----------------------------------------------------------------------
 
-    async def start(self) -> RestEmulator:
-        self._server = await asyncio.start_server(self._connection, self.host, self._port)
-        return self
+    async def _listen(self) -> Listening:
+        self._shutdown.clear()
+        return await asyncio.start_server(self._connection, self.host, self._port)
 
-    async def close(self) -> None:
-        if self._server is None:
-            return
-        self._server.close()
+    async def _stop_connections(self) -> None:
         self._shutdown.set()
         for writer in list(self._writers):
             writer.close()
@@ -221,24 +110,6 @@ class RestEmulator:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
-        await self._server.wait_closed()
-        self._server = None
-
-    async def __aenter__(self) -> RestEmulator:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None, "emulator not started"
-        return int(self._server.sockets[0].getsockname()[1])
-
-    @property
-    def url(self) -> str:
-        """``http://host:port`` (the client appends ``/v1beta/models/...``)."""
-        return f"http://{self.host}:{self.port}"
 
     def heal(self) -> None:
         """Remove every fault (knobs otherwise kept)."""
@@ -344,44 +215,31 @@ class RestEmulator:
         try:
             if knobs.latency:
                 await asyncio.sleep(knobs.latency)
-            self._check_key(key)
+            check_key(key, self.knobs.api_keys)
             listing = _LIST_PATH.match(parts.path)
             if listing and record.method == "GET":
                 record.status = 200
                 await self._send_json(conn, writer, 200, self._models_page(query))
                 return True
             if match is None or record.method != "POST":
-                raise _Answer(404, "NOT_FOUND", f"Method not found: {record.method} {parts.path}")
+                raise GoogleError(404, "NOT_FOUND", f"Method not found: {record.method} {parts.path}")
             version, model, method = match.groups()
             if record.stream and (query.get("alt") or [""])[0] != "sse":
                 # We only emulate the SSE form (LIVE_API.md §2); the JSON-array form exists too.
-                raise _Answer(400, "INVALID_ARGUMENT", "this emulator serves streamGenerateContent with alt=sse only")
+                raise GoogleError(400, "INVALID_ARGUMENT",
+                                  "this emulator serves streamGenerateContent with alt=sse only")
             if is_live_only(model):
-                raise _Answer(404, "NOT_FOUND", f"models/{model} is not found for API version {version}, or is not "
-                              f"supported for {method}. Call ListModels to see the list of available models and "
-                              "their supported methods.")
+                raise GoogleError(404, "NOT_FOUND", f"models/{model} is not found for API version {version}, or is "
+                                  f"not supported for {method}. Call ListModels to see the list of available models "
+                                  "and their supported methods.")
             fault = self._take_fault()
             record.fault = fault
-            images, text, resolution = self._validate(body)
+            images, text, resolution = validate_generate(body)
             return await self._answer(conn, writer, record, fault, images, text, resolution)
-        except _Answer as answer:
+        except GoogleError as answer:
             record.status = answer.status
             await self._send_json(conn, writer, answer.status, answer.body, answer.headers)
             return True
-
-    def _check_key(self, key: str) -> None:
-        if not key:
-            raise _Answer(403, "PERMISSION_DENIED", NO_KEY)
-        if self.knobs.api_keys and key not in self.knobs.api_keys:
-            raise self._bad_key()
-
-    @staticmethod
-    def _bad_key() -> _Answer:
-        return _Answer(400, "INVALID_ARGUMENT", BAD_KEY, [
-            {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
-             "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"}},
-            {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US", "message": BAD_KEY},
-        ])
 
     def _take_fault(self) -> str:
         for fault in self.knobs.faults:
@@ -393,40 +251,6 @@ class RestEmulator:
             self._applied[id(fault)] = used + 1
             return fault.kind
         return ""
-
-    def _validate(self, body: Any) -> tuple[list[bytes], str, str]:
-        if not isinstance(body, dict):
-            raise _Answer(400, "INVALID_ARGUMENT", "Invalid JSON payload received. Expected an object.")
-        for name in body:
-            if name not in KNOWN_FIELDS:
-                raise _Answer(400, "INVALID_ARGUMENT",
-                              f'Invalid JSON payload received. Unknown name "{name}": Cannot find field.')
-        contents = body.get("contents")
-        if not isinstance(contents, list) or not contents:
-            raise _Answer(400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents: contents is not specified")
-        images: list[bytes] = []
-        texts: list[str] = []
-        for content in contents:
-            parts = content.get("parts") if isinstance(content, dict) else None
-            if not isinstance(parts, list) or not parts:
-                raise _Answer(400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents.parts: must not be empty")
-            for part in parts:
-                blob = part.get("inlineData") or part.get("inline_data") if isinstance(part, dict) else None
-                if blob is not None:
-                    mime = blob.get("mimeType") or blob.get("mime_type")
-                    if mime not in ("image/jpeg", "image/png", "image/webp"):
-                        raise _Answer(400, "INVALID_ARGUMENT", f"Unsupported MIME type: {mime}")
-                    try:
-                        images.append(base64.b64decode(blob.get("data") or "", validate=True))
-                    except (binascii.Error, ValueError):
-                        raise _Answer(400, "INVALID_ARGUMENT", "Invalid value at 'contents.parts.inline_data.data' "
-                                      "(TYPE_BYTES), Base64 decoding failed") from None
-                elif isinstance(part, dict) and isinstance(part.get("text"), str):
-                    texts.append(part["text"])
-                else:
-                    raise _Answer(400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents.parts: empty part")
-        config = body.get("generationConfig") or body.get("generation_config") or {}
-        return images, "\n".join(texts), str(config.get("mediaResolution") or "MEDIA_RESOLUTION_MEDIUM")
 
     def _models_page(self, query: dict[str, list[str]]) -> dict[str, Any]:
         entries = [{"name": f"models/{m.model_id}", "displayName": m.display_name,
@@ -444,28 +268,28 @@ class RestEmulator:
 
     # ---- answers -------------------------------------------------------------------------
 
-    def _quota(self, model: str, per_day: bool) -> _Answer:
+    def _quota(self, model: str, per_day: bool) -> GoogleError:
         quota_id = ("GenerateRequestsPerDayPerProjectPerModel-FreeTier" if per_day
                     else "GenerateRequestsPerMinutePerProjectPerModel-FreeTier")
         metric = "generativelanguage.googleapis.com/generate_content_free_tier_requests"
         delay = self.knobs.retry_delay
         headers = [("retry-after", str(max(1, round(delay))))] if self.knobs.retry_after_header else []
-        return _Answer(429, "RESOURCE_EXHAUSTED", QUOTA_TEXT, [
+        return GoogleError(429, "RESOURCE_EXHAUSTED", QUOTA_TEXT, [
             {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [
                 {"quotaMetric": metric, "quotaId": quota_id,
                  "quotaDimensions": {"location": "global", "model": model}, "quotaValue": "250" if per_day else "10"}]},
             {"@type": "type.googleapis.com/google.rpc.Help",
              "links": [{"description": "Learn more about Gemini API quotas",
                         "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]},
-            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": _duration(delay)},
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": proto_duration(delay)},
         ], headers)
 
-    def _unavailable(self, status: int = 503) -> _Answer:
+    def _unavailable(self, status: int = 503) -> GoogleError:
         headers = [("retry-after", str(max(1, round(self.knobs.retry_delay))))] if self.knobs.retry_after_header else []
         if status == 500:
-            return _Answer(500, "INTERNAL", "An internal error has occurred. Please retry or report in "
+            return GoogleError(500, "INTERNAL", "An internal error has occurred. Please retry or report in "
                            "https://developers.generativeai.google/guide/troubleshooting", headers=headers)
-        return _Answer(503, "UNAVAILABLE", "The model is overloaded. Please try again later.", headers=headers)
+        return GoogleError(503, "UNAVAILABLE", "The model is overloaded. Please try again later.", headers=headers)
 
     async def _answer(self, conn: h11.Connection, writer: asyncio.StreamWriter, record: RestRequest, fault: str,
                       images: list[bytes], prompt: str, resolution: str) -> bool:
@@ -477,9 +301,9 @@ class RestEmulator:
         if fault in ("500", "503"):
             raise self._unavailable(int(fault))
         if fault == "badkey":
-            raise self._bad_key()
+            raise bad_key()
         if fault == "forbidden":
-            raise _Answer(403, "PERMISSION_DENIED", "Permission denied: Consumer has been suspended.")
+            raise GoogleError(403, "PERMISSION_DENIED", "Permission denied: Consumer has been suspended.")
         if fault == "reset":
             record.status = -1
             return False

@@ -29,7 +29,8 @@ from vision_stream.errors import BackendError, ServiceError
 from vision_stream.events import BackendEvent, Commentary, ErrorEvent
 from vision_stream.redact import Secret
 from vision_stream.snapshot import analyze_snapshot
-from vision_stream.testing.rest_emulator import RestEmulator, RestFault
+from vision_stream.testing.rest_emulator import RestEmulator
+from vision_stream.testing.rest_knobs import RestFault
 
 FAST_RETRY = RestRetryPolicy(max_attempts=4, base_backoff=0.2, max_backoff=1.0, max_retry_wait=10.0)
 
