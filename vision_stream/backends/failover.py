@@ -269,8 +269,7 @@ class _Switcher:
         self.latest_forwarded = True  # the newest frame reached a link (else a newer one drops it)
         self._pending_prompt: _Prompt | None = None
         self.commentary: deque[tuple[float | None, str]] = deque(maxlen=max(1, policy.carry_over))
-        self._probe_wakeup = asyncio.Event()
-        self._probe: asyncio.Task[None] | None = None
+        self._prober = _Prober(self._health, self._probe_open, below=self._probe_limit)
         self._tasks: set[asyncio.Task[Any]] = set()  # switches and retiring closes
         self._finished = False  # close() is done with the links: no more switching or probing
         self._retired = BackendCounters()
@@ -282,6 +281,11 @@ class _Switcher:
         self.current = active
         if active is not None:
             self._on_current(active)
+
+    def _probe_limit(self) -> int:
+        """Links better than this index are probed (0: the best link is current, or the chain ended)."""
+        current = self.current
+        return 0 if current is None or self._finished else current.index
 
     def link_counters(self) -> BackendCounters:
         current = self.current
@@ -304,7 +308,7 @@ class _Switcher:
             if index > 0:
                 await self._announce(self._links[0].name, link.name, "; ".join(reasons))
             self._begin(_Active(index, link.name, session))
-            self._ensure_probe()
+            self._prober.ensure()
             return
         assert last_error is not None
         raise last_error
@@ -335,7 +339,7 @@ class _Switcher:
         kind = "quota" if down is not None and down.quota else "permanent" if permanent else "transient"
         log.info("session %s: %s down (%s failure); next probe in %.2f s", self._settings.session_id,
                  self._links[index].name, kind, wait)
-        self._probe_wakeup.set()
+        self._prober.wake()
 
     # ---- input ---------------------------------------------------------------------------
 
@@ -457,7 +461,7 @@ class _Switcher:
             active = _Active(index, self._links[index].name, session)
             self._begin(active)
             await self._replay(active, unanswered=None if failed.answered else failed.last_prompt)
-            self._ensure_probe()
+            self._prober.ensure()
             return
         self._make_current(None)
         self._switching = False
@@ -483,38 +487,20 @@ class _Switcher:
 
     # ---- probing and switching up ----------------------------------------------------------
 
-    def _ensure_probe(self) -> None:
-        current = self.current
-        if current is None or current.index == 0 or self._finished:
+    async def _probe_open(self, index: int) -> None:
+        """One probe of link ``index`` (the prober calls it when the link is due)."""
+        try:
+            session = await self._open_link(index)
+        except BackendError as exc:
+            log.info("probe of %s failed: %s", self._links[index].name, exc.message)
             return
-        if self._probe is None or self._probe.done():
-            self._probe = asyncio.create_task(self._probe_loop(), name="failover-probe")
-        self._probe_wakeup.set()
-
-    async def _probe_loop(self) -> None:
-        while not self._finished:
-            current = self.current
-            if current is None or current.index == 0:
-                return
-            index = self._health.due(current.index, time.monotonic())
-            if index is None:
-                self._probe_wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(max(0.01, self._health.wait(current.index, time.monotonic()))):
-                        await self._probe_wakeup.wait()
-                continue
-            try:
-                session = await self._open_link(index)
-            except BackendError as exc:
-                log.info("probe of %s failed: %s", self._links[index].name, exc.message)
-                continue
-            except Exception as exc:  # a link's bug must not end probing silently
-                log.exception("probe of %s crashed", self._links[index].name)
-                self._note_down(index, f"{type(exc).__name__}", permanent=True)
-                continue
-            # Shielded: once a switch-up starts it completes even if the probe is cancelled.
-            switch = self._own(self._switch_up(index, session), f"failover-switch-up-{self._links[index].name}")
-            await asyncio.shield(switch)
+        except Exception as exc:  # a link's bug must not end probing silently
+            log.exception("probe of %s crashed", self._links[index].name)
+            self._note_down(index, f"{type(exc).__name__}", permanent=True)
+            return
+        # Shielded: once a switch-up starts it completes even if the probe is cancelled.
+        switch = self._own(self._switch_up(index, session), f"failover-switch-up-{self._links[index].name}")
+        await asyncio.shield(switch)
 
     async def _switch_up(self, index: int, session: BackendSession) -> None:
         async with self._lock:
@@ -538,7 +524,7 @@ class _Switcher:
 
     async def close(self) -> None:
         """Finish a running switch, flush the current link, end the chain's events."""
-        await self._core.close_worker(self._probe, 0)
+        await self._prober.stop()
         # A switch in progress delivers the waiting prompt (e.g. the final one)
         # first; a link that fails while closing hands its unanswered prompt
         # down the chain (bounded: each round moves one link further down).
@@ -555,3 +541,46 @@ class _Switcher:
                 break
         self._finished = True
         self._core.events.end()
+
+
+class _Prober:
+    """The probe task: while a better link than the current one is down, reopen it when
+    ``LinkHealth`` says it is due (``probe(index)`` opens it and switches up on success)."""
+
+    def __init__(self, health: LinkHealth, probe: Callable[[int], Awaitable[None]], *,
+                 below: Callable[[], int]) -> None:
+        self._health = health
+        self._probe = probe
+        self._below = below  # links with a lower index than this are candidates
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """A link's health changed: recompute the next probe time."""
+        self._wakeup.set()
+
+    def ensure(self) -> None:
+        """Probe from now on if a better link exists (idempotent)."""
+        if self._below() == 0:
+            return
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._loop(), name="failover-probe")
+        self._wakeup.set()
+
+    async def stop(self) -> None:
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _loop(self) -> None:
+        while (below := self._below()) > 0:
+            index = self._health.due(below, time.monotonic())
+            if index is None:
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(0.01, self._health.wait(below, time.monotonic()))):
+                        await self._wakeup.wait()
+                continue
+            await self._probe(index)
