@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
+from ..errors import UsageError
 from ..media.types import AudioChunk, SampledFrame
 
 
@@ -30,7 +31,8 @@ class Mailbox:
 
     def __init__(self, *, lossless: bool, frame_slots: int = 1, audio_chunks: int = 100, capacity: int = 64) -> None:
         if min(frame_slots, audio_chunks, capacity) < 1:
-            raise ValueError("mailbox bounds must be >= 1")
+            raise UsageError(f"mailbox bounds must be >= 1, got frame_slots={frame_slots}, "
+                             f"audio_chunks={audio_chunks}, capacity={capacity}")
         self.lossless = lossless
         self.frame_slots = frame_slots
         self.audio_chunks = audio_chunks
