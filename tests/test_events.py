@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from vision_stream.events import Commentary, EventLog, RetentionGapError, SessionEnded
+from vision_stream.errors import RetentionGapError
+from vision_stream.events import Commentary, EventLog, SessionEnded
 
 
 async def test_seq_starts_at_one_and_has_no_gaps() -> None:

@@ -64,16 +64,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from .config import DEFAULT_COMMENTARY_INTERVAL, FunctionSpec, SamplingPolicy, SessionSettings
-from .errors import UsageError
+from .backends.factory import BACKEND_NAMES
+from .config import DEFAULT_COMMENTARY_INTERVAL, DEFAULT_LANGUAGE, FunctionSpec, SamplingPolicy, SessionSettings
+from .errors import CameraConfigError, UsageError
 from .media.device import is_device_spec
 from .media.reconnecting import ConnectionOptions
 from .redact import redact_url
 from .retry import RetryPolicy
 
-__all__ = ["CameraConfig", "CameraConfigError", "load_cameras", "parse_cameras"]
+__all__ = ["CameraConfig", "load_cameras", "parse_cameras"]
 
-BACKENDS = ("auto", "live", "rest", "local")
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _FUNCTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _URL_SCHEMES = ("rtsp", "rtsps", "http", "https")
@@ -88,12 +88,10 @@ _SAMPLING_KEYS = {"fps", "max_fps", "scene_threshold", "probe_fps", "max_side", 
 _CONNECTION_KEYS = {"transport", "open_timeout", "read_timeout", "stall_timeout"}
 _RECONNECT_KEYS = {"initial_delay", "max_delay", "multiplier", "jitter", "max_attempts", "stable_after"}
 _TOOL_KEYS = {"name", "description", "parameters"}
-
-
-class CameraConfigError(UsageError):
-    """The cameras file cannot be used; the message names file, key and problem."""
-
-    code = "camera_config"
+# Camera keys read as is (with their TOML type), defaulting to CameraConfig's.
+_OPTIONAL_KEYS: tuple[tuple[str, type | tuple[type, ...]], ...] = (
+    ("commentary_interval", float), ("persona", str), ("language", str), ("model", str), ("audio", bool),
+)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -112,7 +110,7 @@ class CameraConfig:
     connection: ConnectionOptions = field(default_factory=ConnectionOptions)
     commentary_interval: float = DEFAULT_COMMENTARY_INTERVAL
     persona: str = ""
-    language: str = "en-US"
+    language: str = DEFAULT_LANGUAGE
     model: str = ""
     functions: tuple[FunctionSpec, ...] = ()
     audio: bool = True
@@ -132,7 +130,7 @@ def load_cameras(path: Path, *, env: Mapping[str, str] | None = None) -> tuple[C
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise CameraConfigError(f"{path}: cannot read the cameras file: {exc.strerror or exc}") from None
+        raise CameraConfigError(f"{path}: cannot read the cameras file: {exc.strerror or exc}") from exc
     return parse_cameras(text, origin=path, env=env or {})
 
 
@@ -141,7 +139,7 @@ def parse_cameras(text: str, *, origin: Path, env: Mapping[str, str]) -> tuple[C
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise CameraConfigError(f"{origin}: not valid TOML: {exc}") from None
+        raise CameraConfigError(f"{origin}: not valid TOML: {exc}") from exc
     return _Parser(origin, env).cameras(doc)
 
 
@@ -215,25 +213,24 @@ class _Parser:
 
         source = self.source(body, where)
         backend = get("backend", str, "auto")
-        if backend not in BACKENDS:
-            raise self.error(f"{where}.backend", f"must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if backend not in BACKEND_NAMES:
+            raise self.error(f"{where}.backend", f"must be one of {', '.join(BACKEND_NAMES)}, got {backend!r}")
         sampling = self.sampling(self.merged(body, defaults, "sampling", where, _SAMPLING_KEYS), where)
         connection = self.connection(body, defaults, where)
         functions = self.tools(body, where)
         loop = self.value(body, "loop", where, bool, False)
         viewers = self.viewers(get("viewers", list, []), where if "viewers" in body else "defaults")
         try:
+            # Keys in neither the camera nor [defaults] keep CameraConfig's defaults.
+            given = {key: get(key, kind, None) for key, kind in _OPTIONAL_KEYS}
             camera = CameraConfig(
                 name=name, source=source, description=_describe(source), backend=backend, sampling=sampling,
-                connection=connection,
-                commentary_interval=get("commentary_interval", float, DEFAULT_COMMENTARY_INTERVAL),
-                persona=get("persona", str, ""), language=get("language", str, "en-US"),
-                model=get("model", str, ""), functions=functions, audio=get("audio", bool, True), loop=loop,
-                viewers=viewers,
+                connection=connection, functions=functions, loop=loop, viewers=viewers,
+                **{key: value for key, value in given.items() if value is not None},
             )
             camera.settings()  # validates the commentary interval
         except UsageError as exc:
-            raise self.error(where, exc.message) from None
+            raise self.error(where, exc.message) from exc
         return camera
 
     def source(self, body: dict[str, Any], where: str) -> str:
@@ -280,12 +277,10 @@ class _Parser:
     def sampling(self, table: dict[str, Any], where: str) -> SamplingPolicy:
         values = {k: self.value(table, k, f"{where}.sampling", int if k in ("max_side", "jpeg_quality") else float,
                                 None) for k in table}
-        if "fps" in values and "max_fps" not in values:
-            values["max_fps"] = max(SamplingPolicy().max_fps, values["fps"])
         try:
-            return SamplingPolicy(**values)
+            return SamplingPolicy().updated(**values)
         except UsageError as exc:
-            raise self.error(f"{where}.sampling", exc.message) from None
+            raise self.error(f"{where}.sampling", exc.message) from exc
 
     def connection(self, body: dict[str, Any], defaults: dict[str, Any], where: str) -> ConnectionOptions:
         conn = self.merged(body, defaults, "connection", where, _CONNECTION_KEYS)
@@ -299,11 +294,11 @@ class _Parser:
         try:
             policy = RetryPolicy(**rec_values)
         except UsageError as exc:
-            raise self.error(f"{where}.reconnect", exc.message) from None
+            raise self.error(f"{where}.reconnect", exc.message) from exc
         try:
             return ConnectionOptions(**conn_values, reconnect=policy)
         except UsageError as exc:
-            raise self.error(f"{where}.connection", exc.message) from None
+            raise self.error(f"{where}.connection", exc.message) from exc
 
     def tools(self, body: dict[str, Any], where: str) -> tuple[FunctionSpec, ...]:
         tools = body.get("tools", [])
@@ -321,8 +316,8 @@ class _Parser:
             parameters = self.value(tool, "parameters", place, dict, {})
             try:
                 json.dumps(parameters)
-            except (TypeError, ValueError):
-                raise self.error(f"{place}.parameters", "must be JSON-compatible (no dates)") from None
+            except (TypeError, ValueError) as exc:
+                raise self.error(f"{place}.parameters", "must be JSON-compatible (no dates)") from exc
             specs.append(FunctionSpec(name=name, description=self.value(tool, "description", place, str, ""),
                                       parameters=parameters))
         return tuple(specs)

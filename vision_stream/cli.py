@@ -2,6 +2,11 @@
 
 The environment is read here, once (API keys, URLs, VISION_STREAM_TOKEN), and nowhere deeper.
 Errors print one line and exit non-zero; no tracebacks for expected failures.
+
+Flags that set a configuration value default to None ("not given"): only the
+given ones reach the configuration dataclasses, which hold every default
+(help texts quote them from there). The benchmarks are not part of the
+package: run them from a checkout with ``python -m bench``.
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ from typing import Any
 import grpc
 
 from . import __version__
-from .backends.factory import BACKEND_NAMES, BackendOptions, make_backend
-from .config import DEFAULT_COMMENTARY_INTERVAL, AudioPolicy, Limits, SamplingPolicy, SessionSettings
+from .backends.factory import BACKEND_NAMES, BackendOptions
+from .config import DEFAULT_COMMENTARY_INTERVAL, DEFAULT_LANGUAGE, AudioPolicy, Limits, SamplingPolicy, SessionSettings
 from .errors import UsageError, VisionStreamError
 from .redact import Secret, scrub
 
@@ -33,28 +38,53 @@ EXIT_INTERRUPTED = 130
 # ---------------------------------------------------------------- arguments
 
 def _add_sampling(p: argparse.ArgumentParser) -> None:
+    d = SamplingPolicy()
     g = p.add_argument_group("sampling")
-    g.add_argument("--fps", type=float, default=1.0, help="base sampling rate, frames/s (default 1)")
-    g.add_argument("--max-fps", type=float, default=2.0, help="cap incl. scene-change frames (default 2)")
-    g.add_argument("--scene-threshold", type=float, default=0.3, help="scene change threshold 0..1")
-    g.add_argument("--max-side", type=int, default=768, help="JPEG longest side, pixels (default 768)")
-    g.add_argument("--quality", type=int, default=80, help="JPEG quality 1..100 (default 80)")
+    g.add_argument("--fps", type=float, help=f"base sampling rate, frames/s (default {d.fps:g})")
+    g.add_argument("--max-fps", type=float,
+                   help=f"cap incl. scene-change frames (default {d.max_fps:g}, or --fps when higher)")
+    g.add_argument("--scene-threshold", type=float, help=f"scene change threshold 0..1 (default {d.scene_threshold:g})")
+    g.add_argument("--max-side", type=int, help=f"JPEG longest side, pixels (default {d.max_side})")
+    g.add_argument("--quality", type=int, help=f"JPEG quality 1..100 (default {d.jpeg_quality})")
 
 
 def _add_analysis(p: argparse.ArgumentParser) -> None:
+    d = BackendOptions()
     g = p.add_argument_group("analysis")
     g.add_argument("--backend", choices=BACKEND_NAMES, default="auto",
                    help="auto = live when an API key is set, else the offline analyzer")
-    g.add_argument("--commentary-interval", type=float, default=DEFAULT_COMMENTARY_INTERVAL,
-                   help="seconds between commentary prompts (default 10)")
+    g.add_argument("--commentary-interval", type=float,
+                   help=f"seconds between commentary prompts (default {DEFAULT_COMMENTARY_INTERVAL:g})")
     g.add_argument("--persona", default="", help="commentator instructions for model backends")
-    g.add_argument("--language", default="en-US", help="commentary language (BCP-47)")
+    g.add_argument("--language", help=f"commentary language, BCP-47 (default {DEFAULT_LANGUAGE})")
     g.add_argument("--live-url", default=None, help="Live API base URL (env VISION_STREAM_LIVE_URL)")
     g.add_argument("--rest-url", default=None, help="REST API base URL (env VISION_STREAM_REST_URL)")
-    g.add_argument("--model", default="", help="live model name (default gemini-3.8-live)")
-    g.add_argument("--snapshot-model", default="", help="REST model (default gemini-flash-latest)")
-    g.add_argument("--rest-rpm", type=float, default=10.0,
-                   help="client-side REST rate limit, requests/minute (default 10, the Flash free tier)")
+    g.add_argument("--model", help=f"live model name (default {d.live_model})")
+    g.add_argument("--snapshot-model", help=f"REST model (default {d.snapshot_model})")
+    g.add_argument("--rest-rpm", type=float,
+                   help=f"client-side REST rate limit, requests/minute (default {d.rest_requests_per_minute:g}, "
+                        "the Flash free tier)")
+
+
+def _add_limits(p: argparse.ArgumentParser) -> None:
+    from .server.limits import ClientLimits
+
+    d = ClientLimits()
+    p.add_argument("--max-sessions", type=int,
+                   help=f"sessions the server runs at once (default {Limits().max_sessions})")
+    g = p.add_argument_group("limits per client (a token's name, or the IP address without --auth-tokens)")
+    g.add_argument("--sessions-per-client", type=int,
+                   help="sessions (and calls not yet configured) one client may hold "
+                        f"(default {d.sessions_per_client})")
+    g.add_argument("--idle-timeout", type=float,
+                   help=f"seconds a Stream may send no media before it ends, DEADLINE_EXCEEDED "
+                        f"(default {d.idle_timeout:g})")
+    g.add_argument("--first-message-timeout", type=float,
+                   help=f"seconds a Stream may take to send its config (default {d.first_message_timeout:g})")
+    g.add_argument("--message-rate", type=float,
+                   help=f"Stream messages per second per client (default {d.message_rate:g})")
+    g.add_argument("--message-burst", type=int,
+                   help=f"messages per client above the rate at once (default {d.message_burst})")
 
 
 def _add_output(p: argparse.ArgumentParser) -> None:
@@ -115,18 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-remote", default="",
                    help="comma-separated URL schemes Watch may open (e.g. rtsp,rtsps,http,https)")
     p.add_argument("--allow-host", action="append", default=[], help="restrict remote URLs to these hosts")
-    p.add_argument("--max-sessions", type=int, default=64)
-    g = p.add_argument_group("limits per client (a token's name, or the IP address without --auth-tokens)")
-    g.add_argument("--sessions-per-client", type=int, default=16,
-                   help="sessions (and calls not yet configured) one client may hold (default 16)")
-    g.add_argument("--idle-timeout", type=float, default=60.0,
-                   help="seconds a Stream may send no media before it ends, DEADLINE_EXCEEDED (default 60)")
-    g.add_argument("--first-message-timeout", type=float, default=10.0,
-                   help="seconds a Stream may take to send its config (default 10)")
-    g.add_argument("--message-rate", type=float, default=1000.0,
-                   help="Stream messages per second per client (default 1000)")
-    g.add_argument("--message-burst", type=int, default=2000,
-                   help="messages per client above the rate at once (default 2000)")
+    _add_limits(p)
     p.add_argument("--config", type=Path, default=None, metavar="CAMERAS_TOML",
                    help="cameras file: named sessions started at boot, run with no client "
                         "(format: vision_stream/cameras.py)")
@@ -167,10 +186,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="output directory")
     _add_sampling(p)
 
-    p = sub.add_parser("bench", help="run the benchmarks (from a source checkout: python -m bench --help)",
-                       add_help=False)
-    p.add_argument("bench_args", nargs=argparse.REMAINDER)
-
     p = sub.add_parser("emulate", help="run the Gemini Live + REST emulator on loopback")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
@@ -196,23 +211,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ------------------------------------------------------------ shared values
 
+def given(**values: Any) -> dict[str, Any]:
+    """The values a user gave (None = not given), for a dataclass that holds the defaults."""
+    return {name: value for name, value in values.items() if value is not None}
+
+
 def sampling_from_args(args: argparse.Namespace) -> SamplingPolicy:
-    return SamplingPolicy(
-        fps=args.fps, max_fps=max(args.max_fps, args.fps), scene_threshold=args.scene_threshold,
-        max_side=args.max_side, jpeg_quality=args.quality,
-    )
+    return SamplingPolicy().updated(fps=args.fps, max_fps=args.max_fps, scene_threshold=args.scene_threshold,
+                                    max_side=args.max_side, jpeg_quality=args.quality)
 
 
 def backend_options_from(args: argparse.Namespace, env: os._Environ[str] | dict[str, str]) -> BackendOptions:
     key = env.get("GEMINI_API_KEY") or env.get("GOOGLE_API_KEY") or ""
+    # An empty --model / --snapshot-model, or --rest-rpm 0, means "not given".
     return BackendOptions(
         api_key=Secret(key) if key else None,
         live_url=getattr(args, "live_url", None) or env.get("VISION_STREAM_LIVE_URL") or None,
         rest_url=getattr(args, "rest_url", None) or env.get("VISION_STREAM_REST_URL") or None,
-        live_model=getattr(args, "model", "") or "gemini-3.8-live",
-        snapshot_model=getattr(args, "snapshot_model", "") or "gemini-flash-latest",
-        rest_requests_per_minute=getattr(args, "rest_rpm", None) or 10.0,
+        **given(live_model=getattr(args, "model", None) or None,
+                snapshot_model=getattr(args, "snapshot_model", None) or None,
+                rest_requests_per_minute=getattr(args, "rest_rpm", None) or None),
     )
+
+
+def session_settings_from(args: argparse.Namespace, session_id: str, source: str) -> SessionSettings:
+    """The settings of a session the CLI runs itself (``replay`` without ``--server``)."""
+    return SessionSettings(session_id=session_id, source_description=source, persona=args.persona,
+                           model=args.model or "",
+                           **given(commentary_interval=args.commentary_interval, language=args.language))
 
 
 def connection_from(args: argparse.Namespace, env: os._Environ[str] | dict[str, str]) -> dict[str, Any]:
@@ -251,21 +277,15 @@ class Printer:
 async def cmd_replay(args: argparse.Namespace, options: BackendOptions) -> int:
     if args.server:
         return await _replay_via_server(args)
-    from .media.open import open_source
-    from .pipeline import Session
-    from .server.convert import event_to_proto
+    from .proto import event_to_proto
+    from .session_factory import open_session
 
-    sampling = sampling_from_args(args)
-    settings = SessionSettings(
-        session_id="replay", source_description=_shown(args.source),
-        commentary_interval=args.commentary_interval, persona=args.persona, language=args.language,
-        model=args.model,
+    # The server's path (session_factory), run here without a registry.
+    session = await open_session(
+        args.source, settings=session_settings_from(args, "replay", _shown(args.source)), backend=args.backend,
+        options=options, sampling=sampling_from_args(args), limits=Limits(), paced=not args.fast,
+        lossless=args.fast, audio=AudioPolicy(), loop=args.loop,
     )
-    backend = make_backend(args.backend, options)
-    source = await asyncio.to_thread(open_source, args.source, audio=AudioPolicy(), loop=args.loop,
-                                     sample_interval=1.0 / sampling.fps)
-    session = Session(settings=settings, source=source, backend=backend, sampling=sampling, limits=Limits(),
-                      paced=not args.fast, lossless=args.fast)
     printer = Printer(args.json)
     with _on_interrupt(lambda: session.stop("interrupted")):
         runner = asyncio.create_task(session.run())
@@ -287,8 +307,9 @@ async def _replay_via_server(args: argparse.Namespace) -> int:
 
     printer = Printer(args.json)
     sampling = sampling_from_args(args)
+    # No --commentary-interval: 0, the server's default.
     async for event in push_file(args.server, Path(args.source), sampling=sampling, backend=args.backend,
-                                 commentary_interval=args.commentary_interval, fast=args.fast,
+                                 commentary_interval=args.commentary_interval or 0.0, fast=args.fast,
                                  **connection_from(args, os.environ)):
         printer(event)
     return 0
@@ -329,7 +350,7 @@ async def cmd_snapshot(args: argparse.Namespace, options: BackendOptions) -> int
         response = await snapshot(args.server, data, prompt=args.prompt, backend=args.backend,
                                   **connection_from(args, os.environ))
     else:
-        from .server.convert import detection_to_proto
+        from .proto import detection_to_proto
         from .snapshot import analyze_snapshot
         from .v1 import vision_stream_pb2 as pb
 
@@ -374,12 +395,12 @@ async def cmd_serve(args: argparse.Namespace, options: BackendOptions) -> int:
         access=SourceAccess(media_root=args.media_root, allowed_schemes=schemes,
                             allowed_hosts=frozenset(h.lower() for h in args.allow_host)),
         sampling=sampling_from_args(args),
-        limits=Limits(max_sessions=args.max_sessions),
-        clients=ClientLimits(sessions_per_client=args.sessions_per_client, idle_timeout=args.idle_timeout,
-                             first_message_timeout=args.first_message_timeout, message_rate=args.message_rate,
-                             message_burst=args.message_burst),
+        limits=Limits(**given(max_sessions=args.max_sessions)),
+        clients=ClientLimits(**given(sessions_per_client=args.sessions_per_client, idle_timeout=args.idle_timeout,
+                                     first_message_timeout=args.first_message_timeout,
+                                     message_rate=args.message_rate, message_burst=args.message_burst)),
         backends=options,
-        commentary_interval=args.commentary_interval,
+        **given(commentary_interval=args.commentary_interval),
     )
     from .cameras import load_cameras
 
@@ -397,12 +418,14 @@ async def cmd_serve(args: argparse.Namespace, options: BackendOptions) -> int:
 
 async def cmd_models(args: argparse.Namespace, options: BackendOptions) -> int:
     """``GET /v1beta/models``: which models speak Live (bidiGenerateContent) and which REST."""
-    from .backends.gemini_live import LiveSettings, list_models
+    from .backends.gemini_api import http_base
+    from .backends.gemini_rest import RestSettings, list_models
 
     if not options.api_key:
         raise UsageError("listing models needs an API key (set GEMINI_API_KEY or GOOGLE_API_KEY)")
     # The listing lives on the REST host (Google serves both APIs from one host).
-    settings = LiveSettings(base_url=options.rest_url or options.live_url, api_key=options.api_key.reveal())
+    url = options.rest_url or options.live_url
+    settings = RestSettings(base_url=http_base(url) if url else None, api_key=options.api_key.reveal())
     for model in await list_models(settings):
         methods = set(model.supported_generation_methods)
         kind = "live" if model.live else "rest" if "generateContent" in methods else "other"
@@ -448,15 +471,6 @@ def _shown(source: str) -> str:
     return redact_url(source) if "://" in source else source
 
 
-def _bench(argv: list[str]) -> int:
-    """``vision-stream bench ...`` = ``python -m bench ...`` (bench/ lives in the source tree, not the wheel)."""
-    try:
-        from bench.__main__ import main as bench_main
-    except ImportError as exc:
-        raise UsageError("vision-stream bench needs a source checkout: run it from the repository root") from exc
-    return bench_main(argv)
-
-
 async def _dispatch(args: argparse.Namespace) -> int:
     options = backend_options_from(args, os.environ)
     if args.command == "replay":
@@ -469,8 +483,6 @@ async def _dispatch(args: argparse.Namespace) -> int:
         return await cmd_snapshot(args, options)
     if args.command == "frames":
         return await cmd_frames(args)
-    if args.command == "bench":
-        return await asyncio.to_thread(_bench, args.bench_args)
     if args.command == "emulate":
         return await cmd_emulate(args)
     if args.command == "token":
@@ -482,8 +494,6 @@ async def _dispatch(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["bench"]:  # every flag, --help included, belongs to the bench's own parser
-        return _bench(argv[1:])
     args = build_parser().parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
@@ -502,11 +512,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except grpc.aio.AioRpcError as exc:
         print(f"vision-stream: error: {exc.code().name}: {scrub(exc.details() or '', *secrets)}", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:  # an OSError: first, or it is never reached (`vision-stream ... | head`)
+        return 0
     except OSError as exc:
         print(f"vision-stream: error: {scrub(str(exc), *secrets)}", file=sys.stderr)
         return EXIT_ERROR
-    except BrokenPipeError:
-        return 0
 
 
 if __name__ == "__main__":

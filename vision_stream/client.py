@@ -18,8 +18,8 @@ import grpc
 
 from .config import SamplingPolicy
 from .errors import NotFoundError, UsageError
+from .proto import sampling_to_proto
 from .redact import Secret
-from .server.convert import sampling_to_proto
 from .v1 import vision_stream_pb2 as pb
 from .v1 import vision_stream_pb2_grpc as pb_grpc
 

@@ -1,16 +1,21 @@
 """Typed, validated configuration values.
 
-Keyword-only, frozen, validated on construction, with a readable repr. The
-environment is read once, at the entry point (``cli.py``), never here.
+Keyword-only, frozen, validated on construction (:func:`check`, raising
+``UsageError``), with a readable repr. Each default lives in its dataclass
+only: callers pass the values they were given and leave the rest out
+(:meth:`SamplingPolicy.updated`, ``dataclasses.replace``). The environment is
+read once, at the entry point (``cli.py``), never here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from .errors import UsageError
 
 DEFAULT_COMMENTARY_INTERVAL = 10.0  # seconds
+DEFAULT_LANGUAGE = "en-US"  # BCP-47
 # Pictures a video decoder may hold at once: 16 H.264/HEVC reference frames
 # plus FFmpeg's frame threads (automatic count capped at 16) and the one being
 # output; each 1.5 bytes/pixel (YUV 4:2:0), plus one 3 bytes/pixel BGR copy.
@@ -18,7 +23,9 @@ DECODER_FRAMES_HELD = 16 + 16 + 1
 DECODE_BYTES_PER_PIXEL = int(DECODER_FRAMES_HELD * 1.5 + 3)
 
 
-def _check(condition: bool, message: str) -> None:
+def check(condition: bool, message: str) -> None:
+    """The one validation idiom of configuration objects: ``UsageError(message)``
+    unless ``condition`` (a ``ValueError`` escaping a handler would be gRPC UNKNOWN)."""
     if not condition:
         raise UsageError(message)
 
@@ -44,13 +51,26 @@ class SamplingPolicy:
     jpeg_quality: int = 80
 
     def __post_init__(self) -> None:
-        _check(0 < self.fps <= 30, f"sampling fps must be in (0, 30], got {self.fps}")
-        _check(self.max_fps >= self.fps, f"max_fps ({self.max_fps}) must be >= fps ({self.fps})")
-        _check(self.max_fps <= 30, f"max_fps must be <= 30, got {self.max_fps}")
-        _check(0 < self.scene_threshold <= 1, f"scene_threshold must be in (0, 1], got {self.scene_threshold}")
-        _check(0 < self.probe_fps <= 60, f"probe_fps must be in (0, 60], got {self.probe_fps}")
-        _check(16 <= self.max_side <= 4096, f"max_side must be in [16, 4096], got {self.max_side}")
-        _check(1 <= self.jpeg_quality <= 100, f"jpeg_quality must be in [1, 100], got {self.jpeg_quality}")
+        check(0 < self.fps <= 30, f"sampling fps must be in (0, 30], got {self.fps}")
+        check(self.max_fps >= self.fps, f"max_fps ({self.max_fps}) must be >= fps ({self.fps})")
+        check(self.max_fps <= 30, f"max_fps must be <= 30, got {self.max_fps}")
+        check(0 < self.scene_threshold <= 1, f"scene_threshold must be in (0, 1], got {self.scene_threshold}")
+        check(0 < self.probe_fps <= 60, f"probe_fps must be in (0, 60], got {self.probe_fps}")
+        check(16 <= self.max_side <= 4096, f"max_side must be in [16, 4096], got {self.max_side}")
+        check(1 <= self.jpeg_quality <= 100, f"jpeg_quality must be in [1, 100], got {self.jpeg_quality}")
+
+    def updated(self, **given: float | None) -> SamplingPolicy:
+        """This policy with the ``given`` fields replaced; ``None`` means not given.
+
+        The one place a policy is derived from what a user gave (flags, a
+        client's SessionConfig, a cameras file): a new ``fps`` above the cap
+        raises ``max_fps`` to it unless ``max_fps`` is given too; an explicit
+        cap below ``fps`` is refused like any other bad value.
+        """
+        changes = {name: value for name, value in given.items() if value is not None}
+        if "fps" in changes and "max_fps" not in changes:
+            changes["max_fps"] = max(self.max_fps, changes["fps"])
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -61,8 +81,8 @@ class AudioPolicy:
     chunk_ms: int = 50
 
     def __post_init__(self) -> None:
-        _check(20 <= self.chunk_ms <= 100, f"audio chunk_ms must be in [20, 100], got {self.chunk_ms}")
-        _check(8000 <= self.sample_rate <= 48000, f"audio sample_rate out of range: {self.sample_rate}")
+        check(20 <= self.chunk_ms <= 100, f"audio chunk_ms must be in [20, 100], got {self.chunk_ms}")
+        check(8000 <= self.sample_rate <= 48000, f"audio sample_rate out of range: {self.sample_rate}")
 
     @property
     def chunk_samples(self) -> int:
@@ -120,7 +140,7 @@ class Limits:
             "push_queue",
             "max_decode_bytes",
         ):
-            _check(getattr(self, name) >= 1, f"limit {name} must be >= 1")
+            check(getattr(self, name) >= 1, f"limit {name} must be >= 1")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -140,13 +160,13 @@ class SessionSettings:
     source_description: str = ""
     commentary_interval: float = DEFAULT_COMMENTARY_INTERVAL
     persona: str = ""
-    language: str = "en-US"
+    language: str = DEFAULT_LANGUAGE
     want_audio_out: bool = False
     functions: tuple[FunctionSpec, ...] = ()
     model: str = ""
 
     def __post_init__(self) -> None:
-        _check(
+        check(
             0.5 <= self.commentary_interval <= 3600,
             f"commentary_interval must be in [0.5, 3600] seconds, got {self.commentary_interval}",
         )

@@ -9,15 +9,18 @@
     │   ├── UnauthenticatedError      no valid token presented (never echoes it)
     │   ├── PermissionDeniedError     a path outside the media root, a URL not allowed, a right not held
     │   ├── LimitExceededError        a configured limit (sessions, sizes, rates) reached
-    │   └── InputTimeoutError         a client sent nothing (or no media) for too long
+    │   ├── InputTimeoutError         a client sent nothing (or no media) for too long
+    │   └── CameraConfigError         the cameras file cannot be used (names file and key)
     ├── MediaError                    opening/decoding media
     │   ├── SourceOpenError           cannot open a source (missing, refused, auth)
     │   └── DecodeError               a packet/frame/chunk that cannot be decoded
     ├── BackendError                  an analysis backend failed
     │   ├── ProtocolError             the peer broke its protocol (bad JSON, bad state)
+    │   │   └── LiveStateError        a Live message sent or received in a state that forbids it
     │   ├── TransportError            the connection failed (refused, closed, timeout)
-    │   └── ServiceError              the service answered with an error (status/close code)
-    └── SessionError                  a session could not run (state, shutdown)
+    │   └── ServiceError              the service answered with an error (HTTP status or close code)
+    ├── SessionError                  a session could not run (state, shutdown)
+    └── RetentionGapError             a subscriber asked for events no longer retained
 
 Every error carries ``retryable`` (transient vs permanent, used by the retry
 policies) and a message that never contains secrets. The mapping to gRPC
@@ -76,7 +79,7 @@ class VisionStreamError(Exception):
 
     def clone(self, message: str | None = None) -> VisionStreamError:
         """A new error of the same class and verdict (``code``, ``retryable``,
-        ``retry_after``, and ``status`` where the class has one), optionally
+        ``retry_after``, and ``http_status``/``close_code`` where the class has them), optionally
         with another message: for re-raising a stored failure without losing fields."""
         copy = Exception.__new__(type(self))
         copy.__dict__.update(self.__dict__)
@@ -120,6 +123,12 @@ class InputTimeoutError(UsageError):
     code = "input_timeout"
 
 
+class CameraConfigError(UsageError):
+    """The cameras file cannot be used; the message names file, key and problem."""
+
+    code = "camera_config"
+
+
 class MediaError(VisionStreamError):
     code = "media"
 
@@ -140,6 +149,11 @@ class ProtocolError(BackendError):
     code = "protocol"
 
 
+class LiveStateError(ProtocolError):
+    """A Live message was sent or received in a state that does not allow it
+    (raised by the sans-I/O core, ``backends/gemini_live/protocol.py``)."""
+
+
 class TransportError(BackendError):
     code = "transport"
     retryable = True
@@ -148,7 +162,15 @@ class TransportError(BackendError):
 class ServiceError(BackendError):
     """The remote service answered with an error.
 
-    ``status`` is the HTTP status or WebSocket close code when known.
+    ``http_status`` is the HTTP status of a refused request (REST, or the
+    WebSocket upgrade), ``close_code`` the WebSocket close code of a Live
+    connection the service closed (RFC 6455 §7.4): the same number means
+    different things in each (HTTP 1008 does not exist; close code 400 neither),
+    so they are kept apart. ``status`` (read-only) is whichever is known, for
+    code that only compares it with a single well-known value.
+
+    The ``status=`` keyword is accepted for existing callers and sorted by
+    range: RFC 6455 close codes are 1000-4999, HTTP statuses 100-599.
     """
 
     code = "service"
@@ -157,14 +179,45 @@ class ServiceError(BackendError):
         self,
         message: str,
         *,
+        http_status: int | None = None,
+        close_code: int | None = None,
         status: int | None = None,
         retryable: bool | None = None,
         code: str | None = None,
         retry_after: float | None = None,
     ) -> None:
         super().__init__(message, retryable=retryable, code=code, retry_after=retry_after)
-        self.status = status
+        if status is not None:
+            if _is_close_code(status):
+                close_code = status if close_code is None else close_code
+            else:
+                http_status = status if http_status is None else http_status
+        self.http_status = http_status
+        self.close_code = close_code
+
+    @property
+    def status(self) -> int | None:
+        """The HTTP status, else the close code (None when neither is known)."""
+        return self.http_status if self.http_status is not None else self.close_code
+
+
+def _is_close_code(number: int) -> bool:
+    return 1000 <= number <= 4999
 
 
 class SessionError(VisionStreamError):
     code = "session"
+
+
+class RetentionGapError(VisionStreamError):
+    """Events a subscriber asked for already left the retention window."""
+
+    code = "retention_gap"
+
+    def __init__(self, after_seq: int, oldest_seq: int) -> None:
+        super().__init__(
+            f"events after seq {after_seq} are no longer retained; the oldest kept is {oldest_seq} "
+            "(resume with allow_gap to continue from there)"
+        )
+        self.after_seq = after_seq
+        self.oldest_seq = oldest_seq

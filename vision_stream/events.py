@@ -17,7 +17,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from .errors import VisionStreamError
+from .config import SamplingPolicy
+from .errors import RetentionGapError, UsageError
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +36,7 @@ class SessionStarted:
     source: str
     backend: str
     model: str = ""
-    sampling: object | None = None  # config.SamplingPolicy
+    sampling: SamplingPolicy | None = None
     commentary_interval: float = 0.0
 
 
@@ -173,20 +174,6 @@ T = TypeVar("T")
 _NOT_ENCODED: Any = object()
 
 
-class RetentionGapError(VisionStreamError):
-    """Events a subscriber asked for already left the retention window."""
-
-    code = "retention_gap"
-
-    def __init__(self, after_seq: int, oldest_seq: int) -> None:
-        super().__init__(
-            f"events after seq {after_seq} are no longer retained; the oldest kept is {oldest_seq} "
-            "(resume with allow_gap to continue from there)"
-        )
-        self.after_seq = after_seq
-        self.oldest_seq = oldest_seq
-
-
 class EventLog:
     """Gap-free, bounded, resumable log of one session's events.
 
@@ -202,7 +189,7 @@ class EventLog:
 
     def __init__(self, session_id: str, *, retention: int) -> None:
         if retention < 1:
-            raise ValueError("retention must be >= 1")
+            raise UsageError(f"event retention must be >= 1, got {retention}")
         self.session_id = session_id
         self._events: deque[Event] = deque(maxlen=retention)
         # The encoded form of each retained event (or _NOT_ENCODED), index-aligned

@@ -1,39 +1,41 @@
-"""The VisionStream gRPC service (grpc.aio)."""
+"""The VisionStream gRPC service (grpc.aio): the RPC handlers.
+
+Every handler is wrapped in ``status.rpc_errors``: it raises our errors and
+the one mapping turns them into gRPC statuses. Every session (Stream, Watch,
+a configured camera) starts through ``session_factory.open_session``, as the
+CLI's replay does, and is then owned and run by the registry.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import grpc
 
-from ..backends.factory import BackendOptions, make_backend
+from ..backends.factory import BackendOptions
 from ..cameras import CameraConfig
-from ..config import AudioPolicy, Limits, SamplingPolicy
+from ..config import DEFAULT_COMMENTARY_INTERVAL, AudioPolicy, Limits, SamplingPolicy, SessionSettings
 from ..errors import InvalidInputError, LimitExceededError, VisionStreamError
-from ..media.open import open_source
 from ..media.push_source import PushSource
 from ..media.reconnecting import ConnectionOptions
 from ..media.types import MediaSource
+from ..net import UrlPolicy
 from ..pipeline import Session
+from ..proto import detection_to_proto, event_to_wire, stats_to_proto
 from ..redact import redact_url, scrub
 from ..registry import SessionRegistry
+from ..session_factory import open_session
 from ..snapshot import analyze_snapshot
 from ..v1 import vision_stream_pb2 as pb
 from ..v1 import vision_stream_pb2_grpc as pb_grpc
 from .access import SourceAccess
-from .auth import current_principal
-from .convert import (
-    check_session_id,
-    detection_to_proto,
-    event_to_wire,
-    json_object,
-    session_from_proto,
-    stats_to_proto,
-)
+from .auth import Principal, current_principal
+from .convert import check_session_id, json_object, session_from_proto
 from .limits import ClientLimits, ClientTracker, Slot, client_key
 from .status import internal_error, rpc_errors, status_for
 from .stream_input import BadMessage, StreamInput, stream_request_reader
@@ -56,7 +58,7 @@ class ServiceConfig:
     audio: AudioPolicy = field(default_factory=AudioPolicy)
     limits: Limits = field(default_factory=Limits)
     backends: BackendOptions = field(default_factory=BackendOptions)
-    commentary_interval: float = 10.0
+    commentary_interval: float = DEFAULT_COMMENTARY_INTERVAL
     # Connection hardening for camera URLs opened by Watch (configured
     # cameras carry their own).
     connection: ConnectionOptions = field(default_factory=ConnectionOptions)
@@ -85,31 +87,19 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
         # sends its config holds one (until first_message_timeout) like a session.
         slot = self.clients.acquire(key)
         stream_input = StreamInput(request_iterator, clients=self.clients, key=key)
-        source: PushSource | None = None
         try:
-            first = await stream_input.first()
-            session_id = self._session_id(first.config.session_id)
-            settings, sampling, backend_name = session_from_proto(
-                first.config, session_id=session_id, source="client stream",
-                default_sampling=self.config.sampling, default_interval=self.config.commentary_interval,
-            )
-            source = PushSource(audio=self.config.audio, limits=self.config.limits)
-            session = Session(
-                settings=settings, source=source,
-                backend=make_backend(backend_name, self.config.backends),
-                sampling=sampling, limits=self.config.limits, paced=False, lossless=first.config.lossless,
-            )
-            self.registry.start(session, owner=current_principal())
-            _bind(slot, session)
-        except BaseException as exc:
-            slot.release()
-            if source is not None:
-                source.close()
-            if isinstance(exc, VisionStreamError):
-                log.info("Stream from %s refused: %s", key, exc.message)
+            with _held(slot):
+                first = await stream_input.first()
+                settings, sampling, backend_name = self._settings(first.config, "client stream")
+                source = PushSource(audio=self.config.audio, limits=self.config.limits)
+                session = await self._open(source, settings=settings, backend=backend_name, sampling=sampling,
+                                           paced=False, lossless=first.config.lossless, owner=current_principal())
+                _bind(slot, session)
+        except VisionStreamError as exc:
+            log.info("Stream from %s refused: %s", key, exc.message)
             raise
         feeder = asyncio.create_task(self._feed_stream(stream_input, source, session),
-                                     name=f"stream-input-{session_id}")
+                                     name=f"stream-input-{session.session_id}")
         try:
             # Pre-serialized pb.Event bytes, shared by all subscribers (app.add_service
             # registers a pass-through serializer for the event streams). A reader
@@ -191,30 +181,16 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
         self, request: pb.WatchRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[bytes]:  # serialized pb.Event
         slot = self.clients.acquire(client_key(current_principal(), context.peer()))
-        source: MediaSource | None = None
-        try:
+        with _held(slot):
             target = self.config.access.resolve(request.source)
-            session_id = self._session_id(request.config.session_id)
             shown = redact_url(request.source) if "://" in request.source else request.source
-            settings, sampling, backend_name = session_from_proto(
-                request.config, session_id=session_id, source=shown,
-                default_sampling=self.config.sampling, default_interval=self.config.commentary_interval,
+            settings, sampling, backend_name = self._settings(request.config, shown)
+            session = await self._open(
+                target, settings=settings, backend=backend_name, sampling=sampling, paced=not request.fast,
+                lossless=request.fast, owner=current_principal(), audio=self.config.audio, loop=request.loop,
+                connection=self.config.connection, url_policy=self.config.access.url_policy,
             )
-            backend = make_backend(backend_name, self.config.backends)
-            source = await asyncio.to_thread(open_source, target, audio=self.config.audio, loop=request.loop,
-                                             sample_interval=1.0 / sampling.fps, connection=self.config.connection,
-                                             url_policy=self.config.access.url_policy, limits=self.config.limits)
-            session = Session(
-                settings=settings, source=source, backend=backend, sampling=sampling,
-                limits=self.config.limits, paced=not request.fast, lossless=request.fast,
-            )
-            self.registry.start(session, owner=current_principal())
             _bind(slot, session)
-        except BaseException:
-            slot.release()
-            if source is not None:  # opened, but no session runs it
-                source.close()
-            raise
         try:
             async for wire in session.log.follow_encoded(event_to_wire):
                 yield wire
@@ -276,29 +252,40 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
         """Start a configured camera's session (id = its name); it runs with no client
         attached until the server shuts down (or its source gives up)."""
         self.registry.check_capacity(camera.name)
-        source = await asyncio.to_thread(
-            open_source, camera.source, audio=self.config.audio if camera.audio else None, loop=camera.loop,
-            sample_interval=1.0 / camera.sampling.fps, connection=camera.connection,
+        return await self._open(
+            camera.source, settings=camera.settings(), backend=camera.backend, sampling=camera.sampling,
+            paced=True, lossless=False, owner=None, viewers=camera.viewers,
+            audio=self.config.audio if camera.audio else None, loop=camera.loop, connection=camera.connection,
             # The operator named this URL; its redirects and HLS entries still obey --allow-host.
-            url_policy=self.config.access.url_policy.admitting(camera.source), limits=self.config.limits,
+            url_policy=self.config.access.url_policy.admitting(camera.source),
         )
-        try:
-            session = Session(
-                settings=camera.settings(), source=source,
-                backend=make_backend(camera.backend, self.config.backends), sampling=camera.sampling,
-                limits=self.config.limits, paced=True, lossless=False,
-            )
-            return self.registry.start(session, owner=None, viewers=camera.viewers)
-        except BaseException:
-            source.close()
-            raise
 
     # ------------------------------------------------------------------ helpers
 
-    def _session_id(self, requested: str) -> str:
+    def _settings(self, config: pb.SessionConfig, shown: str) -> tuple[SessionSettings, SamplingPolicy, str]:
+        """A client's SessionConfig, validated, with this server's defaults, for a
+        session id that is free for the caller (checked before any source opens)."""
+        requested = config.session_id
         session_id = check_session_id(requested) if requested else self.registry.new_id()
         self.registry.check_capacity(session_id, current_principal())
-        return session_id
+        return session_from_proto(config, session_id=session_id, source=shown,
+                                  default_sampling=self.config.sampling,
+                                  default_interval=self.config.commentary_interval)
+
+    async def _open(
+        self, source: str | MediaSource, *, settings: SessionSettings, backend: str, sampling: SamplingPolicy,
+        paced: bool, lossless: bool, owner: Principal | None, viewers: Iterable[str] = (),
+        audio: AudioPolicy | None = None, loop: bool = False, connection: ConnectionOptions | None = None,
+        url_policy: UrlPolicy | None = None,
+    ) -> Session:
+        """The one start path of this server's sessions: ``open_session`` with the
+        server's backends and limits, handed to the registry (which runs it)."""
+        return await open_session(
+            source, settings=settings, backend=backend, options=self.config.backends, sampling=sampling,
+            limits=self.config.limits, paced=paced, lossless=lossless, audio=audio, loop=loop,
+            connection=connection, url_policy=url_policy,
+            start=functools.partial(self.registry.start, owner=owner, viewers=viewers),
+        )
 
 
 def _tool_result(msg: pb.ToolResult, count: int) -> tuple[str, str, dict[str, object]]:
@@ -306,6 +293,16 @@ def _tool_result(msg: pb.ToolResult, count: int) -> tuple[str, str, dict[str, ob
         raise InvalidInputError(f"message {count}: tool_result.call_id is required")
     response = json_object(msg.response_json, f"message {count}: tool_result.response_json")
     return msg.call_id, msg.name, response
+
+
+@contextlib.contextmanager
+def _held(slot: Slot) -> Iterator[None]:
+    """The call's slot goes back if its session does not start."""
+    try:
+        yield
+    except BaseException:
+        slot.release()
+        raise
 
 
 def _bind(slot: Slot, session: Session) -> None:

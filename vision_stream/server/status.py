@@ -22,7 +22,6 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from .. import errors
-from ..events import RetentionGapError
 from ..redact import scrub
 
 log = logging.getLogger(__name__)
@@ -34,7 +33,7 @@ log = logging.getLogger(__name__)
 MAX_STATUS_CHARS = 1024
 
 _CODES: tuple[tuple[type[errors.VisionStreamError], grpc.StatusCode], ...] = (
-    (RetentionGapError, grpc.StatusCode.OUT_OF_RANGE),
+    (errors.RetentionGapError, grpc.StatusCode.OUT_OF_RANGE),
     (errors.InvalidInputError, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.NotFoundError, grpc.StatusCode.NOT_FOUND),
     (errors.UnauthenticatedError, grpc.StatusCode.UNAUTHENTICATED),
@@ -51,17 +50,29 @@ _CODES: tuple[tuple[type[errors.VisionStreamError], grpc.StatusCode], ...] = (
 )
 
 
+# A service's refusal, by what it said: the HTTP status of a request
+# (REST, or the Live WebSocket upgrade), or the close code of a Live
+# connection (RFC 6455 §7.4.1: 1007 invalid payload data, 1008 policy
+# violation, which Gemini Live sends for an unknown model or a refused key).
+_HTTP_CODES = {
+    400: grpc.StatusCode.INVALID_ARGUMENT,
+    401: grpc.StatusCode.PERMISSION_DENIED,
+    403: grpc.StatusCode.PERMISSION_DENIED,
+    404: grpc.StatusCode.NOT_FOUND,
+    429: grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
+_CLOSE_CODES = {
+    1007: grpc.StatusCode.INVALID_ARGUMENT,
+    1008: grpc.StatusCode.NOT_FOUND,
+}
+
+
 def status_for(exc: errors.VisionStreamError) -> grpc.StatusCode:
     """The gRPC status for one of our errors (most specific class first)."""
-    if isinstance(exc, errors.ServiceError) and exc.status is not None:
-        if exc.status in (400, 1007):
-            return grpc.StatusCode.INVALID_ARGUMENT
-        if exc.status in (401, 403):
-            return grpc.StatusCode.PERMISSION_DENIED
-        if exc.status in (404, 1008):
-            return grpc.StatusCode.NOT_FOUND
-        if exc.status == 429:
-            return grpc.StatusCode.RESOURCE_EXHAUSTED
+    if isinstance(exc, errors.ServiceError):
+        said = _HTTP_CODES.get(exc.http_status or 0) or _CLOSE_CODES.get(exc.close_code or 0)
+        if said is not None:
+            return said
     for kind, code in _CODES:
         if isinstance(exc, kind):
             return code
@@ -77,10 +88,20 @@ def retry_after(exc: errors.VisionStreamError) -> float | None:
 
 
 def bounded(message: str, limit: int = MAX_STATUS_CHARS) -> str:
-    """``message`` with secrets scrubbed, cut to ``limit`` characters (every status message)."""
-    message = scrub(message)
+    """``message`` with secrets scrubbed, cut to ``limit`` UTF-8 bytes (every status message).
+
+    Bytes, not characters: gRPC percent-encodes each non-ASCII byte of the
+    grpc-message header (3 characters a byte), so 1024 bytes stay under about
+    3 KiB on the wire whatever the text (17,500 emoji "characters" did not).
+    The text is cut (generously) before it is scrubbed, so scrubbing cost is
+    bounded too.
+    """
+    message = scrub(message[: limit * 8])
+    encoded = message.encode("utf-8")
+    if len(encoded) <= limit:
+        return message
     marker = " ... (truncated)"
-    return message if len(message) <= limit else message[: limit - len(marker)] + marker
+    return encoded[: limit - len(marker)].decode("utf-8", "ignore") + marker
 
 
 def grpc_status(exc: errors.VisionStreamError, *, limit: int = MAX_STATUS_CHARS) -> grpc.Status:
