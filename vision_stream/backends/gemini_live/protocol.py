@@ -3,8 +3,9 @@
 One :class:`LiveProtocol` is one *logical* session: it survives any number of
 WebSocket connections. Feed it server frames with :meth:`receive`, tell it about
 connection changes, ask it for the text of client messages; it answers with
-:data:`ProtocolEvent` values. No sockets, no awaits, no clocks (deadlines are
-the driver's job; ``goAway`` is reported as seconds left).
+:data:`ProtocolEvent` values. No sockets, no awaits, no clocks (``goAway`` is
+reported as seconds left; what to send next and when to rotate is
+``schedule.py``'s, which takes the time as a parameter).
 
 States (per connection, plus the end)::
 
@@ -295,7 +296,7 @@ class LiveProtocol:
         if message.tool_call is not None:
             for call in message.tool_call.function_calls:
                 self._pending_calls[call.id] = call.name
-                events.append(ToolCallRequested(call, self._detection(call)))
+                events.append(ToolCallRequested(call, detection_of(call, self.backend_name)))
         if message.tool_call_cancellation is not None:
             ids = tuple(i for i in message.tool_call_cancellation.ids if self._pending_calls.pop(i, None))
             events.append(ToolCallsCancelled(ids))
@@ -379,33 +380,6 @@ class LiveProtocol:
         self._input_text = ""
         return [Transcript(text, source="input", final=True)] if text else []
 
-    def _detection(self, call: FunctionCall) -> Detection:
-        args_json = json.dumps(call.args, sort_keys=True, ensure_ascii=False)
-        if call.name != REPORT_EVENT:
-            return Detection(
-                label=call.name,
-                backend=self.backend_name,
-                function_name=call.name,
-                call_id=call.id,
-                arguments_json=args_json,
-            )
-        args = call.args
-        severity = str(args.get("severity", "info")).lower()
-        try:
-            confidence = min(max(float(args.get("confidence", 0.0)), 0.0), 1.0)
-        except (TypeError, ValueError):
-            confidence = 0.0
-        return Detection(
-            label=str(args.get("label", "event")) or "event",
-            description=str(args.get("description", "")),
-            severity=severity if severity in SEVERITIES else "info",
-            confidence=confidence,
-            backend=self.backend_name,
-            function_name=call.name,
-            call_id=call.id,
-            arguments_json=args_json,
-        )
-
     def _require(self, state: ConnectionState, action: str) -> None:
         if self.state is not state:
             raise LiveStateError(f"cannot {action} in state {self.state.value} (needs {state.value})")
@@ -413,3 +387,33 @@ class LiveProtocol:
     def _require_send(self, action: str) -> None:
         if not self.can_send:
             raise LiveStateError(f"cannot {action} in state {self.state.value} (needs active or draining)")
+
+
+def detection_of(call: FunctionCall, backend: str) -> Detection:
+    """The Detection event a function call becomes: ``report_event`` arguments read
+    (bounded severity and confidence), any other function passed through as called."""
+    args_json = json.dumps(call.args, sort_keys=True, ensure_ascii=False)
+    if call.name != REPORT_EVENT:
+        return Detection(
+            label=call.name,
+            backend=backend,
+            function_name=call.name,
+            call_id=call.id,
+            arguments_json=args_json,
+        )
+    args = call.args
+    severity = str(args.get("severity", "info")).lower()
+    try:
+        confidence = min(max(float(args.get("confidence", 0.0)), 0.0), 1.0)
+    except (TypeError, ValueError):
+        confidence = 0.0
+    return Detection(
+        label=str(args.get("label", "event")) or "event",
+        description=str(args.get("description", "")),
+        severity=severity if severity in SEVERITIES else "info",
+        confidence=confidence,
+        backend=backend,
+        function_name=call.name,
+        call_id=call.id,
+        arguments_json=args_json,
+    )

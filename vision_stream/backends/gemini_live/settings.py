@@ -116,7 +116,7 @@ class ReconnectPolicy:
         ``jitter`` here means "up to this fraction *shorter*" (a reconnect never
         waits longer than nominal), while :class:`RetryPolicy` jitters around
         its centre: so the centre is ``nominal * (1 - jitter/2)`` with
-        ``+/- jitter/(2 - jitter)`` of it, the same interval.
+        ``+/- jitter/(2 - jitter)`` of it, which stays inside that interval.
         """
         initial = max(self.base_backoff, 1e-3) * (1.0 - self.jitter / 2)
         return RetryPolicy(
@@ -182,7 +182,10 @@ class LiveSettings:
     model: model id (``models/`` optional); any name works, unknown families get
         safe defaults (see ``models.py``).
     media_resolution: ``MEDIA_RESOLUTION_LOW`` (64 tokens a frame) by default.
-    max_fps: cap on frames sent per second, whatever the pipeline offers.
+    max_fps: frames written to the socket per second of *wall* time, at most:
+        the service's rate limit. The sampler's ``SamplingPolicy.max_fps`` caps
+        frames per second of *media* time; paced, the two agree, but in a fast
+        replay (``--fast``) only this one bounds what the service receives.
     compression: context-window compression (``slidingWindow``); without it an
         audio+video session ends after about 2 minutes.
     voice: prebuilt voice name, "" for the default.
