@@ -219,7 +219,7 @@ class RestEmulator(EmulatorServer):
             listing = _LIST_PATH.match(parts.path)
             if listing and record.method == "GET":
                 record.status = 200
-                await self._send_json(conn, writer, 200, self._models_page(query))
+                await self._send_json(conn, writer, 200, models_page(query))
                 return True
             if match is None or record.method != "POST":
                 raise GoogleError(404, "NOT_FOUND", f"Method not found: {record.method} {parts.path}")
@@ -252,54 +252,17 @@ class RestEmulator(EmulatorServer):
             return fault.kind
         return ""
 
-    def _models_page(self, query: dict[str, list[str]]) -> dict[str, Any]:
-        entries = [{"name": f"models/{m.model_id}", "displayName": m.display_name,
-                    "supportedGenerationMethods": ["bidiGenerateContent"], "inputTokenLimit": m.input_token_limit,
-                    "outputTokenLimit": m.output_token_limit} for m in LIVE_MODELS]
-        entries += [{"name": f"models/{m}", "displayName": m,
-                     "supportedGenerationMethods": ["generateContent", "countTokens"],
-                     "inputTokenLimit": 1_048_576, "outputTokenLimit": 65_536} for m in REST_MODELS]
-        size = int((query.get("pageSize") or ["50"])[0] or 50)
-        start = int((query.get("pageToken") or ["0"])[0] or 0)
-        page: dict[str, Any] = {"models": entries[start:start + size]}
-        if start + size < len(entries):
-            page["nextPageToken"] = str(start + size)
-        return page
-
     # ---- answers -------------------------------------------------------------------------
-
-    def _quota(self, model: str, per_day: bool) -> GoogleError:
-        quota_id = ("GenerateRequestsPerDayPerProjectPerModel-FreeTier" if per_day
-                    else "GenerateRequestsPerMinutePerProjectPerModel-FreeTier")
-        metric = "generativelanguage.googleapis.com/generate_content_free_tier_requests"
-        delay = self.knobs.retry_delay
-        headers = [("retry-after", str(max(1, round(delay))))] if self.knobs.retry_after_header else []
-        return GoogleError(429, "RESOURCE_EXHAUSTED", QUOTA_TEXT, [
-            {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [
-                {"quotaMetric": metric, "quotaId": quota_id,
-                 "quotaDimensions": {"location": "global", "model": model}, "quotaValue": "250" if per_day else "10"}]},
-            {"@type": "type.googleapis.com/google.rpc.Help",
-             "links": [{"description": "Learn more about Gemini API quotas",
-                        "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]},
-            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": proto_duration(delay)},
-        ], headers)
-
-    def _unavailable(self, status: int = 503) -> GoogleError:
-        headers = [("retry-after", str(max(1, round(self.knobs.retry_delay))))] if self.knobs.retry_after_header else []
-        if status == 500:
-            return GoogleError(500, "INTERNAL", "An internal error has occurred. Please retry or report in "
-                           "https://developers.generativeai.google/guide/troubleshooting", headers=headers)
-        return GoogleError(503, "UNAVAILABLE", "The model is overloaded. Please try again later.", headers=headers)
 
     async def _answer(self, conn: h11.Connection, writer: asyncio.StreamWriter, record: RestRequest, fault: str,
                       images: list[bytes], prompt: str, resolution: str) -> bool:
         model = record.model
         if fault == "429":
-            raise self._quota(model, per_day=False)
+            raise quota_error(model, self.knobs, per_day=False)
         if fault == "perday":
-            raise self._quota(model, per_day=True)
+            raise quota_error(model, self.knobs, per_day=True)
         if fault in ("500", "503"):
-            raise self._unavailable(int(fault))
+            raise unavailable_error(self.knobs, int(fault))
         if fault == "badkey":
             raise bad_key()
         if fault == "forbidden":
@@ -352,7 +315,7 @@ class RestEmulator(EmulatorServer):
             await self._send_json(conn, writer, 200, whole)
             return True
         if fault == "midstream":
-            error = self._unavailable().body
+            error = unavailable_error(self.knobs).body
             await self._respond_chunks(conn, writer, record, [chunks[0], error])
             return True
         await self._respond_chunks(conn, writer, record, chunks, stall_after_first=fault == "stall")
@@ -377,6 +340,49 @@ class RestEmulator(EmulatorServer):
                 await self._shutdown.wait()
                 return
         await self._write(writer, conn.send(h11.EndOfMessage()))
+
+
+def models_page(query: dict[str, list[str]]) -> dict[str, Any]:
+    """One page of ``GET /{v}/models``: the Live catalogue and the REST models (``pageSize``/``pageToken``)."""
+    entries = [{"name": f"models/{m.model_id}", "displayName": m.display_name,
+                "supportedGenerationMethods": ["bidiGenerateContent"], "inputTokenLimit": m.input_token_limit,
+                "outputTokenLimit": m.output_token_limit} for m in LIVE_MODELS]
+    entries += [{"name": f"models/{m}", "displayName": m,
+                 "supportedGenerationMethods": ["generateContent", "countTokens"],
+                 "inputTokenLimit": 1_048_576, "outputTokenLimit": 65_536} for m in REST_MODELS]
+    size = int((query.get("pageSize") or ["50"])[0] or 50)
+    start = int((query.get("pageToken") or ["0"])[0] or 0)
+    page: dict[str, Any] = {"models": entries[start:start + size]}
+    if start + size < len(entries):
+        page["nextPageToken"] = str(start + size)
+    return page
+
+
+def quota_error(model: str, knobs: RestKnobs, *, per_day: bool) -> GoogleError:
+    """429 ``RESOURCE_EXHAUSTED`` as Google sends it: QuotaFailure (a ``PerDay`` quota id when
+    ``per_day``), Help, and RetryInfo with ``knobs.retry_delay``."""
+    quota_id = ("GenerateRequestsPerDayPerProjectPerModel-FreeTier" if per_day
+                else "GenerateRequestsPerMinutePerProjectPerModel-FreeTier")
+    metric = "generativelanguage.googleapis.com/generate_content_free_tier_requests"
+    delay = knobs.retry_delay
+    headers = [("retry-after", str(max(1, round(delay))))] if knobs.retry_after_header else []
+    return GoogleError(429, "RESOURCE_EXHAUSTED", QUOTA_TEXT, [
+        {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [
+            {"quotaMetric": metric, "quotaId": quota_id,
+             "quotaDimensions": {"location": "global", "model": model}, "quotaValue": "250" if per_day else "10"}]},
+        {"@type": "type.googleapis.com/google.rpc.Help",
+         "links": [{"description": "Learn more about Gemini API quotas",
+                    "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]},
+        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": proto_duration(delay)},
+    ], headers)
+
+def unavailable_error(knobs: RestKnobs, status: int = 503) -> GoogleError:
+    """500 ``INTERNAL`` or 503 ``UNAVAILABLE`` (with ``Retry-After`` when the knobs say so)."""
+    headers = [("retry-after", str(max(1, round(knobs.retry_delay))))] if knobs.retry_after_header else []
+    if status == 500:
+        return GoogleError(500, "INTERNAL", "An internal error has occurred. Please retry or report in "
+                       "https://developers.generativeai.google/guide/troubleshooting", headers=headers)
+    return GoogleError(503, "UNAVAILABLE", "The model is overloaded. Please try again later.", headers=headers)
 
 
 def _describe(images: Sequence[bytes]) -> str:
