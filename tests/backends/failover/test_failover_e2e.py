@@ -31,7 +31,8 @@ from vision_stream.media.file_source import FileSource
 from vision_stream.pipeline import Session
 from vision_stream.testing.live_emulator import LiveEmulator
 from vision_stream.testing.live_knobs import EmulatorKnobs, Fault
-from vision_stream.testing.rest_emulator import RestEmulator, RestFault, RestKnobs
+from vision_stream.testing.rest_emulator import RestEmulator
+from vision_stream.testing.rest_knobs import RestFault, RestKnobs
 
 CADENCE = 2.0  # seconds of media between commentary prompts
 POLICY = FailoverPolicy(open_timeout=5.0, probe_base=0.5, probe_max=2.0, drain_timeout=2.0)
