@@ -54,7 +54,7 @@ def _pem(path: Path | None, what: str) -> bytes | None:
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise UsageError(f"{path}: cannot read the {what}: {exc.strerror or type(exc).__name__}") from None
+        raise UsageError(f"{path}: cannot read the {what}: {exc.strerror or type(exc).__name__}") from exc
 
 
 def channel(target: str, *, tls: bool | ClientTls = False) -> grpc.aio.Channel:

@@ -10,7 +10,8 @@
     │   ├── PermissionDeniedError     a path outside the media root, a URL not allowed, a right not held
     │   ├── LimitExceededError        a configured limit (sessions, sizes, rates) reached
     │   ├── InputTimeoutError         a client sent nothing (or no media) for too long
-    │   └── CameraConfigError         the cameras file cannot be used (names file and key)
+    │   ├── CameraConfigError         the cameras file cannot be used (names file and key)
+    │   └── AuthConfigError           a tokens or TLS file cannot be used (names file and key)
     ├── MediaError                    opening/decoding media
     │   ├── SourceOpenError           cannot open a source (missing, refused, auth)
     │   └── DecodeError               a packet/frame/chunk that cannot be decoded
@@ -127,6 +128,13 @@ class CameraConfigError(UsageError):
     """The cameras file cannot be used; the message names file, key and problem."""
 
     code = "camera_config"
+
+
+class AuthConfigError(UsageError):
+    """A tokens file or TLS file cannot be used; the message names the file and key
+    (never a file's content)."""
+
+    code = "auth_config"
 
 
 class MediaError(VisionStreamError):

@@ -30,12 +30,11 @@ from vision_stream import client
 from vision_stream.cameras import CameraConfig, parse_cameras
 from vision_stream.client import ClientTls
 from vision_stream.config import Limits
-from vision_stream.errors import UsageError
+from vision_stream.errors import AuthConfigError, UsageError
 from vision_stream.server.access import SourceAccess
 from vision_stream.server.app import start_server
 from vision_stream.server.auth import (
     ANONYMOUS,
-    AuthConfigError,
     ServerTls,
     check_exposure,
     load_server_tls,

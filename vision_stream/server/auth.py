@@ -37,7 +37,7 @@ from typing import Any
 
 import grpc
 
-from ..errors import PermissionDeniedError, UnauthenticatedError, UsageError, VisionStreamError
+from ..errors import AuthConfigError, PermissionDeniedError, UnauthenticatedError, UsageError, VisionStreamError
 from .status import abort_with
 
 RIGHTS = frozenset({"push", "watch", "subscribe", "manage", "snapshot", "admin"})
@@ -91,16 +91,6 @@ def set_principal(principal: Principal) -> contextvars.Token[Principal]:
 def right_for(method: str) -> str:
     """The right the VisionStream RPC ``method`` (e.g. ``"Stream"``) needs."""
     return RPC_RIGHTS.get(method, "admin")
-
-
-# ------------------------------------------------------------------- errors
-
-class AuthConfigError(UsageError):
-    """A tokens file or TLS file cannot be used; the message names the file and key."""
-
-    code = "auth_config"
-
-
 
 
 # ------------------------------------------------------------------- tokens
@@ -189,7 +179,7 @@ def load_tokens(path: Path) -> TokenTable:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise AuthConfigError(f"{path}: cannot read the tokens file: {reason}") from None
+        raise AuthConfigError(f"{path}: cannot read the tokens file: {reason}") from exc
     return parse_tokens(text, origin=path)
 
 
@@ -201,7 +191,7 @@ def parse_tokens(text: str, *, origin: Path) -> TokenTable:
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise AuthConfigError(f"{origin}: not valid TOML: {exc}") from None
+        raise AuthConfigError(f"{origin}: not valid TOML: {exc}") from exc
     for key in doc:
         if key != "tokens":
             raise error(key, "unknown key (known: tokens)")
@@ -235,7 +225,7 @@ def parse_tokens(text: str, *, origin: Path) -> TokenTable:
         try:
             entries[name] = (digest, check_rights(rights, f"{origin}: {where}.rights"))
         except UsageError as exc:
-            raise AuthConfigError(exc.message) from None
+            raise AuthConfigError(exc.message) from exc
     return TokenTable(entries)
 
 
@@ -267,7 +257,7 @@ def read_pem(path: Path, what: str) -> bytes:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise AuthConfigError(f"{path}: cannot read the {what}: {exc.strerror or type(exc).__name__}") from None
+        raise AuthConfigError(f"{path}: cannot read the {what}: {exc.strerror or type(exc).__name__}") from exc
     if b"-----BEGIN " not in data:
         raise AuthConfigError(f"{path}: the {what} is not a PEM file")
     return data
