@@ -122,22 +122,7 @@ reflection need no token.
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vision-stream", description="Real-time multimodal analysis of video.")
-    parser.add_argument("--version", action="version", version=f"vision-stream {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv for debug)")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("replay", help="run a file (or camera URL) through the pipeline and print events")
-    p.add_argument("source", help="a media file, or a camera URL")
-    p.add_argument("--fast", action="store_true", help="as fast as possible (same sampling decisions)")
-    p.add_argument("--loop", action="store_true", help="loop a file until Ctrl-C")
-    p.add_argument("--server", default=None, help="HOST:PORT: push the file through a server's Stream RPC")
-    _add_sampling(p)
-    _add_analysis(p)
-    _add_output(p)
-    _add_connection(p)
-
+def _add_serve(sub: Any) -> None:
     p = sub.add_parser("serve", help="run the gRPC server")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=50051)
@@ -162,6 +147,36 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allow a non-loopback --host without TLS plus tokens (or mTLS); logs a warning")
     _add_sampling(p)
     _add_analysis(p)
+
+
+def _add_token(sub: Any) -> None:
+    p = sub.add_parser("token", help="make bearer tokens for serve --auth-tokens", description=TOKEN_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    token_sub = p.add_subparsers(dest="token_command", required=True)
+    q = token_sub.add_parser("new", help="print a new token and its tokens-file lines", description=TOKEN_HELP,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    q.add_argument("name", help="the token's name (1-64 letters, digits, '.', '_', '-'): its sessions' owner")
+    q.add_argument("--rights", required=True,
+                   help="comma-separated, among push, watch, subscribe, manage, snapshot, admin")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vision-stream", description="Real-time multimodal analysis of video.")
+    parser.add_argument("--version", action="version", version=f"vision-stream {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("replay", help="run a file (or camera URL) through the pipeline and print events")
+    p.add_argument("source", help="a media file, or a camera URL")
+    p.add_argument("--fast", action="store_true", help="as fast as possible (same sampling decisions)")
+    p.add_argument("--loop", action="store_true", help="loop a file until Ctrl-C")
+    p.add_argument("--server", default=None, help="HOST:PORT: push the file through a server's Stream RPC")
+    _add_sampling(p)
+    _add_analysis(p)
+    _add_output(p)
+    _add_connection(p)
+
+    _add_serve(sub)
 
     p = sub.add_parser("watch", help="ask a server to pull a source (Watch RPC) and print its events")
     p.add_argument("source", help="path under the server's media root, or a URL it allows")
@@ -193,14 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="knob words (repeatable): Live half e.g. 'refuse=503' 'fault=drop@5'; REST half (on "
                         "port+1) with a rest. prefix, e.g. 'rest.fault=429x3 rest.retry_delay=2'")
 
-    p = sub.add_parser("token", help="make bearer tokens for serve --auth-tokens", description=TOKEN_HELP,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    token_sub = p.add_subparsers(dest="token_command", required=True)
-    q = token_sub.add_parser("new", help="print a new token and its tokens-file lines", description=TOKEN_HELP,
-                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    q.add_argument("name", help="the token's name (1-64 letters, digits, '.', '_', '-'): its sessions' owner")
-    q.add_argument("--rights", required=True,
-                   help="comma-separated, among push, watch, subscribe, manage, snapshot, admin")
+    _add_token(sub)
 
     p = sub.add_parser("models", help="list the models the API key can use, and which speak Live")
     p.add_argument("--live-url", default=None, help="Live API base URL (env VISION_STREAM_LIVE_URL)")

@@ -86,11 +86,19 @@ async def test_silent_call_holds_a_slot_then_times_out(media_root: Path) -> None
         silent_calls = [asyncio.create_task(stream_until_error(served, silent())) for _ in range(2)]
         await asyncio.sleep(0.2)  # both calls have started (and hold the client's 2 slots)
 
+        async def refused_call() -> AsyncIterator[pb.StreamRequest]:
+            yield CONFIG
+            # The refusal comes at once; writing meanwhile would race it, and the
+            # aio client then reports INTERNAL "Internal error from Core"
+            # instead of the server's status (grpc/grpc#36066).
+            await asyncio.sleep(3)
+            yield FRAME
+
         async def one_frame() -> AsyncIterator[pb.StreamRequest]:
             yield CONFIG
             yield FRAME
 
-        refused, _ = await stream_until_error(served, one_frame())
+        refused, _ = await stream_until_error(served, refused_call())
         assert refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert "too many sessions for this client" in (refused.details() or "")
         assert retry_delay(refused) == pytest.approx(1.0)
