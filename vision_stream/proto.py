@@ -16,12 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import events as ev
 from .config import SamplingPolicy
 from .redact import scrub
 from .v1 import vision_stream_pb2 as pb
+
+if TYPE_CHECKING:
+    from .snapshot import SnapshotResult
 
 _TRANSCRIPT_SOURCE: dict[str, pb.Transcript.Source] = {
     "input": pb.Transcript.SOURCE_INPUT,
@@ -46,6 +49,12 @@ def stats_to_proto(stats: ev.Stats) -> pb.Stats:
 
 def detection_to_proto(detection: ev.Detection) -> pb.Detection:
     return pb.Detection(**asdict(detection))
+
+
+def snapshot_to_proto(result: SnapshotResult) -> pb.SnapshotResponse:
+    """The ``AnalyzeSnapshot`` answer (the server's, and what ``vision-stream snapshot`` prints)."""
+    return pb.SnapshotResponse(text=result.text, detections=[detection_to_proto(d) for d in result.detections],
+                               backend=result.backend, model=result.model)
 
 
 def _session_started(p: ev.SessionStarted) -> pb.SessionStarted:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from vision_stream import cameras as cameras_module
-from vision_stream.cameras import CameraConfigError, load_cameras, parse_cameras
+from vision_stream.server import cameras as cameras_module
+from vision_stream.server.cameras import CameraConfigError, load_cameras, parse_cameras
 
 ORIGIN = Path("/etc/vision-stream/cameras.toml")
 

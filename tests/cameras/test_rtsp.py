@@ -18,7 +18,6 @@ import pytest
 from camera_harness import RtspServer, free_port, has_openssl, make_clip
 from support import SHARED
 
-from vision_stream.cameras import parse_cameras
 from vision_stream.config import AudioPolicy, Limits
 from vision_stream.media.open import open_source
 from vision_stream.media.reconnecting import ConnectionOptions
@@ -27,6 +26,7 @@ from vision_stream.media.types import BadPacket, SourceStatus, VideoFrame
 from vision_stream.retry import RetryPolicy
 from vision_stream.server.access import SourceAccess
 from vision_stream.server.app import RunningServer, start_server
+from vision_stream.server.cameras import parse_cameras
 from vision_stream.server.service import ServiceConfig
 from vision_stream.v1 import vision_stream_pb2 as pb
 from vision_stream.v1 import vision_stream_pb2_grpc as pb_grpc

@@ -27,7 +27,6 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from support import SAMPLES
 
 from vision_stream import client
-from vision_stream.cameras import CameraConfig, parse_cameras
 from vision_stream.client import ClientTls
 from vision_stream.config import Limits
 from vision_stream.errors import AuthConfigError, UsageError
@@ -42,6 +41,7 @@ from vision_stream.server.auth import (
     parse_tokens,
     token_digest,
 )
+from vision_stream.server.cameras import CameraConfig, parse_cameras
 from vision_stream.server.service import ServiceConfig
 from vision_stream.v1 import vision_stream_pb2 as pb
 from vision_stream.v1 import vision_stream_pb2_grpc as pb_grpc

@@ -18,12 +18,12 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from ..cameras import CameraConfig
 from ..errors import UsageError
-from ..registry import SessionRegistry
 from ..v1 import vision_stream_pb2 as pb
 from ..v1 import vision_stream_pb2_grpc as pb_grpc
 from .auth import ServerTls, TokenTable, check_exposure, guard_handler
+from .cameras import CameraConfig
+from .registry import SessionRegistry
 from .service import ServiceConfig, VisionStreamService
 from .stream_input import transport_receive_limit
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 import grpc
 
 from ..backends.factory import BackendOptions
-from ..cameras import CameraConfig
 from ..config import DEFAULT_COMMENTARY_INTERVAL, AudioPolicy, Limits, SamplingPolicy, SessionSettings
 from ..errors import InvalidInputError, LimitExceededError, VisionStreamError
 from ..media.push_source import PushSource
@@ -26,17 +25,18 @@ from ..media.reconnecting import ConnectionOptions
 from ..media.types import MediaSource
 from ..net import UrlPolicy
 from ..pipeline import Session
-from ..proto import detection_to_proto, event_to_wire, stats_to_proto
+from ..proto import event_to_wire, snapshot_to_proto, stats_to_proto
 from ..redact import redact_url, scrub
-from ..registry import SessionRegistry
 from ..session_factory import open_session
 from ..snapshot import analyze_snapshot
 from ..v1 import vision_stream_pb2 as pb
 from ..v1 import vision_stream_pb2_grpc as pb_grpc
 from .access import SourceAccess
 from .auth import Principal, current_principal
+from .cameras import CameraConfig
 from .convert import check_session_id, json_object, session_from_proto
 from .limits import ClientLimits, ClientTracker, Slot, client_key
+from .registry import SessionRegistry
 from .status import internal_error, rpc_errors, status_for
 from .stream_input import BadMessage, StreamInput, stream_request_reader
 
@@ -241,10 +241,7 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
             model=request.model, options=self.config.backends, sampling=self.config.sampling,
             limits=self.config.limits,
         )
-        return pb.SnapshotResponse(
-            text=result.text, detections=[detection_to_proto(d) for d in result.detections],
-            backend=result.backend, model=result.model,
-        )
+        return snapshot_to_proto(result)
 
     # ---------------------------------------------------------------- cameras
 

@@ -26,9 +26,9 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .errors import InvalidInputError, LimitExceededError, NotFoundError, PermissionDeniedError
-from .pipeline import Session
-from .server.auth import Principal
+from ..errors import InvalidInputError, LimitExceededError, NotFoundError, PermissionDeniedError
+from ..pipeline import Session
+from .auth import Principal
 
 log = logging.getLogger(__name__)
 

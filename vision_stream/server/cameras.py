@@ -64,13 +64,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from .backends.factory import BACKEND_NAMES
-from .config import DEFAULT_COMMENTARY_INTERVAL, DEFAULT_LANGUAGE, FunctionSpec, SamplingPolicy, SessionSettings
-from .errors import CameraConfigError, UsageError
-from .media.device import is_device_spec
-from .media.reconnecting import ConnectionOptions
-from .redact import redact_url
-from .retry import RetryPolicy
+from ..backends.factory import BACKEND_NAMES
+from ..config import DEFAULT_COMMENTARY_INTERVAL, DEFAULT_LANGUAGE, FunctionSpec, SamplingPolicy, SessionSettings
+from ..errors import CameraConfigError, UsageError
+from ..media.device import is_device_spec
+from ..media.reconnecting import ConnectionOptions
+from ..redact import redact_url
+from ..retry import RetryPolicy
 
 __all__ = ["CameraConfig", "load_cameras", "parse_cameras"]
 

@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from google.protobuf import json_format
 
-from .v1 import vision_stream_pb2 as pb
+from ..v1 import vision_stream_pb2 as pb
+
+__all__ = ["Printer", "event_json", "event_line", "print_snapshot"]
+
+
+class Printer:
+    """Prints events: every event as JSON, or the readable view.
+
+    The readable view shows a turn's final commentary only: partial chunks
+    repeat the turn so far and would flood a terminal (``--json`` has them).
+    """
+
+    def __init__(self, as_json: bool) -> None:
+        self._as_json = as_json
+        self._format: Callable[[pb.Event], str] = event_json if as_json else event_line
+
+    def __call__(self, event: pb.Event) -> None:
+        if not self._as_json and event.HasField("commentary") and not event.commentary.final:
+            return
+        print(self._format(event), flush=True)
 
 
 def event_json(event: pb.Event) -> str:
@@ -61,3 +82,13 @@ def event_line(event: pb.Event) -> str:
         return (f"{head} {p.reason}: {s.media_seconds:.1f}s of media, {s.frames_sent} frames sent, "
                 f"{s.frames_dropped} dropped, {s.events} events")
     return head
+
+
+def print_snapshot(response: pb.SnapshotResponse, *, as_json: bool) -> None:
+    """An ``AnalyzeSnapshot`` answer: one JSON line, or the text and a line per detection."""
+    if as_json:
+        print(json_format.MessageToJson(response, indent=None))
+        return
+    print(response.text)
+    for d in response.detections:
+        print(f"- {d.label} [{d.severity}, {d.confidence:.2f}] {d.description}")

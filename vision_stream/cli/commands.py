@@ -1,0 +1,245 @@
+"""One function per ``vision-stream`` command, and the table ``main`` dispatches on.
+
+Every command is ``async (args, options) -> exit code``: ``options`` are the
+backend options read from the flags and the environment (commands that run no
+model ignore them). Expected failures raise :class:`~vision_stream.errors.VisionStreamError`
+and ``main`` prints them as one line. Only ``serve`` reaches into the server
+package; the benchmarks are not part of the package (``python -m bench`` in a
+checkout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..backends.factory import BackendOptions
+from ..config import AudioPolicy, Limits, SamplingPolicy
+from ..errors import UsageError
+from ..redact import redact_url
+from .args import connection_from, given, sampling_from_args, session_settings_from
+from .render import Printer, print_snapshot
+
+if TYPE_CHECKING:
+    from ..server.service import ServiceConfig
+
+__all__ = ["COMMANDS", "EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_USAGE", "Command"]
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+Command = Callable[[argparse.Namespace, BackendOptions], Awaitable[int]]
+
+
+async def cmd_replay(args: argparse.Namespace, options: BackendOptions) -> int:
+    """Run a file or camera through the pipeline here (the server's path, without a registry)."""
+    if args.server:
+        return await _replay_via_server(args)
+    from ..pipeline import SessionState
+    from ..proto import event_to_proto
+    from ..session_factory import open_session
+
+    session = await open_session(
+        args.source, settings=session_settings_from(args, "replay", _shown(args.source)), backend=args.backend,
+        options=options, sampling=sampling_from_args(args), limits=Limits(), paced=not args.fast,
+        lossless=args.fast, audio=AudioPolicy(), loop=args.loop,
+    )
+    printer = Printer(args.json)
+    with _on_interrupt(lambda: session.stop("interrupted")):
+        runner = asyncio.create_task(session.run())
+        async for event in session.log.follow():
+            printer(event_to_proto(event))
+        await runner
+    if session.stop_reason == "interrupted":
+        return EXIT_INTERRUPTED
+    return EXIT_ERROR if session.state is SessionState.FAILED else 0
+
+
+async def _replay_via_server(args: argparse.Namespace) -> int:
+    from ..client import push_file
+
+    printer = Printer(args.json)
+    sampling = sampling_from_args(args)
+    # No --commentary-interval: 0, the server's default.
+    async for event in push_file(args.server, Path(args.source), sampling=sampling, backend=args.backend,
+                                 commentary_interval=args.commentary_interval or 0.0, fast=args.fast,
+                                 **connection_from(args, os.environ)):
+        printer(event)
+    return 0
+
+
+async def cmd_watch(args: argparse.Namespace, options: BackendOptions) -> int:
+    """Ask a server to pull a source (the server's backend options apply, not ours)."""
+    from ..client import watch
+
+    printer = Printer(args.json)
+    async for event in watch(args.server, args.source, fast=args.fast, detach=args.detach,
+                             backend=args.backend, commentary_interval=args.commentary_interval,
+                             **connection_from(args, os.environ)):
+        printer(event)
+    return 0
+
+
+async def cmd_token(args: argparse.Namespace, options: BackendOptions) -> int:
+    """Print a new token (stderr, shown once) and its tokens-file lines (stdout: ``>> tokens.toml``)."""
+    from ..server.auth import ANONYMOUS, NAME, check_rights, new_token, token_digest, token_toml
+
+    if not NAME.fullmatch(args.name) or args.name == ANONYMOUS.name:
+        raise UsageError(f"token name {args.name[:80]!r}: 1-64 letters, digits, '.', '_' or '-' (not 'anonymous')")
+    rights = check_rights([r.strip() for r in args.rights.split(",") if r.strip()], "--rights")
+    token = new_token()
+    print(f"token for {args.name} (shown once; give it to the client as VISION_STREAM_TOKEN or --token):\n"
+          f"{token}", file=sys.stderr, flush=True)
+    print(token_toml(args.name, token_digest(token), rights), end="", flush=True)
+    return 0
+
+
+async def cmd_snapshot(args: argparse.Namespace, options: BackendOptions) -> int:
+    """Analyse one image here, or with a server's ``AnalyzeSnapshot``; both print the RPC's answer."""
+    from ..proto import snapshot_to_proto
+
+    if not args.image.is_file():
+        raise UsageError(f"no such image: {args.image}")
+    data = args.image.read_bytes()
+    if args.server:
+        from ..client import snapshot
+
+        response = await snapshot(args.server, data, prompt=args.prompt, backend=args.backend,
+                                  **connection_from(args, os.environ))
+    else:
+        from ..snapshot import analyze_snapshot
+
+        response = snapshot_to_proto(await analyze_snapshot(
+            data, prompt=args.prompt, backend=args.backend, options=options, sampling=SamplingPolicy(),
+            limits=Limits()))
+    print_snapshot(response, as_json=args.json)
+    return 0
+
+
+async def cmd_frames(args: argparse.Namespace, options: BackendOptions) -> int:
+    """Write the JPEGs a model would get (decoding and encoding off the event loop)."""
+    from ..media.frames_export import export_frames
+
+    count = await asyncio.to_thread(export_frames, args.source, args.out, sampling_from_args(args))
+    print(f"wrote {count} JPEG frames to {args.out}")
+    return 0
+
+
+async def cmd_serve(args: argparse.Namespace, options: BackendOptions) -> int:
+    """Run the gRPC server (and the configured cameras) until SIGINT/SIGTERM."""
+    from ..server.app import serve_forever, start_server
+    from ..server.auth import load_server_tls, load_tokens
+    from ..server.cameras import load_cameras
+
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise UsageError("--tls-cert and --tls-key go together")
+    if args.tls_client_ca is not None and args.tls_cert is None:
+        raise UsageError("--tls-client-ca needs --tls-cert and --tls-key")
+    tokens = load_tokens(args.auth_tokens) if args.auth_tokens is not None else None
+    tls = load_server_tls(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert is not None else None
+    config = _service_config(args, options)
+    cameras = load_cameras(args.config, env=os.environ) if args.config is not None else ()
+    running = await start_server(config, host=args.host, port=args.port, cameras=cameras, tokens=tokens, tls=tls,
+                                 insecure=args.insecure)
+    for camera in cameras:
+        print(f"camera {camera.name}: {camera.description}", flush=True)
+    security = [("mTLS" if tls.mutual else "TLS") if tls else "", f"{len(tokens.names)} tokens" if tokens else ""]
+    shown = f" ({', '.join(w for w in security if w)})" if any(security) else ""
+    print(f"vision-stream serving on {args.host}:{running.port}{shown}", flush=True)
+    await serve_forever(running, grace=args.grace)
+    return 0
+
+
+def _service_config(args: argparse.Namespace, options: BackendOptions) -> ServiceConfig:
+    """The server's configuration from ``serve``'s flags (unset flags keep the dataclass defaults)."""
+    from ..server.access import SourceAccess
+    from ..server.limits import ClientLimits
+    from ..server.service import ServiceConfig
+
+    schemes = frozenset(s.strip().lower() for s in args.allow_remote.split(",") if s.strip())
+    return ServiceConfig(
+        access=SourceAccess(media_root=args.media_root, allowed_schemes=schemes,
+                            allowed_hosts=frozenset(h.lower() for h in args.allow_host)),
+        sampling=sampling_from_args(args),
+        limits=Limits(**given(max_sessions=args.max_sessions)),
+        clients=ClientLimits(**given(sessions_per_client=args.sessions_per_client, idle_timeout=args.idle_timeout,
+                                     first_message_timeout=args.first_message_timeout,
+                                     message_rate=args.message_rate, message_burst=args.message_burst)),
+        backends=options,
+        **given(commentary_interval=args.commentary_interval),
+    )
+
+
+async def cmd_models(args: argparse.Namespace, options: BackendOptions) -> int:
+    """``GET /v1beta/models``: which models speak Live (bidiGenerateContent) and which REST."""
+    from ..backends.gemini_api import http_base
+    from ..backends.gemini_rest import RestSettings, list_models
+
+    if not options.api_key:
+        raise UsageError("listing models needs an API key (set GEMINI_API_KEY or GOOGLE_API_KEY)")
+    # The listing lives on the REST host (Google serves both APIs from one host).
+    url = options.rest_url or options.live_url
+    settings = RestSettings(base_url=http_base(url) if url else None, api_key=options.api_key.reveal())
+    for model in await list_models(settings):
+        methods = set(model.supported_generation_methods)
+        kind = "live" if model.live else "rest" if "generateContent" in methods else "other"
+        if kind == "other" and not args.all:
+            continue
+        marks = []
+        if model.model_id == options.live_model:
+            marks.append("--model")
+        if model.model_id == options.snapshot_model:
+            marks.append("--snapshot-model")
+        shown = f"  ({', '.join(marks)})" if marks else ""
+        print(f"{kind:5} {model.model_id}{shown}", flush=True)
+    return 0
+
+
+async def cmd_emulate(args: argparse.Namespace, options: BackendOptions) -> int:
+    """Serve the Gemini Live + REST emulator until Ctrl-C (the API key is not needed)."""
+    from ..testing.emulator import serve_from_cli
+
+    await serve_from_cli(args.host, args.port, args.fault)
+    return 0
+
+
+COMMANDS: dict[str, Command] = {
+    "replay": cmd_replay,
+    "serve": cmd_serve,
+    "watch": cmd_watch,
+    "snapshot": cmd_snapshot,
+    "frames": cmd_frames,
+    "emulate": cmd_emulate,
+    "token": cmd_token,
+    "models": cmd_models,
+}
+
+
+# ------------------------------------------------------------------- helpers
+
+@contextlib.contextmanager
+def _on_interrupt(callback: Callable[[], None]) -> Iterator[None]:
+    """Run ``callback`` on SIGINT/SIGTERM instead of raising KeyboardInterrupt (the session ends cleanly)."""
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, callback)
+            installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+def _shown(source: str) -> str:
+    return redact_url(source) if "://" in source else source

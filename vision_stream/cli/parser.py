@@ -1,0 +1,198 @@
+"""The ``vision-stream`` argument parser: every command, flag and help text.
+
+Flags that set a configuration value default to None ("not given"): only the
+given ones reach the configuration dataclasses (:mod:`.args`), which hold every
+default, and the help texts quote them from there.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..backends.factory import BACKEND_NAMES, BackendOptions
+from ..config import DEFAULT_COMMENTARY_INTERVAL, DEFAULT_LANGUAGE, Limits, SamplingPolicy
+
+__all__ = ["build_parser"]
+
+
+def _add_sampling(p: argparse.ArgumentParser) -> None:
+    d = SamplingPolicy()
+    g = p.add_argument_group("sampling")
+    g.add_argument("--fps", type=float, help=f"base sampling rate, frames/s (default {d.fps:g})")
+    g.add_argument("--max-fps", type=float,
+                   help=f"cap incl. scene-change frames (default {d.max_fps:g}, or --fps when higher)")
+    g.add_argument("--scene-threshold", type=float, help=f"scene change threshold 0..1 (default {d.scene_threshold:g})")
+    g.add_argument("--max-side", type=int, help=f"JPEG longest side, pixels (default {d.max_side})")
+    g.add_argument("--quality", type=int, help=f"JPEG quality 1..100 (default {d.jpeg_quality})")
+
+
+def _add_analysis(p: argparse.ArgumentParser) -> None:
+    d = BackendOptions()
+    g = p.add_argument_group("analysis")
+    g.add_argument("--backend", choices=BACKEND_NAMES, default="auto",
+                   help="auto = live when an API key is set, else the offline analyzer")
+    g.add_argument("--commentary-interval", type=float,
+                   help=f"seconds between commentary prompts (default {DEFAULT_COMMENTARY_INTERVAL:g})")
+    g.add_argument("--persona", default="", help="commentator instructions for model backends")
+    g.add_argument("--language", help=f"commentary language, BCP-47 (default {DEFAULT_LANGUAGE})")
+    g.add_argument("--live-url", default=None, help="Live API base URL (env VISION_STREAM_LIVE_URL)")
+    g.add_argument("--rest-url", default=None, help="REST API base URL (env VISION_STREAM_REST_URL)")
+    g.add_argument("--model", help=f"live model name (default {d.live_model})")
+    g.add_argument("--snapshot-model", help=f"REST model (default {d.snapshot_model})")
+    g.add_argument("--rest-rpm", type=float,
+                   help=f"client-side REST rate limit, requests/minute (default {d.rest_requests_per_minute:g}, "
+                        "the Flash free tier)")
+
+
+def _add_limits(p: argparse.ArgumentParser) -> None:
+    from ..server.limits import ClientLimits
+
+    d = ClientLimits()
+    p.add_argument("--max-sessions", type=int,
+                   help=f"sessions the server runs at once (default {Limits().max_sessions})")
+    g = p.add_argument_group("limits per client (a token's name, or the IP address without --auth-tokens)")
+    g.add_argument("--sessions-per-client", type=int,
+                   help="sessions (and calls not yet configured) one client may hold "
+                        f"(default {d.sessions_per_client})")
+    g.add_argument("--idle-timeout", type=float,
+                   help=f"seconds a Stream may send no media before it ends, DEADLINE_EXCEEDED "
+                        f"(default {d.idle_timeout:g})")
+    g.add_argument("--first-message-timeout", type=float,
+                   help=f"seconds a Stream may take to send its config (default {d.first_message_timeout:g})")
+    g.add_argument("--message-rate", type=float,
+                   help=f"Stream messages per second per client (default {d.message_rate:g})")
+    g.add_argument("--message-burst", type=int,
+                   help=f"messages per client above the rate at once (default {d.message_burst})")
+
+
+def _add_output(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="one event per line, protobuf JSON (camelCase)")
+
+
+def _add_connection(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("connection to a server")
+    g.add_argument("--token", default=None,
+                   help="bearer token for a server with --auth-tokens (env VISION_STREAM_TOKEN, which "
+                        "keeps it out of the process list)")
+    g.add_argument("--tls", action="store_true", help="connect with TLS, trusting the system's root CAs")
+    g.add_argument("--tls-ca", type=Path, default=None, metavar="FILE",
+                   help="connect with TLS, trusting this PEM root CA (implies --tls)")
+    g.add_argument("--tls-client-cert", type=Path, default=None, metavar="FILE",
+                   help="PEM client certificate, for a server with --tls-client-ca (mTLS)")
+    g.add_argument("--tls-client-key", type=Path, default=None, metavar="FILE", help="its PEM private key")
+
+
+TOKEN_HELP = """\
+Bearer tokens for `serve --auth-tokens FILE`. `token new NAME --rights R,...`
+prints a new random token once (give it to the client: --token or
+VISION_STREAM_TOKEN) and the lines to add to the tokens file, which keeps only
+its SHA-256:
+
+    [tokens.alice]
+    sha256 = "<64 hex digits>"
+    rights = ["push", "subscribe", "watch"]
+
+Rights: push (Stream), watch (Watch), subscribe (Subscribe, ListSessions),
+manage (StopSession of one's own sessions), snapshot (AnalyzeSnapshot),
+admin (everything, every session). A session belongs to the token that
+created it: others neither see it nor stop it, unless admin. Health and
+reflection need no token.
+"""
+
+
+def _add_serve(sub: Any) -> None:
+    p = sub.add_parser("serve", help="run the gRPC server")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=50051)
+    p.add_argument("--media-root", type=Path, default=None, help="directory Watch may read files from")
+    p.add_argument("--allow-remote", default="",
+                   help="comma-separated URL schemes Watch may open (e.g. rtsp,rtsps,http,https)")
+    p.add_argument("--allow-host", action="append", default=[], help="restrict remote URLs to these hosts")
+    _add_limits(p)
+    p.add_argument("--config", type=Path, default=None, metavar="CAMERAS_TOML",
+                   help="cameras file: named sessions started at boot, run with no client "
+                        "(format: vision_stream/server/cameras.py)")
+    p.add_argument("--grace", type=float, default=10.0, help="shutdown grace period, seconds")
+    g = p.add_argument_group("security (see `vision-stream token --help`)")
+    g.add_argument("--auth-tokens", type=Path, default=None, metavar="TOKENS_TOML",
+                   help="require a bearer token with the right for every call (health and reflection stay "
+                        "open); without it every client has every right")
+    g.add_argument("--tls-cert", type=Path, default=None, metavar="FILE", help="PEM certificate chain: serve TLS")
+    g.add_argument("--tls-key", type=Path, default=None, metavar="FILE", help="PEM private key of --tls-cert")
+    g.add_argument("--tls-client-ca", type=Path, default=None, metavar="FILE",
+                   help="PEM CA: require client certificates signed by it (mTLS)")
+    g.add_argument("--insecure", action="store_true",
+                   help="allow a non-loopback --host without TLS plus tokens (or mTLS); logs a warning")
+    _add_sampling(p)
+    _add_analysis(p)
+
+
+def _add_token(sub: Any) -> None:
+    p = sub.add_parser("token", help="make bearer tokens for serve --auth-tokens", description=TOKEN_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    token_sub = p.add_subparsers(dest="token_command", required=True)
+    q = token_sub.add_parser("new", help="print a new token and its tokens-file lines", description=TOKEN_HELP,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    q.add_argument("name", help="the token's name (1-64 letters, digits, '.', '_', '-'): its sessions' owner")
+    q.add_argument("--rights", required=True,
+                   help="comma-separated, among push, watch, subscribe, manage, snapshot, admin")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vision-stream", description="Real-time multimodal analysis of video.")
+    parser.add_argument("--version", action="version", version=f"vision-stream {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("replay", help="run a file (or camera URL) through the pipeline and print events")
+    p.add_argument("source", help="a media file, or a camera URL")
+    p.add_argument("--fast", action="store_true", help="as fast as possible (same sampling decisions)")
+    p.add_argument("--loop", action="store_true", help="loop a file until Ctrl-C")
+    p.add_argument("--server", default=None, help="HOST:PORT: push the file through a server's Stream RPC")
+    _add_sampling(p)
+    _add_analysis(p)
+    _add_output(p)
+    _add_connection(p)
+
+    _add_serve(sub)
+
+    p = sub.add_parser("watch", help="ask a server to pull a source (Watch RPC) and print its events")
+    p.add_argument("source", help="path under the server's media root, or a URL it allows")
+    p.add_argument("--server", required=True, help="HOST:PORT")
+    p.add_argument("--fast", action="store_true")
+    p.add_argument("--detach", action="store_true", help="leave the session running after this command ends")
+    p.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
+    p.add_argument("--commentary-interval", type=float, default=0.0)
+    _add_output(p)
+    _add_connection(p)
+
+    p = sub.add_parser("snapshot", help="analyse one image")
+    p.add_argument("image", type=Path)
+    p.add_argument("--prompt", default="", help="question about the image")
+    p.add_argument("--server", default=None, help="HOST:PORT: use a server's AnalyzeSnapshot RPC")
+    _add_analysis(p)
+    _add_output(p)
+    _add_connection(p)
+
+    p = sub.add_parser("frames", help="write exactly the JPEGs that would be sent to the model")
+    p.add_argument("source")
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    _add_sampling(p)
+
+    p = sub.add_parser("emulate", help="run the Gemini Live + REST emulator on loopback")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--fault", action="append", default=[],
+                   help="knob words (repeatable): Live half e.g. 'refuse=503' 'fault=drop@5'; REST half (on "
+                        "port+1) with a rest. prefix, e.g. 'rest.fault=429x3 rest.retry_delay=2'")
+
+    _add_token(sub)
+
+    p = sub.add_parser("models", help="list the models the API key can use, and which speak Live")
+    p.add_argument("--live-url", default=None, help="Live API base URL (env VISION_STREAM_LIVE_URL)")
+    p.add_argument("--rest-url", default=None, help="REST API base URL (env VISION_STREAM_REST_URL)")
+    p.add_argument("--all", action="store_true", help="also models that neither generate content nor speak Live")
+    return parser
