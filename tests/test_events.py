@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from vision_stream.errors import RetentionGapError
+from vision_stream.errors import ResumeAheadError, RetentionGapError
 from vision_stream.events import Commentary, EventLog, SessionEnded
 
 
@@ -49,6 +49,22 @@ async def test_retention_is_bounded_and_gaps_are_explicit() -> None:
         _ = [e async for e in log.follow(2)]
     assert [e.seq async for e in log.follow(2, allow_gap=True)] == [8, 9, 10, 11, 12]
     assert [e.seq async for e in log.follow(9)] == [10, 11, 12]
+
+
+async def test_resuming_after_an_event_not_yet_produced_is_an_error_not_a_silent_wait() -> None:
+    """A position from another run (or made up) would otherwise skip events in silence."""
+    log = EventLog("s", retention=5)
+    for i in range(3):
+        log.append(Commentary(str(i)))
+    follower = log.follow(3)  # exactly the last event: waits for the next one
+    log.append(Commentary("3"))
+    assert (await anext(follower)).seq == 4
+    await follower.aclose()
+    with pytest.raises(ResumeAheadError, match=r"after_seq 5 is past the session's last event \(4\)"):
+        _ = [e async for e in log.follow(5)]
+    with pytest.raises(ResumeAheadError):
+        _ = [e async for e in log.follow(2**64 - 1)]
+
 
 
 async def test_a_stalled_subscriber_holds_no_memory_and_others_go_on() -> None:

@@ -21,7 +21,8 @@
     │   ├── TransportError            the connection failed (refused, closed, timeout)
     │   └── ServiceError              the service answered with an error (HTTP status or close code)
     ├── SessionError                  a session could not run (state, shutdown)
-    └── RetentionGapError             a subscriber asked for events no longer retained
+    ├── RetentionGapError             a subscriber asked for events no longer retained
+    └── ResumeAheadError              a subscriber asked to resume after an event not yet produced
 
 Every error carries ``retryable`` (transient vs permanent, used by the retry
 policies) and a message that never contains secrets. The mapping to gRPC
@@ -229,3 +230,17 @@ class RetentionGapError(VisionStreamError):
         )
         self.after_seq = after_seq
         self.oldest_seq = oldest_seq
+
+
+class ResumeAheadError(VisionStreamError):
+    """A subscriber asked to resume after an event the session has not produced
+    (a position from another run of the session, or made up): waiting for it
+    would skip everything up to it in silence."""
+
+    code = "resume_ahead"
+
+    def __init__(self, after_seq: int, last_seq: int) -> None:
+        super().__init__(f"after_seq {after_seq} is past the session's last event ({last_seq}); "
+                         f"resume from at most {last_seq}")
+        self.after_seq = after_seq
+        self.last_seq = last_seq

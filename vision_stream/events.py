@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .config import SamplingPolicy
-from .errors import RetentionGapError, UsageError
+from .errors import ResumeAheadError, RetentionGapError, UsageError
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +257,8 @@ class EventLog:
     async def _follow(
         self, after_seq: int, allow_gap: bool, encode: Callable[[Event], Any] | None
     ) -> AsyncIterator[Any]:
+        if after_seq > self._last_seq:
+            raise ResumeAheadError(after_seq, self._last_seq)
         cursor = after_seq
         self.subscribers += 1
         try:
