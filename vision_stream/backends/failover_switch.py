@@ -1,0 +1,329 @@
+"""The failover chain's switching: which link is current, its event pump, switch down, probe, switch up.
+
+:class:`Switcher` owns every task of the chain (pumps, switches, the probe,
+retiring closes) and finishes or cancels them in ``close()``. The rules it
+carries out are in ``backends/failover.py``'s docstring; the input side is
+:class:`~vision_stream.backends.failover_inputs.LinkInputs` and the probe
+schedule :class:`~vision_stream.backends.failover_health.LinkHealth`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from ..config import SessionSettings
+from ..errors import BackendError, SessionError
+from ..events import BackendChanged, BackendEvent, Commentary, ErrorEvent
+from .base import BackendCounters, BackendSession
+from .failover_health import LinkHealth
+from .failover_inputs import ActiveLink, LinkInputs
+from .session_core import SessionCore
+
+if TYPE_CHECKING:
+    from .failover import FailoverPolicy, Link
+
+__all__ = ["Prober", "Switcher"]
+
+log = logging.getLogger("vision_stream.backends.failover")
+
+
+class Switcher:
+    """Which link is current: its pump, switch down, probe, switch up, close (inputs: ``self.inputs``)."""
+
+    def __init__(self, links: tuple[Link, ...], settings: SessionSettings, policy: FailoverPolicy,
+                 core: SessionCore, *, on_current: Callable[[ActiveLink], None]) -> None:
+        self._links = links
+        self._settings = settings
+        self._policy = policy
+        self._core = core
+        self._health = LinkHealth(policy.probe, permanent_penalty=policy.permanent_penalty)
+        self._lock = asyncio.Lock()  # one switch at a time
+        self.current: ActiveLink | None = None
+        self._switching = False
+        self.inputs = LinkInputs(policy.carry_over, receiver=self._receiver, on_failure=self._request_failover)
+        self._prober = Prober(self._health, self._probe_open, below=self._probe_limit)
+        self._tasks: set[asyncio.Task[Any]] = set()  # switches and retiring closes
+        self._finished = False  # close() is done with the links: no more switching or probing
+        self._retired = BackendCounters()
+        self.switches = 0
+        self.switch_log: deque[tuple[float, str, str, str]] = deque(maxlen=256)  # (monotonic, from, to, reason)
+        self._on_current = on_current
+
+    def _receiver(self) -> ActiveLink | None:
+        """The link inputs go to: the current one, unless the chain is switching or it is failing."""
+        active = self.current
+        return None if active is None or self._switching or active.failing else active
+
+    def _make_current(self, active: ActiveLink | None) -> None:
+        self.current = active
+        if active is not None:
+            self._on_current(active)
+
+    def _probe_limit(self) -> int:
+        """Links better than this index are probed (0: the best link is current, or the chain ended)."""
+        current = self.current
+        return 0 if current is None or self._finished else current.index
+
+    def link_counters(self) -> BackendCounters:
+        current = self.current
+        if current is None or current.absorbed:
+            return self._retired
+        return self._retired + current.session.counters()
+
+    # ---- opening links -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        reasons: list[str] = []
+        last_error: BaseException | None = None
+        for index, link in enumerate(self._links):
+            try:
+                session = await self._open_link(index)
+            except BackendError as exc:
+                reasons.append(f"{link.name}: {exc.message}")
+                last_error = exc
+                continue
+            if index > 0:
+                await self._announce(self._links[0].name, link.name, "; ".join(reasons))
+            self._begin(ActiveLink(index, link.name, session))
+            self._prober.ensure()
+            return
+        assert last_error is not None
+        raise last_error
+
+    async def _open_link(self, index: int) -> BackendSession:
+        """Open one link within ``open_timeout``; failures are noted for probing and re-raised."""
+        link = self._links[index]
+        try:
+            async with asyncio.timeout(self._policy.open_timeout):
+                return await link.backend.open(self._settings)
+        except TimeoutError:
+            exc = BackendError(f"{link.name} did not open within {self._policy.open_timeout:g} s", retryable=True)
+            self._note_down(index, exc.message, permanent=False)
+            raise exc from None
+        except BackendError as exc:
+            self._note_down(index, exc.message, permanent=not exc.retryable, error=exc)
+            raise
+
+    def _begin(self, active: ActiveLink) -> None:
+        """Make ``active`` current and start forwarding its events."""
+        self._make_current(active)
+        self._switching = False
+        active.pump = asyncio.create_task(self._pump(active), name=f"failover-pump-{active.name}")
+
+    def _note_down(self, index: int, reason: str, *, permanent: bool, error: BaseException | None = None) -> None:
+        wait = self._health.note_down(index, reason, now=time.monotonic(), permanent=permanent, error=error)
+        down = self._health.get(index)
+        kind = "quota" if down is not None and down.quota else "permanent" if permanent else "transient"
+        log.info("session %s: %s down (%s failure); next probe in %.2f s", self._settings.session_id,
+                 self._links[index].name, kind, wait)
+        self._prober.wake()
+
+    # ---- output --------------------------------------------------------------------------
+
+    async def _announce(self, old: str, new: str, reason: str) -> None:
+        self.switches += 1
+        self.switch_log.append((time.monotonic(), old, new, reason))
+        log.info("session %s: backend %s -> %s (%s)", self._settings.session_id, old, new, reason)
+        media_time = self.inputs.latest_frame.media_time if self.inputs.latest_frame is not None else None
+        await self._core.events.put(BackendChanged(old, new, reason), media_time)
+
+    async def _pump(self, active: ActiveLink) -> None:
+        """Forward one link's events; when they end unasked, that link failed."""
+        out = self._core.events
+        held: BackendEvent | None = None  # an error event may be the failure's last word
+        async for event in active.session.events():
+            if held is not None:
+                await out.put_event(held)
+                held = None
+            payload = event.payload
+            if isinstance(payload, ErrorEvent):
+                held = event
+                continue
+            if isinstance(payload, Commentary) and payload.final:
+                active.answered = True
+                self.inputs.commentary.append((event.media_time, payload.text))
+                self._health.note_healthy(active.index)  # it answers: probe backoff starts over
+            await out.put_event(event)
+        if active.failing:
+            return  # its last error is the reason in the backend_changed event
+        failure = active.session.failure  # e.g. REST's ServiceError with the server's retry delay
+        # A link closed at the end of the session normally just ends; but if it
+        # failed with a prompt unanswered (the closing summary), the next link
+        # answers it rather than the session ending without one.
+        failed_closing = active.closing and (held is not None or failure is not None) and not active.answered
+        if active is self.current and not self._finished and (not active.closing or failed_closing):
+            reason = held.payload.message if held is not None and isinstance(held.payload, ErrorEvent) else (
+                "its events ended unexpectedly")
+            self._request_failover(active, reason, failure)
+        elif held is not None:
+            await out.put_event(held)
+
+    # ---- switching down ------------------------------------------------------------------
+
+    def _request_failover(self, active: ActiveLink, reason: str, error: BackendError | None = None) -> None:
+        if self._finished or active is not self.current or active.failing:
+            return
+        active.failing = True
+        active.failure = error
+        self._switching = True  # from now on inputs are not forwarded (one prompt waits)
+        self._own(self._switch_down(active, reason), f"failover-switch-{active.name}")
+
+    def _own(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _switch_down(self, failed: ActiveLink, reason: str) -> None:
+        async with self._core.guard("failover switch", end_events=False):
+            async with self._lock:
+                await self._do_switch_down(failed, reason)
+        if self._core.failure is not None:  # the guard caught a crash: end rather than hang
+            self._switching = False
+            self._core.events.end()
+
+    async def _do_switch_down(self, failed: ActiveLink, reason: str) -> None:
+        if failed is not self.current:
+            return
+        self._note_down(failed.index, reason, permanent=False, error=failed.failure)
+        await self._retire(failed, wait=True)
+        reasons = [f"{failed.name}: {reason}"]
+        for index in range(failed.index + 1, len(self._links)):
+            try:
+                session = await self._open_link(index)
+            except BackendError as exc:
+                reasons.append(f"{self._links[index].name}: {exc.message}")
+                continue
+            await self._announce(failed.name, self._links[index].name, "; ".join(reasons))
+            active = ActiveLink(index, self._links[index].name, session)
+            self._begin(active)
+            await self.inputs.replay(active, unanswered=None if failed.answered else failed.last_prompt)
+            self._prober.ensure()
+            return
+        self._make_current(None)
+        self._switching = False
+        await self._core.fail(BackendError("every analysis backend failed: " + "; ".join(reasons)))
+        self._core.events.end()
+
+    async def _retire(self, old: ActiveLink, *, wait: bool) -> None:
+        """Close a link that is no longer current; its remaining events still flow (bounded wait)."""
+        closer = self._own(self._close_link(old), f"failover-retire-{old.name}")
+        parts: list[asyncio.Task[Any]] = [closer] + ([old.pump] if old.pump is not None else [])
+        if wait:
+            await asyncio.wait(parts, timeout=self._policy.drain_timeout)
+
+    async def _close_link(self, old: ActiveLink) -> None:
+        try:
+            await old.session.close()
+        except (BackendError, SessionError) as exc:
+            log.info("closing %s: %s", old.name, exc.message)
+        if not old.absorbed:
+            old.absorbed = True
+            self._retired = self._retired + old.session.counters()
+        await self._core.close_worker(old.pump, self._policy.drain_timeout)
+
+    # ---- probing and switching up ----------------------------------------------------------
+
+    async def _probe_open(self, index: int) -> None:
+        """One probe of link ``index`` (the prober calls it when the link is due)."""
+        try:
+            session = await self._open_link(index)
+        except BackendError as exc:
+            log.info("probe of %s failed: %s", self._links[index].name, exc.message)
+            return
+        except Exception as exc:  # a link's bug must not end probing silently
+            log.exception("probe of %s crashed", self._links[index].name)
+            self._note_down(index, f"{type(exc).__name__}", permanent=True)
+            return
+        # Shielded: once a switch-up starts it completes even if the probe is cancelled.
+        switch = self._own(self._switch_up(index, session), f"failover-switch-up-{self._links[index].name}")
+        await asyncio.shield(switch)
+
+    async def _switch_up(self, index: int, session: BackendSession) -> None:
+        async with self._lock:
+            current = self.current
+            if self._finished or current is None or index >= current.index:
+                with contextlib.suppress(BackendError, SessionError):
+                    await session.close()
+                return
+            name = self._links[index].name
+            fresh = ActiveLink(index, name, session)
+            self._make_current(fresh)  # inputs go to the healthy link from now on
+            self._switching = False  # (a failing current is replaced here instead)
+            unanswered = current.last_prompt if current.failing and not current.answered else None
+            await self.inputs.replay(fresh, unanswered=unanswered)
+            # The old link finishes its running turn first (bounded): no turn lost, none duplicated.
+            await self._retire(current, wait=True)
+            await self._announce(current.name, name, f"{name} is healthy again")
+            fresh.pump = asyncio.create_task(self._pump(fresh), name=f"failover-pump-{fresh.name}")
+
+    # ---- close ---------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Finish a running switch, flush the current link, end the chain's events."""
+        await self._prober.stop()
+        # A switch in progress delivers the waiting prompt (e.g. the final one)
+        # first; a link that fails while closing hands its unanswered prompt
+        # down the chain (bounded: each round moves one link further down).
+        for _ in range(len(self._links) + 1):
+            while self._tasks:
+                await asyncio.wait(list(self._tasks))
+            async with self._lock:
+                current = self.current
+                if current is None:
+                    break
+                current.closing = True
+                await self._close_link(current)
+            if not self._tasks:
+                break
+        self._finished = True
+        self._core.events.end()
+
+
+class Prober:
+    """The probe task: while a better link than the current one is down, reopen it when
+    ``LinkHealth`` says it is due (``probe(index)`` opens it and switches up on success)."""
+
+    def __init__(self, health: LinkHealth, probe: Callable[[int], Awaitable[None]], *,
+                 below: Callable[[], int]) -> None:
+        self._health = health
+        self._probe = probe
+        self._below = below  # links with a lower index than this are candidates
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """A link's health changed: recompute the next probe time."""
+        self._wakeup.set()
+
+    def ensure(self) -> None:
+        """Probe from now on if a better link exists (idempotent)."""
+        if self._below() == 0:
+            return
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._loop(), name="failover-probe")
+        self._wakeup.set()
+
+    async def stop(self) -> None:
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _loop(self) -> None:
+        while (below := self._below()) > 0:
+            index = self._health.due(below, time.monotonic())
+            if index is None:
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(0.01, self._health.wait(below, time.monotonic()))):
+                        await self._wakeup.wait()
+                continue
+            await self._probe(index)
