@@ -2,7 +2,7 @@
 
 ::
 
-    source.items()  ──(SourceReader thread: pace, sample, encode)──▶ Mailbox ──▶ feed ──▶ backend
+    source.items()  ──(SourceReader: pace, sample, encode)──▶ Mailbox ──▶ feed ──▶ backend
                                                                                         │
     EventLog ◀──────────────────────────── event pump task ◀── backend.events() ◀──────┘
 
@@ -37,6 +37,7 @@ from .feed import Feed
 from .mailbox import Mailbox
 from .reader import SourceReader
 from .stats import MediaClock, PipelineCounters, SourceHealth, build_stats
+from .workers import shared_pool
 
 __all__ = ["BACKEND_CLOSE_TIMEOUT", "Session", "SessionState"]
 
@@ -221,7 +222,8 @@ class Session:
         )
         self.state = SessionState.RUNNING
         reader = SourceReader(source=self.source, sampler=self._sampler, mailbox=self._mailbox, stop=self._stop,
-                              counters=self._counters, paced=self.paced, name=f"source-{self.session_id}")
+                              counters=self._counters, paced=self.paced, name=f"source-{self.session_id}",
+                              pool=shared_pool() if self.paced else None)
         pump = asyncio.create_task(self._pump_events(backend), name=f"events-{self.session_id}")
         try:
             reader.start(asyncio.get_running_loop())
