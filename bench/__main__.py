@@ -1,4 +1,4 @@
-"""``python -m bench`` (or ``vision-stream bench``): every scenario, a table, summary lines, RESULTS.md.
+"""``python -m bench`` (from a checkout): every scenario, a table, summary lines, RESULTS.md.
 
 Scenarios: ingest, latency, concurrency, memory (see each module). Inputs
 are generated with PyAV on first use and cached (``--cache-dir``). ``--quick``

@@ -4,7 +4,7 @@ Keyword-only, frozen, validated on construction (:func:`check`, raising
 ``UsageError``), with a readable repr. Each default lives in its dataclass
 only: callers pass the values they were given and leave the rest out
 (:meth:`SamplingPolicy.updated`, ``dataclasses.replace``). The environment is
-read once, at the entry point (``cli.py``), never here.
+read once, at the entry point (``vision_stream.cli``), never here.
 """
 
 from __future__ import annotations

@@ -10,15 +10,21 @@ from .errors import PermissionDeniedError
 from .redact import redact_url
 
 
-def is_loopback_url(url: str) -> bool:
-    """True when ``url``'s host is this machine (``localhost`` or a loopback address)."""
-    host = urlsplit(url).hostname or ""
+def is_loopback_host(host: str) -> bool:
+    """True when ``host`` is this machine: ``localhost`` or a loopback address (IPv6 in
+    brackets or not). '' and 0.0.0.0 are not: binding them listens on every interface."""
+    host = host.strip("[]")
     if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def is_loopback_url(url: str) -> bool:
+    """True when ``url``'s host is this machine (see :func:`is_loopback_host`)."""
+    return is_loopback_host(urlsplit(url).hostname or "")
 
 
 REMOTE_SCHEMES = ("rtsp", "rtsps", "http", "https")

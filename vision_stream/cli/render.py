@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from google.protobuf import json_format
 
@@ -40,48 +41,65 @@ def _region(d: pb.Detection) -> str:
     return f" @({r.x:.2f},{r.y:.2f} {r.width:.2f}x{r.height:.2f})"
 
 
+def _session_started(p: pb.SessionStarted) -> str:
+    return f"{p.source} via {p.backend}{' (' + p.model + ')' if p.model else ''}"
+
+
+def _commentary(p: pb.Commentary) -> str:
+    return f"{'' if p.final else '… '}{p.text}"
+
+
+def _transcript(p: pb.Transcript) -> str:
+    return f"({'heard' if p.source == pb.Transcript.SOURCE_INPUT else 'model'}) {p.text}"
+
+
+def _detection(p: pb.Detection) -> str:
+    return f"{p.label} [{p.severity}, {p.confidence:.2f}]{_region(p)} {p.description}"
+
+
+def _audio_out(p: pb.AudioOut) -> str:
+    return f"{len(p.pcm_s16le) // 2} samples at {p.sample_rate} Hz"
+
+
+def _backend_changed(p: pb.BackendChanged) -> str:
+    return f"{p.from_backend} -> {p.to_backend}: {p.reason}"
+
+
+def _stats(s: pb.Stats) -> str:
+    line = (f"frames in/sampled/sent/dropped {s.frames_in}/{s.frames_sampled}/{s.frames_sent}/"
+            f"{s.frames_dropped}, audio {s.audio_chunks_sent}, bad packets {s.bad_packets}")
+    if s.source_state:
+        line += f", source {s.source_state}"
+        if s.source_recoveries:
+            line += f" (last outage {s.source_outage_seconds:.1f} s)"
+    return line
+
+
+def _error(p: pb.Error) -> str:
+    return f"{p.code}{' (retryable)' if p.retryable else ''}: {p.message}"
+
+
+def _session_ended(p: pb.SessionEnded) -> str:
+    s = p.totals
+    return (f"{p.reason}: {s.media_seconds:.1f}s of media, {s.frames_sent} frames sent, "
+            f"{s.frames_dropped} dropped, {s.events} events")
+
+
+# The readable text of each payload, by its name in the ``payload`` oneof.
+_PAYLOADS: dict[str, Callable[[Any], str]] = {
+    "session_started": _session_started, "commentary": _commentary, "transcript": _transcript,
+    "detection": _detection, "audio_out": _audio_out, "backend_changed": _backend_changed, "stats": _stats,
+    "error": _error, "session_ended": _session_ended,
+}
+
+
 def event_line(event: pb.Event) -> str:
-    """A compact human-readable line for one event."""
+    """A compact human-readable line for one event: time, number, kind, then the payload's text."""
     t = f"{event.media_time:7.1f}s" if event.HasField("media_time") else "       -"
     kind = event.WhichOneof("payload") or "?"
     head = f"[{t}] #{event.seq:<4} {kind:<15}"
-    if kind == "session_started":
-        p = event.session_started
-        return f"{head} {p.source} via {p.backend}{' (' + p.model + ')' if p.model else ''}"
-    if kind == "commentary":
-        p = event.commentary
-        return f"{head} {'' if p.final else '… '}{p.text}"
-    if kind == "transcript":
-        p = event.transcript
-        who = "heard" if p.source == pb.Transcript.SOURCE_INPUT else "model"
-        return f"{head} ({who}) {p.text}"
-    if kind == "detection":
-        p = event.detection
-        return f"{head} {p.label} [{p.severity}, {p.confidence:.2f}]{_region(p)} {p.description}"
-    if kind == "audio_out":
-        p = event.audio_out
-        return f"{head} {len(p.pcm_s16le) // 2} samples at {p.sample_rate} Hz"
-    if kind == "backend_changed":
-        p = event.backend_changed
-        return f"{head} {p.from_backend} -> {p.to_backend}: {p.reason}"
-    if kind == "stats":
-        s = event.stats
-        line = (f"{head} frames in/sampled/sent/dropped {s.frames_in}/{s.frames_sampled}/{s.frames_sent}/"
-                f"{s.frames_dropped}, audio {s.audio_chunks_sent}, bad packets {s.bad_packets}")
-        if s.source_state:
-            line += f", source {s.source_state}"
-            if s.source_recoveries:
-                line += f" (last outage {s.source_outage_seconds:.1f} s)"
-        return line
-    if kind == "error":
-        p = event.error
-        return f"{head} {p.code}{' (retryable)' if p.retryable else ''}: {p.message}"
-    if kind == "session_ended":
-        p = event.session_ended
-        s = p.totals
-        return (f"{head} {p.reason}: {s.media_seconds:.1f}s of media, {s.frames_sent} frames sent, "
-                f"{s.frames_dropped} dropped, {s.events} events")
-    return head
+    text = _PAYLOADS.get(kind)
+    return f"{head} {text(getattr(event, kind))}" if text is not None else head
 
 
 def print_snapshot(response: pb.SnapshotResponse, *, as_json: bool) -> None:

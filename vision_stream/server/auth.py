@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import hmac
-import ipaddress
 import re
 import secrets
 import tomllib
@@ -38,6 +37,7 @@ from typing import Any
 import grpc
 
 from ..errors import AuthConfigError, PermissionDeniedError, UnauthenticatedError, UsageError, VisionStreamError
+from ..net import is_loopback_host
 from .status import abort_with
 
 RIGHTS = frozenset({"push", "watch", "subscribe", "manage", "snapshot", "admin"})
@@ -266,17 +266,6 @@ def read_pem(path: Path, what: str) -> bytes:
 def load_server_tls(cert: Path, key: Path, client_ca: Path | None = None) -> ServerTls:
     return ServerTls(cert=read_pem(cert, "TLS certificate"), key=read_pem(key, "TLS key"),
                      client_ca=read_pem(client_ca, "TLS client CA") if client_ca is not None else None)
-
-
-def is_loopback_host(host: str) -> bool:
-    """True when binding ``host`` only listens on this machine ('' and 0.0.0.0 are every interface)."""
-    host = host.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_exposure(host: str, *, tls: ServerTls | None, tokens: TokenTable | None, insecure: bool) -> bool:

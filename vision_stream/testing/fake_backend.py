@@ -8,7 +8,7 @@ top of backends (switching, probing, replaying) are tested in milliseconds::
     from vision_stream.errors import ServiceError
     from vision_stream.testing.fake_backend import FakeBackend, FakeOpen
 
-    refused = ServiceError("quota", code="quota", retry_after=0.2, status=429)
+    refused = ServiceError("quota", code="quota", retry_after=0.2, http_status=429)
     live = FakeBackend("live", [FakeOpen(error=refused), FakeOpen()])  # first open refused, then fine
     rest = FakeBackend("rest", FakeOpen(raise_on_frame=3))  # every session fails on its 3rd frame
     chain = FailoverBackend([Link("live", live), Link("rest", rest)])

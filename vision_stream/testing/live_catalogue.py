@@ -62,6 +62,16 @@ LIVE_MODELS: tuple[EmulatedModel, ...] = (
 BY_ID = {m.model_id: m for m in LIVE_MODELS}
 
 
+def model_id(name: str) -> str:
+    """The id in ``<id>``, ``models/<id>`` or a Vertex resource name, as Google reads it.
+
+    The emulators' own copy of the rule (``backends.gemini_api.bare_model_id`` is
+    the client's): ``testing/`` does not import the code it tests, so a wrong
+    client rule is caught rather than agreed with.
+    """
+    return name.rsplit("/", 1)[-1]
+
+
 def find_model(name: str) -> EmulatedModel | None:
     """The model for ``models/<id>`` or a Vertex resource name, None if not served."""
-    return BY_ID.get(name.rsplit("/", 1)[-1])
+    return BY_ID.get(model_id(name))

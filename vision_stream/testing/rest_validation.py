@@ -14,7 +14,7 @@ import binascii
 from collections.abc import Sequence
 from typing import Any
 
-from .live_catalogue import find_model
+from .live_catalogue import find_model, model_id
 
 KNOWN_FIELDS = {"contents", "systemInstruction", "system_instruction", "generationConfig", "generation_config",
                 "safetySettings", "safety_settings", "tools", "toolConfig", "tool_config", "cachedContent",
@@ -55,7 +55,7 @@ def bad_key() -> GoogleError:
 
 def is_live_only(model: str) -> bool:
     """Live-only names (the Live catalogue, or any ``-live``/``native-audio`` family) answer 404 on REST."""
-    bare = model.rsplit("/", 1)[-1]
+    bare = model_id(model)
     return find_model(bare) is not None or "-live" in bare or "native-audio" in bare
 
 

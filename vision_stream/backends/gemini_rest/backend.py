@@ -56,11 +56,11 @@ class GeminiRestBackend:
             raise self.disabled.clone()
         if self.limiter.day_exhausted:
             raise ServiceError(f"Gemini REST daily quota is exhausted ({self.limiter.day_reason})",
-                               status=429, retryable=False, code="quota_per_day")
+                               http_status=429, retryable=False, code="quota_per_day")
         wait = self.limiter.blocked_for()
         if wait > self.settings.retry.max_retry_wait:
             raise ServiceError(f"Gemini REST is rate limited for {wait:.0f} more s ({self.limiter.hold_reason})",
-                               status=429, retryable=True, code="quota", retry_after=wait)
+                               http_status=429, retryable=True, code="quota", retry_after=wait)
 
     async def open(self, settings: SessionSettings) -> RestSession:
         self.check_available()

@@ -90,7 +90,7 @@ async def list_models(
             if response.status_code != 200:
                 raise ServiceError(
                     scrub(f"listing models failed: HTTP {response.status_code}: {_error_message(response)}", *secrets),
-                    status=response.status_code,
+                    http_status=response.status_code,
                     retryable=is_transient_http(response.status_code),
                 )
             try:

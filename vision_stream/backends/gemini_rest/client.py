@@ -151,7 +151,7 @@ class RestClient:
         if self.limiter.day_exhausted:
             raise ServiceError(
                 f"Gemini REST daily quota is exhausted ({self.limiter.day_reason}); not retrying until it resets",
-                status=429, retryable=False, code="quota_per_day",
+                http_status=429, retryable=False, code="quota_per_day",
             )
 
     def _after_failure(self, failure: BackendError, backoff: Backoff) -> float:
@@ -254,7 +254,7 @@ class RestClient:
         for payload in parser.close():
             await handle(payload)
         if not chunks:
-            raise ServiceError("Gemini REST stream ended without any response chunk", status=200,
+            raise ServiceError("Gemini REST stream ended without any response chunk", http_status=200,
                                retryable=True, code="unavailable")
         return join_chunks(chunks)
 

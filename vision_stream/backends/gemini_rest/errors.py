@@ -112,7 +112,8 @@ def classify_error(
     reasons = reasons_of(error)
 
     def make(kind: str, what: str, *, retryable: bool, after: float | None = None) -> ServiceError:
-        return ServiceError(scrub(what, *secrets), status=status, retryable=retryable, code=kind, retry_after=after)
+        return ServiceError(scrub(what, *secrets), http_status=status, retryable=retryable, code=kind,
+                            retry_after=after)
 
     if status == 429:
         per_day = [q for q in quota_ids_of(error) if "PerDay" in q]
