@@ -41,30 +41,6 @@ def _region(d: pb.Detection) -> str:
     return f" @({r.x:.2f},{r.y:.2f} {r.width:.2f}x{r.height:.2f})"
 
 
-def _session_started(p: pb.SessionStarted) -> str:
-    return f"{p.source} via {p.backend}{' (' + p.model + ')' if p.model else ''}"
-
-
-def _commentary(p: pb.Commentary) -> str:
-    return f"{'' if p.final else '… '}{p.text}"
-
-
-def _transcript(p: pb.Transcript) -> str:
-    return f"({'heard' if p.source == pb.Transcript.SOURCE_INPUT else 'model'}) {p.text}"
-
-
-def _detection(p: pb.Detection) -> str:
-    return f"{p.label} [{p.severity}, {p.confidence:.2f}]{_region(p)} {p.description}"
-
-
-def _audio_out(p: pb.AudioOut) -> str:
-    return f"{len(p.pcm_s16le) // 2} samples at {p.sample_rate} Hz"
-
-
-def _backend_changed(p: pb.BackendChanged) -> str:
-    return f"{p.from_backend} -> {p.to_backend}: {p.reason}"
-
-
 def _stats(s: pb.Stats) -> str:
     line = (f"frames in/sampled/sent/dropped {s.frames_in}/{s.frames_sampled}/{s.frames_sent}/"
             f"{s.frames_dropped}, audio {s.audio_chunks_sent}, bad packets {s.bad_packets}")
@@ -75,10 +51,6 @@ def _stats(s: pb.Stats) -> str:
     return line
 
 
-def _error(p: pb.Error) -> str:
-    return f"{p.code}{' (retryable)' if p.retryable else ''}: {p.message}"
-
-
 def _session_ended(p: pb.SessionEnded) -> str:
     s = p.totals
     return (f"{p.reason}: {s.media_seconds:.1f}s of media, {s.frames_sent} frames sent, "
@@ -87,9 +59,15 @@ def _session_ended(p: pb.SessionEnded) -> str:
 
 # The readable text of each payload, by its name in the ``payload`` oneof.
 _PAYLOADS: dict[str, Callable[[Any], str]] = {
-    "session_started": _session_started, "commentary": _commentary, "transcript": _transcript,
-    "detection": _detection, "audio_out": _audio_out, "backend_changed": _backend_changed, "stats": _stats,
-    "error": _error, "session_ended": _session_ended,
+    "session_started": lambda p: f"{p.source} via {p.backend}{' (' + p.model + ')' if p.model else ''}",
+    "commentary": lambda p: f"{'' if p.final else '… '}{p.text}",
+    "transcript": lambda p: f"({'heard' if p.source == pb.Transcript.SOURCE_INPUT else 'model'}) {p.text}",
+    "detection": lambda p: f"{p.label} [{p.severity}, {p.confidence:.2f}]{_region(p)} {p.description}",
+    "audio_out": lambda p: f"{len(p.pcm_s16le) // 2} samples at {p.sample_rate} Hz",
+    "backend_changed": lambda p: f"{p.from_backend} -> {p.to_backend}: {p.reason}",
+    "stats": _stats,
+    "error": lambda p: f"{p.code}{' (retryable)' if p.retryable else ''}: {p.message}",
+    "session_ended": _session_ended,
 }
 
 
