@@ -15,6 +15,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow  # ~40 s: every bench scenario in a subprocess
 @pytest.mark.timeout(170)
 def test_bench_runs_end_to_end(tmp_path: Path) -> None:
     out = subprocess.run(

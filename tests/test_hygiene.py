@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import ROOT
+from helpers.paths import ROOT
 
 
 def _tool(name: str) -> str:

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from support import ROOT
+from helpers.paths import ROOT
 
 
 def test_generated_code_is_fresh(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support import SAMPLES
+from helpers.paths import SAMPLES
 
 from vision_stream.backends.factory import BackendOptions
 from vision_stream.config import Limits, SamplingPolicy, SessionSettings

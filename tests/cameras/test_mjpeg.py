@@ -10,8 +10,9 @@ import time
 
 import grpc
 import pytest
-from camera_harness import MjpegServer
-from test_rtsp import BOUNDED, CONFIG, Follower, assert_gap_free, is_commentary, serve
+from helpers.cameras import MjpegServer
+from helpers.server import assert_gap_free
+from helpers.watching import BOUNDED, CONFIG, Follower, is_commentary, serve_cameras
 
 from vision_stream.config import AudioPolicy
 from vision_stream.media.image import jpeg_size
@@ -87,13 +88,14 @@ def threading_restart(server: MjpegServer) -> None:
     threading.Timer(0.3, server.stopping.clear).start()
 
 
+@pytest.mark.slow  # ~7 s: real camera footage paced through the server
 async def test_watch_http_mjpeg_camera_with_credentials(
     axis_mjpeg: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     secret = "mj-Secret-9"
     camera = MjpegServer(axis_mjpeg, fps=10, user="admin", password=secret)
-    c = await serve()
+    c = await serve_cameras()
     try:
         follower = Follower(c.stub.Watch(pb.WatchRequest(source=camera.url(auth=f"admin:{secret}@"),
                                                          config=CONFIG)))
@@ -102,7 +104,7 @@ async def test_watch_http_mjpeg_camera_with_credentials(
         info = (await c.stub.ListSessions(pb.ListSessionsRequest())).sessions[0]
         assert info.source_state == "streaming" and info.source.startswith("http://admin:***@")
         await follower.cancel()
-        assert_gap_free(follower.events)
+        assert_gap_free(follower.events, first=None)
         assert not any(secret in str(e) for e in follower.events) and secret not in str(info)
 
         started = time.monotonic()
@@ -119,7 +121,7 @@ async def test_watch_http_mjpeg_camera_with_credentials(
 
 
 async def test_watch_http_is_permission_denied_unless_allowed() -> None:
-    c = await serve(schemes=("rtsp",))
+    c = await serve_cameras(schemes=("rtsp",))
     try:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             async for _ in c.stub.Watch(pb.WatchRequest(source="http://127.0.0.1:1/video.mjpg", config=CONFIG)):

@@ -10,119 +10,34 @@ import asyncio
 import logging
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import grpc
 import pytest
-from camera_harness import RtspServer, free_port, has_openssl, make_clip
-from support import SHARED
+from helpers.cameras import CAMERA_CLIP, RtspServer, free_port, has_openssl
+from helpers.clips import make_clip
+from helpers.paths import SHARED
+from helpers.server import assert_gap_free
+from helpers.watching import (
+    BOUNDED,
+    CONFIG,
+    LIVE,
+    Client,
+    Follower,
+    error,
+    index_of,
+    is_commentary,
+    is_recovery,
+    serve_cameras,
+)
 
-from vision_stream.config import AudioPolicy, Limits
+from vision_stream.config import AudioPolicy
 from vision_stream.media.open import open_source
 from vision_stream.media.reconnecting import ConnectionOptions
 from vision_stream.media.rtsp import AvStreamConnection
 from vision_stream.media.types import BadPacket, SourceStatus, VideoFrame
-from vision_stream.retry import RetryPolicy
-from vision_stream.server.access import SourceAccess
-from vision_stream.server.app import RunningServer, start_server
 from vision_stream.server.cameras import parse_cameras
-from vision_stream.server.service import ServiceConfig
 from vision_stream.v1 import vision_stream_pb2 as pb
-from vision_stream.v1 import vision_stream_pb2_grpc as pb_grpc
-
-# Short timeouts so failures are found in seconds (production defaults: 10/5/10 s).
-LIVE = ConnectionOptions(open_timeout=3.0, read_timeout=1.0, stall_timeout=2.0,
-                   reconnect=RetryPolicy(initial_delay=0.2, max_delay=0.5, jitter=0.1))
-BOUNDED = ConnectionOptions(open_timeout=2.0, read_timeout=1.0, stall_timeout=2.0,
-                      reconnect=RetryPolicy(initial_delay=0.1, max_delay=0.2, max_attempts=3))
-CONFIG = pb.SessionConfig(backend="local", commentary_interval=1.0)
-
-
-def kinds(events: list[pb.Event]) -> list[str]:
-    return [e.WhichOneof("payload") or "" for e in events]
-
-
-def assert_gap_free(events: list[pb.Event]) -> None:
-    seqs = [e.seq for e in events]
-    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), f"seq not gap-free: {seqs[:20]}..."
-
-
-class Client:
-    def __init__(self, running: RunningServer) -> None:
-        self.running = running
-        self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
-        self.stub = pb_grpc.VisionStreamStub(self.channel)
-
-    async def close(self) -> None:
-        await self.channel.close()
-        await self.running.stop(grace=5.0)
-
-
-async def serve(*, connection: ConnectionOptions = LIVE, schemes: tuple[str, ...] = ("rtsp", "rtsps", "http"),
-                cameras: tuple = ()) -> Client:
-    config = ServiceConfig(access=SourceAccess(allowed_schemes=frozenset(schemes)), connection=connection,
-                           limits=Limits(max_sessions=8))
-    return Client(await start_server(config, host="127.0.0.1", port=0, cameras=cameras))
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[Client]:
-    c = await serve()
-    try:
-        yield c
-    finally:
-        await c.close()
-
-
-class Follower:
-    """Reads a stream of events in the background; tests wait for conditions on it."""
-
-    def __init__(self, call: grpc.aio.UnaryStreamCall) -> None:
-        self.call = call
-        self.events: list[pb.Event] = []
-        self.task = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        async for event in self.call:
-            self.events.append(event)
-
-    async def wait_for(self, predicate: Callable[[pb.Event], bool], within: float, after: int = 0) -> pb.Event:
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            for event in self.events[after:]:
-                if predicate(event):
-                    return event
-            if self.task.done():
-                break
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"no matching event within {within} s; got {kinds(self.events)} "
-                             f"errors={[(e.error.code, e.error.message) for e in self.events if e.HasField('error')]}")
-
-    async def wait_end(self, within: float) -> list[pb.Event]:
-        await asyncio.wait_for(self.task, within)
-        return self.events
-
-    async def cancel(self) -> None:
-        self.call.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
-
-
-def error(code: str) -> Callable[[pb.Event], bool]:
-    return lambda e: e.HasField("error") and e.error.code == code
-
-
-def is_recovery(e: pb.Event) -> bool:
-    """The status event a camera's return produces: stats with the outage."""
-    return e.HasField("stats") and e.stats.source_state == "streaming" and e.stats.source_recoveries > 0
-
-
-def is_commentary(e: pb.Event) -> bool:
-    return e.HasField("commentary")
-
-
-def index_of(events: list[pb.Event], event: pb.Event) -> int:
-    return next(i for i, e in enumerate(events) if e.seq == event.seq)
 
 
 def assert_secret_free(secret: str, *texts: str) -> None:
@@ -132,6 +47,7 @@ def assert_secret_free(secret: str, *texts: str) -> None:
 
 # ---------------------------------------------------------------- happy paths
 
+@pytest.mark.slow  # a real GStreamer RTSP server (subprocess, 90 s clip)
 async def test_watch_rtsp_clip_gives_commentary_and_stats(rtsp_server: RtspServer, client: Client) -> None:
     follower = Follower(client.stub.Watch(pb.WatchRequest(source=rtsp_server.url("/clip"), config=CONFIG)))
     try:
@@ -146,6 +62,7 @@ async def test_watch_rtsp_clip_gives_commentary_and_stats(rtsp_server: RtspServe
 
 @pytest.mark.skipif(not (SHARED / "media" / "intel_car-detection.mp4").is_file(),
                     reason="../shared/media/intel_car-detection.mp4 is absent")
+@pytest.mark.slow  # a real GStreamer RTSP server (subprocess, 90 s clip)
 async def test_watch_real_traffic_footage_over_rtsp(rtsp_server: RtspServer, client: Client) -> None:
     follower = Follower(client.stub.Watch(pb.WatchRequest(source=rtsp_server.url("/car"), config=CONFIG)))
     try:
@@ -157,6 +74,7 @@ async def test_watch_real_traffic_footage_over_rtsp(rtsp_server: RtspServer, cli
         await follower.cancel()
 
 
+@pytest.mark.slow  # a real GStreamer RTSP server (subprocess, 90 s clip)
 async def test_configured_camera_runs_without_client_and_lists_its_state(
     rtsp_auth_server: RtspServer,
 ) -> None:
@@ -180,7 +98,7 @@ password_env = "FRONT_PW"
 fps = 2.0
 """
     cameras = parse_cameras(text, origin=Path("cameras.toml"), env={"FRONT_PW": server.password})
-    c = await serve(cameras=cameras)
+    c = await serve_cameras(cameras=cameras)
     try:
         follower = Follower(c.stub.Subscribe(pb.SubscribeRequest(session_id="front-door")))
         await follower.wait_for(is_commentary, 20)
@@ -203,7 +121,7 @@ fps = 2.0
         print(f"\nRECONNECT configured camera: kill -> recovered {time.monotonic() - killed:.2f} s")
         info = (await c.stub.ListSessions(pb.ListSessionsRequest())).sessions[0]
         assert info.source_state == "streaming" and not info.HasField("next_attempt_at")
-        assert_gap_free(follower.events)
+        assert_gap_free(follower.events, first=None)
         await follower.cancel()
     finally:
         await c.close()
@@ -211,6 +129,7 @@ fps = 2.0
 
 # ------------------------------------------------------------- the camera fails
 
+@pytest.mark.slow  # a real GStreamer RTSP server (subprocess, 90 s clip)
 async def test_server_killed_and_restarted_session_reconnects(rtsp_server: RtspServer, client: Client) -> None:
     follower = Follower(client.stub.Watch(pb.WatchRequest(source=rtsp_server.url("/live"), config=CONFIG)))
     try:
@@ -227,7 +146,7 @@ async def test_server_killed_and_restarted_session_reconnects(rtsp_server: RtspS
         assert back.stats.source_outage_seconds >= 1.0
         after = await follower.wait_for(is_commentary, 20, after=index_of(follower.events, back))
         assert after.media_time > before.media_time
-        assert_gap_free(follower.events)
+        assert_gap_free(follower.events, first=None)
         media_times = [e.media_time for e in follower.events if e.HasField("commentary")]
         assert media_times == sorted(media_times)
         print(f"\nRECONNECT kill: detected {detected - killed:.2f} s, kill -> recovered {recovered - killed:.2f} s "
@@ -236,6 +155,7 @@ async def test_server_killed_and_restarted_session_reconnects(rtsp_server: RtspS
         await follower.cancel()
 
 
+@pytest.mark.slow  # a real GStreamer RTSP server (subprocess, 90 s clip)
 async def test_server_stalled_is_detected_and_reconnected_after_sigcont(
     rtsp_server: RtspServer, client: Client
 ) -> None:
@@ -255,13 +175,14 @@ async def test_server_stalled_is_detected_and_reconnected_after_sigcont(
         await follower.wait_for(is_recovery, 20)
         recovered = time.monotonic()
         await follower.wait_for(is_commentary, 20, after=len(follower.events))
-        assert_gap_free(follower.events)
+        assert_gap_free(follower.events, first=None)
         print(f"\nRECONNECT stall: detected {detected - stalled:.2f} s after SIGSTOP, recovered "
               f"{recovered - resumed:.2f} s after SIGCONT")
     finally:
         await follower.cancel()
 
 
+@pytest.mark.slow  # a real GStreamer RTSP server (subprocess, 90 s clip)
 @pytest.mark.parametrize("case", ["closed_port", "wrong_path", "wrong_password"])
 async def test_unreachable_cameras_fail_clearly_with_bounded_retries_and_no_secret(
     case: str, rtsp_auth_server: RtspServer, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
@@ -274,7 +195,7 @@ async def test_unreachable_cameras_fail_clearly_with_bounded_retries_and_no_secr
         "wrong_path": server.url("/no-such-stream"),
         "wrong_password": server.url("/live", password="not-" + secret),
     }[case]
-    c = await serve(connection=BOUNDED)
+    c = await serve_cameras(connection=BOUNDED)
     try:
         started = time.monotonic()
         call = c.stub.Watch(pb.WatchRequest(source=url, config=CONFIG))
@@ -283,7 +204,7 @@ async def test_unreachable_cameras_fail_clearly_with_bounded_retries_and_no_secr
         info = (await c.stub.ListSessions(pb.ListSessionsRequest())).sessions[0]
     finally:
         await c.close()
-    assert_gap_free(events)
+    assert_gap_free(events, first=None)
     codes = [e.error.code for e in events if e.HasField("error")]
     failed = next(e for e in events if e.HasField("error") and e.error.code == "source_failed")
     assert events[-1].session_ended.reason.startswith("failed:")
@@ -302,8 +223,9 @@ async def test_unreachable_cameras_fail_clearly_with_bounded_retries_and_no_secr
     assert_secret_free("not-" + secret, caplog.text, out, err, *(str(e) for e in events))
 
 
+@pytest.mark.slow  # a real GStreamer RTSP server (subprocess, 90 s clip)
 async def test_watch_rtsp_is_permission_denied_unless_allowed(rtsp_server: RtspServer) -> None:
-    c = await serve(schemes=())
+    c = await serve_cameras(schemes=())
     try:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             async for _ in c.stub.Watch(pb.WatchRequest(source="rtsp://u:pw-77@127.0.0.1:1/x", config=CONFIG)):
@@ -329,6 +251,7 @@ def _first_items(url: str, count: int, options: ConnectionOptions = LIVE) -> lis
     return items
 
 
+@pytest.mark.slow  # a real GStreamer RTSP server (subprocess, 90 s clip)
 def test_joining_mid_gop_starts_at_a_keyframe_without_bad_packets(rtsp_server: RtspServer) -> None:
     import threading
 
@@ -368,7 +291,7 @@ def test_joining_mid_gop_starts_at_a_keyframe_without_bad_packets(rtsp_server: R
 def test_stream_cut_mid_gop_is_decoded_from_its_first_keyframe(tmp_path: Path) -> None:
     import av
 
-    clip = make_clip(tmp_path / "gop.mp4", seconds=4, audio=False, gop=20)
+    clip = make_clip(tmp_path / "gop.mp4", seconds=4, gop=20, **CAMERA_CLIP)
     cut = tmp_path / "cut.ts"
     with av.open(str(clip)) as src, av.open(str(cut), "w", format="mpegts") as out:
         vin = src.streams.video[0]
@@ -389,11 +312,12 @@ def test_stream_cut_mid_gop_is_decoded_from_its_first_keyframe(tmp_path: Path) -
     assert not any(isinstance(i, BadPacket) for i in items)
 
 
+@pytest.mark.slow  # a real GStreamer RTSP server (subprocess, 90 s clip)
 def test_resolution_change_mid_stream_over_rtsp(gstreamer: None, tmp_path: Path) -> None:
     # MPEG-TS with in-band SPS/PPS: the second half's new SPS arrives mid-stream, as
     # when a camera's resolution is changed in its web UI.
-    a = make_clip(tmp_path / "a.ts", seconds=2, width=320, height=240, audio=False, gop=10)
-    b = make_clip(tmp_path / "b.ts", seconds=2, width=480, height=272, audio=False, gop=10, start_frame=20)
+    a = make_clip(tmp_path / "a.ts", seconds=2, size=(320, 240), gop=10, **CAMERA_CLIP)
+    b = make_clip(tmp_path / "b.ts", seconds=2, size=(480, 272), gop=10, start_frame=20, **CAMERA_CLIP)
     joined = tmp_path / "switch.ts"
     joined.write_bytes(a.read_bytes() + b.read_bytes())
     server = RtspServer(["--video-file", f"/switch={joined}"], port=free_port())
@@ -416,9 +340,9 @@ def test_resolution_change_mid_stream_over_rtsp(gstreamer: None, tmp_path: Path)
 def test_audio_format_and_resolution_change_mid_stream(tmp_path: Path) -> None:
     from vision_stream.media.types import AudioChunk
 
-    a = make_clip(tmp_path / "a.ts", seconds=3, width=320, height=240, gop=10)
-    b = make_clip(tmp_path / "b.ts", seconds=3, width=480, height=272, gop=10, start_frame=30,
-                  audio_rate=48000, audio_layout="stereo")
+    a = make_clip(tmp_path / "a.ts", seconds=3, size=(320, 240), gop=10, audio=True, **CAMERA_CLIP)
+    b = make_clip(tmp_path / "b.ts", seconds=3, size=(480, 272), gop=10, start_frame=30, audio=True,
+                  audio_rate=48000, audio_layout="stereo", **CAMERA_CLIP)
     joined = tmp_path / "switch.ts"
     joined.write_bytes(a.read_bytes() + b.read_bytes())
     connection = AvStreamConnection(str(joined), description="switch", audio=AudioPolicy(), options=LIVE)
@@ -435,6 +359,7 @@ def test_audio_format_and_resolution_change_mid_stream(tmp_path: Path) -> None:
     assert chunks[-1].media_time > 5.0
 
 
+@pytest.mark.slow  # a real GStreamer RTSP server (subprocess, 90 s clip)
 def test_rtsps_over_tls(gstreamer: None, tmp_path: Path) -> None:
     if not has_openssl():
         pytest.skip("openssl CLI is absent (needed to make a self-signed certificate)")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 
 import pytest
-from camera_harness import MjpegServer
-from test_rtsp import CONFIG, Follower, is_commentary, serve
+from helpers.cameras import MjpegServer
+from helpers.watching import CONFIG, Follower, is_commentary, serve_cameras
 
 from vision_stream.redact import RedactingFilter
 from vision_stream.v1 import vision_stream_pb2 as pb
@@ -17,13 +17,14 @@ PWD = "q-Secret-pwd-77"
 TOKEN = "q-Secret-token-88"
 
 
+@pytest.mark.slow  # ~7 s: a paced camera through the server
 async def test_query_credentials_of_a_camera_url_never_reach_events_listsessions_or_logs(
     axis_mjpeg: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     caplog.handler.addFilter(RedactingFilter())  # what `vision-stream serve` installs at start-up
     camera = MjpegServer(axis_mjpeg, fps=10)
-    c = await serve()
+    c = await serve_cameras()
     try:
         url = f"{camera.url(auth=f'admin:{PWD}@')}?user=admin&pwd={PWD}&passwd={PWD}&token={TOKEN}"
         follower = Follower(c.stub.Watch(pb.WatchRequest(source=url, config=CONFIG)))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from support import SAMPLES
+from helpers.paths import SAMPLES
 
 from vision_stream.v1 import vision_stream_pb2 as pb
 from vision_stream.v1 import vision_stream_pb2_grpc as pb_grpc

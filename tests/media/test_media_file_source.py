@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers.clips import make_clip, noise
 
 from vision_stream.config import AudioPolicy
 from vision_stream.errors import NotFoundError, SourceOpenError
@@ -118,38 +119,10 @@ def test_keyframes_only(sample_clip: Path) -> None:
     assert 6.6 in [round(f.media_time, 2) for f in frames]
 
 
-def _bframe_clip(path: Path, seconds: int = 4, fps: int = 30) -> Path:
-    """H.264 with B-frames (reordering delay), a keyframe every second, and AAC audio."""
-    import av
-    import numpy as np
-
-    with av.open(str(path), mode="w") as out:
-        video = out.add_stream("libx264", rate=fps)
-        video.width, video.height, video.pix_fmt = 160, 120, "yuv420p"
-        video.codec_context.gop_size = fps
-        video.options = {"keyint_min": str(fps), "sc_threshold": "0", "bf": "2"}
-        audio = out.add_stream("aac", rate=16000)
-        audio.layout = "mono"
-        audio_pts = 0
-        rng = np.random.default_rng(7)
-        for i in range(seconds * fps):
-            img = rng.integers(0, 255, size=(120, 160, 3), dtype=np.uint8)
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            frame.pts = i
-            for packet in video.encode(frame):
-                out.mux(packet)
-            while audio_pts + 1024 <= (i + 1) * 16000 // fps:
-                tone = (0.2 * np.sin(np.arange(audio_pts, audio_pts + 1024) / 5.0)).astype(np.float32)
-                af = av.AudioFrame.from_ndarray(tone[None, :], format="fltp", layout="mono")
-                af.sample_rate, af.pts = 16000, audio_pts
-                audio_pts += 1024
-                for packet in audio.encode(af):
-                    out.mux(packet)
-        for packet in video.encode():
-            out.mux(packet)
-        for packet in audio.encode():
-            out.mux(packet)
-    return path
+def _bframe_clip(path: Path) -> Path:
+    """4 s of H.264 at 30 fps with B-frames (reordering delay), a keyframe every second, and AAC audio."""
+    return make_clip(path, seconds=4, fps=30, size=(160, 120), picture=noise(7), gop=30, bframes=2,
+                     scenecut=False, preset=None, audio=True)
 
 
 def test_keyframe_mode_hands_out_each_keyframe_without_reorder_delay(tmp_path: Path) -> None:

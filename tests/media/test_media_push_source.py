@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from helpers.clips import remux
 
 from vision_stream.config import AudioPolicy, Limits, SamplingPolicy
 from vision_stream.errors import InvalidInputError, LimitExceededError, SessionError, SourceOpenError
@@ -239,7 +240,7 @@ def _sampled(
     ],
 )
 async def test_random_split_push_equals_file(
-    tmp_path: Path, sample_clip: Path, remux: Callable[..., Path], fmt: str, ext: str, options: dict | None
+    tmp_path: Path, sample_clip: Path, fmt: str, ext: str, options: dict | None
 ) -> None:
     path = remux(sample_clip, tmp_path / f"clip.{ext}", fmt, options)
     expected, expected_audio, _ = await asyncio.to_thread(_sampled, FileSource(path, audio=AUDIO).items())

@@ -4,34 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import av
-import numpy as np
 import pytest
+from helpers.clips import make_clip, square_on_grey
 
 from vision_stream.backends.local import LocalBackend
 from vision_stream.config import AudioPolicy, Limits, SamplingPolicy, SessionSettings
 from vision_stream.events import Detection, Event, SessionEnded
 from vision_stream.media.file_source import FileSource
 from vision_stream.pipeline import Session
-
-
-def make_clip(path: Path, seconds: float = 3.0, fps: int = 25) -> Path:
-    """A square moving right on grey, with a hard cut to a blue scene at 2 s."""
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast"})
-        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
-        for i in range(int(seconds * fps)):
-            t = i / fps
-            img = np.full((240, 320, 3), 90 if t < 2 else 30, np.uint8)
-            if t >= 2:
-                img[:, :, 0] = 200
-            x = 10 + i * 4
-            img[100:140, x % 280 : x % 280 + 40] = (0, 220, 255)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
 
 
 async def run_session(path: Path, *, paced: bool) -> list[Event]:
@@ -50,7 +30,9 @@ async def run_session(path: Path, *, paced: bool) -> list[Event]:
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_clip(tmp_path_factory.mktemp("clip") / "clip.mp4")
+    """3 s at 25 fps: a square moving right 4 px per frame on grey, a hard cut to blue at 2 s."""
+    return make_clip(tmp_path_factory.mktemp("clip") / "clip.mp4", seconds=3.0, fps=25,
+                     picture=square_on_grey(step=4, cut_at=2.0))
 
 
 async def test_paced_and_fast_replays_make_identical_decisions(clip: Path) -> None:

@@ -17,8 +17,8 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 import pytest_asyncio
-from server.grpc_harness import Served, _serve, bearer, write_tokens
-from support import SAMPLES
+from helpers.paths import SAMPLES
+from helpers.server import Served, bearer, serve, write_tokens
 
 from vision_stream.config import Limits
 from vision_stream.server.access import SourceAccess
@@ -93,7 +93,7 @@ async def matrix(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Matr
     rights["owner"] = {"push"}
     tokens = write_tokens(tmp / "tokens.toml", rights)
     config = ServiceConfig(access=SourceAccess(media_root=SAMPLES), limits=Limits(max_sessions=16))
-    async for served in _serve(config, SAMPLES, tokens=load_tokens(tmp / "tokens.toml")):
+    async for served in serve(config, SAMPLES, tokens=load_tokens(tmp / "tokens.toml")):
         m = Matrix(served, tokens)
         for r in RIGHT_NAMES:
             events = await push_session(served, tokens[f"own-{r}"], f"own-{r}")

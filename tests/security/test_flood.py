@@ -17,8 +17,8 @@ from pathlib import Path
 import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
-from server.grpc_harness import Served, _serve, bearer, write_tokens
-from support import SAMPLES
+from helpers.paths import SAMPLES
+from helpers.server import Served, bearer, serve, write_tokens
 
 from vision_stream.config import Limits
 from vision_stream.server.access import SourceAccess
@@ -97,7 +97,7 @@ async def test_flood_from_one_principal_leaves_another_able_to_work(media_root: 
     config = ServiceConfig(access=SourceAccess(media_root=media_root), limits=Limits(max_sessions=32),
                            clients=ClientLimits(sessions_per_client=8))
     hold = asyncio.Event()
-    async for served in _serve(config, media_root, tokens=load_tokens(tmp_path / "tokens.toml")):
+    async for served in serve(config, media_root, tokens=load_tokens(tmp_path / "tokens.toml")):
         open_calls, refused = await flood(served, bearer(tokens["flooder"]), hold, 8)
         try:
             assert len(open_calls) == 8 and len(refused) == FLOOD - 8
@@ -117,7 +117,7 @@ async def test_flood_hits_the_global_limit_with_retry_info(media_root: Path) -> 
     config = ServiceConfig(access=SourceAccess(media_root=media_root), limits=Limits(max_sessions=10),
                            clients=ClientLimits(sessions_per_client=64))
     hold = asyncio.Event()
-    async for served in _serve(config, media_root):
+    async for served in serve(config, media_root):
         open_calls, refused = await flood(served, None, hold, 10)
         try:
             assert len(open_calls) == 10 and len(refused) == FLOOD - 10

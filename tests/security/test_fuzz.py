@@ -15,16 +15,18 @@ The report (cases per target, status codes, RSS before/after) goes to
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-import fuzz_strategies as fs
 import grpc
 import pytest
-from fuzz_support import (
+from google.protobuf.message import Message
+from helpers import fuzz_strategies as fs
+from helpers.fuzz import (
     CALL_BOUND,
     REPORT_PATH,
     Canary,
@@ -42,13 +44,15 @@ from fuzz_support import (
     unary,
     violations,
 )
-from google.protobuf.message import Message
+from helpers.paths import SAMPLES
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from support import SAMPLES
 
 from vision_stream.config import Limits
 from vision_stream.v1 import vision_stream_pb2 as pb
+
+# The fuzz suite: a server, a canary session and thousands of generated cases.
+pytestmark = pytest.mark.slow
 
 T = TypeVar("T")
 SCALE = float(os.environ.get("VISION_STREAM_FUZZ_SCALE", "1"))
@@ -126,6 +130,13 @@ def shown(*values: object) -> str:
 
 @pytest.fixture(scope="module")
 def fuzz(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Fuzz]:
+    # grpc.aio makes a call object in the thread that calls the stub and asks that thread for its
+    # event loop (cygrpc.get_working_loop); after earlier async tests pytest-asyncio leaves the main
+    # thread with none, so this sync module lends it one (the calls still run on the server's loop).
+    main_loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(main_loop)
+    request.addfinalizer(main_loop.close)
+    request.addfinalizer(lambda: asyncio.set_event_loop(None))
     root = tmp_path_factory.mktemp("fuzz") / "media"
     copy_media(root)
     server = FuzzServer(root, Limits(max_sessions=16))

@@ -22,8 +22,8 @@ import cv2
 import grpc
 import numpy as np
 import pytest
-from server.grpc_harness import Served, _serve, media_root
-from support import SAMPLES
+from helpers.paths import SAMPLES
+from helpers.server import Served, serve
 
 from vision_stream.config import AudioPolicy, Limits
 from vision_stream.media.file_source import FileSource
@@ -31,8 +31,6 @@ from vision_stream.media.types import BadPacket, VideoFrame
 from vision_stream.server.access import SourceAccess
 from vision_stream.server.service import ServiceConfig
 from vision_stream.v1 import vision_stream_pb2 as pb
-
-__all__ = ["media_root"]
 
 CONFIG = pb.StreamRequest(config=pb.SessionConfig(backend="local", lossless=True))
 WATCH_CONFIG = pb.SessionConfig(backend="local")
@@ -44,7 +42,7 @@ async def served(media_root: Path) -> AsyncIterator[Served]:
     """A server allowing http from 127.0.0.1 only ("localhost" is a forbidden host)."""
     access = SourceAccess(media_root=media_root, allowed_schemes=frozenset({"http"}),
                           allowed_hosts=frozenset({"127.0.0.1"}))
-    async for s in _serve(ServiceConfig(access=access, limits=Limits(max_sessions=8)), media_root):
+    async for s in serve(ServiceConfig(access=access, limits=Limits(max_sessions=8)), media_root):
         yield s
 
 

@@ -21,10 +21,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from grpc_harness import Served, _serve, bearer, write_tokens
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from support import SAMPLES
+from helpers.paths import SAMPLES
+from helpers.server import Served, bearer, serve, write_tokens
 
 from vision_stream import client
 from vision_stream.client import ClientTls
@@ -121,7 +121,7 @@ async def secured(tmp_path: Path, media_root: Path) -> AsyncIterator[Secured]:
                           backend="local", viewers=("alice",))
     hidden = CameraConfig(name="vault", source=str(SAMPLES / "sample.mp4"), description="sample.mp4", loop=True,
                           backend="local")
-    async for served in _serve(config_for(media_root), media_root, tokens=load_tokens(tmp_path / "tokens.toml"),
+    async for served in serve(config_for(media_root), media_root, tokens=load_tokens(tmp_path / "tokens.toml"),
                                cameras=[camera, hidden]):
         yield Secured(served, tokens)
 
@@ -294,7 +294,7 @@ async def _list(target: str, tls: bool | ClientTls) -> grpc.StatusCode:
 
 async def test_tls_serves_a_client_that_trusts_the_ca_and_refuses_plaintext(pki: Pki, media_root: Path) -> None:
     tls = load_server_tls(pki.server_cert, pki.server_key)
-    async for served in _serve(config_for(media_root), media_root, tls=tls, client_tls=ClientTls(root_ca=pki.ca)):
+    async for served in serve(config_for(media_root), media_root, tls=tls, client_tls=ClientTls(root_ca=pki.ca)):
         target = f"127.0.0.1:{served.running.port}"
         assert (await served.stub.ListSessions(pb.ListSessionsRequest())).sessions == []
         assert await _list(target, False) is grpc.StatusCode.UNAVAILABLE
@@ -305,7 +305,7 @@ async def test_mtls_refuses_a_client_without_a_certificate(pki: Pki, media_root:
     tls = load_server_tls(pki.server_cert, pki.server_key, pki.ca)
     assert tls.mutual
     with_cert = ClientTls(root_ca=pki.ca, cert=pki.client_cert, key=pki.client_key)
-    async for served in _serve(config_for(media_root), media_root, tls=tls, client_tls=with_cert):
+    async for served in serve(config_for(media_root), media_root, tls=tls, client_tls=with_cert):
         target = f"127.0.0.1:{served.running.port}"
         assert await _list(target, with_cert) is grpc.StatusCode.OK
         assert await _list(target, ClientTls(root_ca=pki.ca)) is grpc.StatusCode.UNAVAILABLE

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-from grpc_harness import Served, _serve
-from support import SAMPLES
+from helpers.paths import SAMPLES
+from helpers.server import Served, serve
 
 from vision_stream.config import Limits
 from vision_stream.server.access import SourceAccess
@@ -89,7 +89,7 @@ async def test_bad_json_error_is_bounded(served: Served) -> None:
 async def test_oversize_message_is_resource_exhausted_naming_it(media_root: Path) -> None:
     config = ServiceConfig(access=SourceAccess(media_root=media_root), limits=Limits(max_message_bytes=200_000))
     big = pb.StreamRequest(frame=pb.VideoFrame(data=b"\xff" * 300_000)).SerializeToString()
-    async for served in _serve(config, media_root):
+    async for served in serve(config, media_root):
         await assert_failed_after_two_frames(served, [big], grpc.StatusCode.RESOURCE_EXHAUSTED,
                                              "200000-byte message limit")
         # The server goes on serving.
@@ -112,7 +112,7 @@ async def test_slow_reader_of_its_own_stream_gets_out_of_range(media_root: Path)
     window (lookahead) the server's sends block, its cursor falls out of a 3-event
     retention window, and the call ends OUT_OF_RANGE, as Subscribe would."""
     config = ServiceConfig(access=SourceAccess(media_root=media_root), limits=Limits(event_retention=3))
-    async for served in _serve(config, media_root):
+    async for served in serve(config, media_root):
         slow = grpc.aio.insecure_channel(f"127.0.0.1:{served.running.port}", options=[
             ("grpc.http2.lookahead_bytes", 1), ("grpc.http2.bdp_probe", 0)])
         try:

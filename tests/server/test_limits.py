@@ -12,8 +12,8 @@ from pathlib import Path
 import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
-from grpc_harness import Served, _serve
-from support import SAMPLES
+from helpers.paths import SAMPLES
+from helpers.server import Served, serve
 
 from vision_stream.config import Limits
 from vision_stream.errors import UsageError, quote
@@ -51,10 +51,10 @@ async def stream_until_error(served: Served, requests: AsyncIterator[pb.StreamRe
     return err.value, events
 
 
-async def serve(media_root: Path, clients: ClientLimits, max_sessions: int = 8) -> AsyncIterator[Served]:
+async def serve_limited(media_root: Path, clients: ClientLimits, max_sessions: int = 8) -> AsyncIterator[Served]:
     config = ServiceConfig(access=SourceAccess(media_root=media_root), limits=Limits(max_sessions=max_sessions),
                            clients=clients)
-    async for served in _serve(config, media_root):
+    async for served in serve(config, media_root):
         yield served
 
 
@@ -65,7 +65,7 @@ async def test_stream_without_media_for_idle_timeout_is_deadline_exceeded(media_
         yield pb.StreamRequest(prompt=pb.Prompt(text="still there?"))  # not media: no extension
         await asyncio.sleep(5)  # then silence, holding the call open
 
-    async for served in serve(media_root, SHORT):
+    async for served in serve_limited(media_root, SHORT):
         began = time.monotonic()
         err, events = await stream_until_error(served, requests())
         assert time.monotonic() - began < 3
@@ -82,7 +82,7 @@ async def test_silent_call_holds_a_slot_then_times_out(media_root: Path) -> None
         await asyncio.sleep(5)
         yield CONFIG
 
-    async for served in serve(media_root, SHORT):
+    async for served in serve_limited(media_root, SHORT):
         silent_calls = [asyncio.create_task(stream_until_error(served, silent())) for _ in range(2)]
         await asyncio.sleep(0.2)  # both calls have started (and hold the client's 2 slots)
 
@@ -116,7 +116,7 @@ async def test_slots_are_given_back_when_sessions_end(media_root: Path) -> None:
         yield CONFIG
         yield FRAME
 
-    async for served in serve(media_root, SHORT):
+    async for served in serve_limited(media_root, SHORT):
         for _ in range(5):  # more sessions in a row than the client's 2 slots
             events = [e async for e in served.stub.Stream(one_frame())]
             assert events[-1].HasField("session_ended")
@@ -134,7 +134,7 @@ async def test_message_rate_is_resource_exhausted_with_retry_info(media_root: Pa
         # INTERNAL "Internal error from Core" instead of it (grpc#36066).
         await asyncio.sleep(10)
 
-    async for served in serve(media_root, ClientLimits(message_rate=2, message_burst=5)):
+    async for served in serve_limited(media_root, ClientLimits(message_rate=2, message_burst=5)):
         err, events = await stream_until_error(served, chatty())
         assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert "message 6: message rate exceeded" in (err.details() or "")

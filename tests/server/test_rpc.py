@@ -9,10 +9,10 @@ from pathlib import Path
 
 import grpc
 import pytest
-from grpc_harness import Served, assert_gap_free, kinds
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from support import SAMPLES
+from helpers.paths import SAMPLES
+from helpers.server import Served, assert_gap_free, kinds, serve
 
 from vision_stream.v1 import vision_stream_pb2 as pb
 
@@ -103,6 +103,7 @@ async def test_stream_pushed_images_raw_frames_and_pcm(served: Served) -> None:
     assert "commentary" in kinds(events)
 
 
+@pytest.mark.slow  # ~12 s: a paced replay watched to its end
 async def test_subscribe_resumes_without_missing_or_duplicated_seq(served: Served) -> None:
     watch = served.stub.Watch(pb.WatchRequest(source="sample.mp4", config=FAST, detach=True))
     first = await anext(aiter(watch))
@@ -259,13 +260,11 @@ async def test_session_limit_is_resource_exhausted(served: Served) -> None:
 async def test_corrupt_clip_processes_to_the_end(shared_media: Path, media_root: Path) -> None:
     import shutil
 
-    from grpc_harness import _serve
-
     from vision_stream.server.access import SourceAccess
     from vision_stream.server.service import ServiceConfig
 
     shutil.copy(shared_media / "vi3o_systime_CORRUPT.mkv", media_root / "corrupt.mkv")
-    async for served in _serve(ServiceConfig(access=SourceAccess(media_root=media_root)), media_root):
+    async for served in serve(ServiceConfig(access=SourceAccess(media_root=media_root)), media_root):
         events = await collect(served.stub.Watch(pb.WatchRequest(source="corrupt.mkv", fast=True, config=FAST)))
         end = events[-1].session_ended
         assert end.reason == "end_of_input"

@@ -16,8 +16,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-from rest_support import API_KEY, make_frame
+from helpers.events import Collector
+from helpers.frames import flat_frame
+from helpers.rest import API_KEY
+from helpers.timing import scaled
 
+from vision_stream.backends.base import BackendSession
 from vision_stream.backends.failover import FailoverBackend, FailoverPolicy, FailoverSession, Link
 from vision_stream.backends.failover_health import is_quota_failure, server_delay
 from vision_stream.backends.gemini_live import GeminiLiveBackend, LiveSettings, LiveTimeouts, ReconnectPolicy
@@ -26,7 +30,7 @@ from vision_stream.backends.gemini_rest.errors import classify_error
 from vision_stream.backends.local import LocalBackend
 from vision_stream.config import AudioPolicy, Limits, SamplingPolicy, SessionSettings
 from vision_stream.errors import ServiceError
-from vision_stream.events import BackendChanged, BackendEvent, Commentary, Event, SessionEnded, SessionStarted
+from vision_stream.events import BackendChanged, Commentary, Event, SessionEnded, SessionStarted
 from vision_stream.media.file_source import FileSource
 from vision_stream.pipeline import Session
 from vision_stream.testing.live_emulator import LiveEmulator
@@ -34,41 +38,57 @@ from vision_stream.testing.live_knobs import EmulatorKnobs, Fault
 from vision_stream.testing.rest_emulator import RestEmulator
 from vision_stream.testing.rest_knobs import RestFault, RestKnobs
 
+# Each test plays a clip at source speed for 2-12 s (~45 s in all); the rules themselves run in
+# milliseconds against fake links in test_failover_rules.py.
+pytestmark = pytest.mark.slow
+
 CADENCE = 2.0  # seconds of media between commentary prompts
 POLICY = FailoverPolicy(open_timeout=5.0, probe_base=0.5, probe_max=2.0, drain_timeout=2.0)
+
+
+class Opened:
+    """The chain as a Backend that keeps the session it opened: the pipeline's open
+    backend session, reached through the public Backend interface."""
+
+    def __init__(self, backend: FailoverBackend) -> None:
+        self.backend = backend
+        self.name = backend.name
+        self.session: FailoverSession | None = None
+
+    async def open(self, settings: SessionSettings) -> BackendSession:
+        session = await self.backend.open(settings)
+        assert isinstance(session, FailoverSession)
+        self.session = session
+        return session
 
 
 @dataclass
 class Rig:
     live: LiveEmulator
     rest: RestEmulator
-    backend: FailoverBackend
+    backend: Opened
     session: Session
-    events: list[Event]
+    log: Collector[Event]
+
+    @property
+    def events(self) -> list[Event]:
+        return self.log.events
 
     @property
     def chain(self) -> FailoverSession:
-        chain = self.session._backend_session  # the pipeline's open backend session
-        assert isinstance(chain, FailoverSession)
-        return chain
+        assert self.backend.session is not None, "the pipeline has not opened its backend yet"
+        return self.backend.session
 
     def changes(self) -> list[BackendChanged]:
-        return [e.payload for e in self.events if isinstance(e.payload, BackendChanged)]
+        return self.log.payloads(BackendChanged)
 
     def final_commentary(self, backend: str) -> list[Commentary]:
-        return [e.payload for e in self.events
-                if isinstance(e.payload, Commentary) and e.payload.final and e.payload.backend == backend]
+        return [c for c in self.log.payloads(Commentary) if c.final and c.backend == backend]
 
-    async def until(self, what: str, predicate: Callable[[], bool], within: float = 20.0) -> float:
+    async def until(self, predicate: Callable[[], bool], *, within: float = 20.0, what: str = "the condition",
+                    every: float = 0.01) -> float:
         """Wait (polling every 10 ms) until ``predicate()``; returns the monotonic time it became true."""
-        deadline = time.monotonic() + within
-        while not predicate():
-            if time.monotonic() > deadline:
-                kinds = [(e.seq, e.kind, getattr(e.payload, "reason", getattr(e.payload, "text", ""))[:80])
-                         for e in self.events[-15:]]
-                raise AssertionError(f"timed out waiting for {what}; last events: {kinds}")
-            await asyncio.sleep(0.01)
-        return time.monotonic()
+        return await self.log.until(predicate, within=within, what=what, every=every)
 
 
 def chain_for(live: LiveEmulator, rest: RestEmulator, *, policy: FailoverPolicy = POLICY,
@@ -92,28 +112,22 @@ async def start_rig(clip: Path, live_knobs: EmulatorKnobs, rest_knobs: RestKnobs
                     ) -> tuple[Rig, asyncio.Task[None], asyncio.Task[None]]:
     live = await LiveEmulator(live_knobs).start()
     rest = await RestEmulator(rest_knobs).start()
-    backend = chain_for(live, rest, policy=policy, rest_retry=rest_retry)
+    backend = Opened(chain_for(live, rest, policy=policy, rest_retry=rest_retry))
     session = Session(
         settings=SessionSettings(session_id="failover", source_description="test clip",
                                  commentary_interval=cadence),
         source=FileSource(clip, audio=AudioPolicy(), loop=True), backend=backend,
         sampling=SamplingPolicy(fps=2, max_fps=4), limits=Limits(), paced=True, lossless=False,
     )
-    rig = Rig(live, rest, backend, session, [])
-
-    async def follow() -> None:
-        async for event in session.log.follow():
-            rig.events.append(event)
-
+    rig = Rig(live, rest, backend, session, Collector(session.log.follow()))
     runner = asyncio.create_task(session.run())
-    follower = asyncio.create_task(follow())
-    return rig, runner, follower
+    return rig, runner, rig.log.task
 
 
 async def finish(rig: Rig, runner: asyncio.Task[None], follower: asyncio.Task[None]) -> None:
     rig.session.stop("end_of_input")
-    await asyncio.wait_for(runner, 30)
-    await asyncio.wait_for(follower, 5)
+    await asyncio.wait_for(runner, scaled(30))
+    await asyncio.wait_for(follower, scaled(5))
     await rig.live.close()
     await rig.rest.close()
     seqs = [e.seq for e in rig.events]
@@ -134,7 +148,7 @@ async def test_live_refused_at_start_runs_on_rest_then_returns_to_live(clip: Pat
     rig, runner, follower = await start_rig(clip, EmulatorKnobs(api_keys=(API_KEY,), refuse_status=503),
                                             RestKnobs(api_keys=(API_KEY,)))
     try:
-        await rig.until("REST commentary", lambda: len(rig.final_commentary("rest")) >= 2)
+        await rig.until(what="REST commentary", predicate=lambda: len(rig.final_commentary("rest")) >= 2)
         started = rig.events[0].payload
         assert isinstance(started, SessionStarted) and started.backend == "rest"
         first = rig.changes()[0]
@@ -143,10 +157,10 @@ async def test_live_refused_at_start_runs_on_rest_then_returns_to_live(clip: Pat
         assert "picture" in rig.final_commentary("rest")[0].text
         # The emulator heals: the chain probes Live and comes back.
         rig.live.knobs = replace(rig.live.knobs, refuse_status=None)
-        await rig.until("back to live", lambda: len(rig.changes()) >= 2)
+        await rig.until(what="back to live", predicate=lambda: len(rig.changes()) >= 2)
         back = rig.changes()[1]
         assert (back.from_backend, back.to_backend) == ("rest", "live") and "healthy" in back.reason
-        await rig.until("live commentary", lambda: len(rig.final_commentary("live")) >= 1)
+        await rig.until(what="live commentary", predicate=lambda: len(rig.final_commentary("live")) >= 1)
     finally:
         await finish(rig, runner, follower)
     assert len(rig.changes()) == 2
@@ -159,26 +173,27 @@ async def test_live_dropping_mid_stream_fails_over_within_a_cadence_and_comes_ba
     knobs = EmulatorKnobs(api_keys=(API_KEY,), faults=(Fault(kind="drop", at=3.0, connections=(1,)),))
     rig, runner, follower = await start_rig(clip, knobs, RestKnobs(api_keys=(API_KEY,)))
     try:
-        await rig.until("live commentary", lambda: len(rig.final_commentary("live")) >= 1)
+        await rig.until(what="live commentary", predicate=lambda: len(rig.final_commentary("live")) >= 1)
         # From now on the upgrade is refused: the live session's reconnects fail.
         rig.live.knobs = replace(rig.live.knobs, refuse_status=503)
-        dropped_at = await rig.until("the TCP drop", lambda: rig.live.connections[0].close_code == 1006)
-        switched_at = await rig.until("failover", lambda: bool(rig.changes()))
+        dropped_at = await rig.until(what="the TCP drop", predicate=lambda: rig.live.connections[0].close_code == 1006)
+        switched_at = await rig.until(what="failover", predicate=lambda: bool(rig.changes()))
         change = rig.changes()[0]
         assert (change.from_backend, change.to_backend) == ("live", "rest")
         failover_seconds = switched_at - dropped_at
         assert failover_seconds < CADENCE
         logging.getLogger("test").info("live failure -> backend_changed: %.3f s", failover_seconds)
-        await rig.until("REST commentary", lambda: len(rig.final_commentary("rest")) >= 1, within=CADENCE * 3)
+        await rig.until(what="REST commentary", predicate=lambda: len(rig.final_commentary("rest")) >= 1,
+                        within=CADENCE * 3)
         # The narrative continues: the first REST request carries what live said.
         first_text = rig.rest.generate_requests()[0].body["contents"][0]["parts"][-1]["text"]
         assert "Your recent comments" in first_text
         assert rig.final_commentary("live")[-1].text.split()[0] in first_text
         rig.live.knobs = replace(rig.live.knobs, refuse_status=None)
-        await rig.until("back to live", lambda: len(rig.changes()) >= 2)
+        await rig.until(what="back to live", predicate=lambda: len(rig.changes()) >= 2)
         assert (rig.changes()[1].from_backend, rig.changes()[1].to_backend) == ("rest", "live")
         before = len(rig.final_commentary("live"))
-        await rig.until("live commentary again", lambda: len(rig.final_commentary("live")) > before)
+        await rig.until(what="live commentary again", predicate=lambda: len(rig.final_commentary("live")) > before)
     finally:
         await finish(rig, runner, follower)
     assert len(rig.changes()) == 2
@@ -190,15 +205,15 @@ async def test_rest_failing_too_goes_offline_then_back_to_live(clip: Path) -> No
     rig, runner, follower = await start_rig(clip, EmulatorKnobs(api_keys=(API_KEY,), refuse_status=503),
                                             RestKnobs(api_keys=(API_KEY,), faults=(RestFault(kind="503"),)))
     try:
-        await rig.until("offline", lambda: any(c.to_backend == "local" for c in rig.changes()))
-        await rig.until("offline commentary", lambda: len(rig.final_commentary("local")) >= 1)
+        await rig.until(what="offline", predicate=lambda: any(c.to_backend == "local" for c in rig.changes()))
+        await rig.until(what="offline commentary", predicate=lambda: len(rig.final_commentary("local")) >= 1)
         to_rest, to_local = rig.changes()[:2]
         assert (to_rest.from_backend, to_rest.to_backend) == ("live", "rest")
         assert (to_local.from_backend, to_local.to_backend) == ("rest", "local") and "503" in to_local.reason
         rig.live.knobs = replace(rig.live.knobs, refuse_status=None)
         rig.rest.heal()
-        await rig.until("back to live", lambda: rig.changes()[-1].to_backend == "live")
-        await rig.until("live commentary", lambda: len(rig.final_commentary("live")) >= 1)
+        await rig.until(what="back to live", predicate=lambda: rig.changes()[-1].to_backend == "live")
+        await rig.until(what="live commentary", predicate=lambda: len(rig.final_commentary("live")) >= 1)
     finally:
         await finish(rig, runner, follower)
     for change in rig.changes():
@@ -209,8 +224,8 @@ async def test_daily_quota_goes_offline_without_hammering(clip: Path) -> None:
     rig, runner, follower = await start_rig(clip, EmulatorKnobs(api_keys=(API_KEY,), refuse_status=503),
                                             RestKnobs(api_keys=(API_KEY,), faults=(RestFault(kind="perday"),)))
     try:
-        await rig.until("offline", lambda: any(c.to_backend == "local" for c in rig.changes()))
-        await asyncio.sleep(3.0)  # several probe periods: REST refuses at open, costs no request
+        await rig.until(what="offline", predicate=lambda: any(c.to_backend == "local" for c in rig.changes()))
+        await asyncio.sleep(scaled(3.0))  # several probe periods: REST refuses at open, costs no request
     finally:
         await finish(rig, runner, follower)
     assert len(rig.rest.generate_requests()) == 1
@@ -261,7 +276,8 @@ async def test_429_storm_switches_stay_few_and_healing_brings_rest_back(clip: Pa
         # A genuine recovery is picked up within one probe period (the capped backoff, or the retry
         # delay), plus the cadence prompt that asks the first question.
         within = max(STORM_POLICY.probe_max, STORM_RETRY_DELAY) + STORM_RETRY_DELAY + 2 * STORM_CADENCE + 1.0
-        await rig.until("REST commentary after healing", lambda: bool(rig.final_commentary("rest")), within)
+        await rig.until(what="REST commentary after healing", predicate=lambda: bool(rig.final_commentary("rest")),
+                        within=within)
         recovery = time.monotonic() - healed
         assert rig.chain.name == "rest"
     finally:
@@ -316,21 +332,15 @@ async def test_frames_arriving_while_switching_only_the_newest_is_forwarded_and_
     settings = SessionSettings(session_id="drops", source_description="test frames")
     chain = await backend.open(settings)
     assert isinstance(chain, FailoverSession) and chain.name == "rest"
-    events: list[BackendEvent] = []
-
-    async def collect() -> None:
-        async for event in chain.events():
-            events.append(event)
-
-    collector = asyncio.create_task(collect())
+    log = Collector(chain.events())
     try:
-        await chain.send_frame(make_frame(0.0, index=0))
+        await chain.send_frame(flat_frame(0.0, index=0))
         await chain.prompt("", reason="cadence", media_time=0.0)
         deadline = time.monotonic() + 5.0
         while not live.connections:  # the chain is opening live: it takes slow_setup seconds
             assert time.monotonic() < deadline, "the chain never started opening live"
             await asyncio.sleep(0.01)
-        frames = [make_frame(0.5 * i, (20 * i, 100, 200), index=i, square_at=20 * i) for i in range(1, 6)]
+        frames = [flat_frame(0.5 * i, (20 * i, 100, 200), index=i, square_at=20 * i) for i in range(1, 6)]
         for frame in frames:
             await chain.send_frame(frame)
         assert chain.name == "rest" and not live.connections[0].setup_complete, "frames must arrive mid-switch"
@@ -356,10 +366,10 @@ async def test_frames_arriving_while_switching_only_the_newest_is_forwarded_and_
         assert pipeline.stats().frames_dropped == dropped
     finally:
         await chain.close()
-        await asyncio.wait_for(collector, 5)
+        await log.finish(5)
         await live.close()
         await rest.close()
-    changes = [e.payload for e in events if isinstance(e.payload, BackendChanged)]
+    changes = log.payloads(BackendChanged)
     assert [(c.from_backend, c.to_backend) for c in changes] == [("rest", "live")]
     assert "API key" in changes[0].reason
 
@@ -370,7 +380,7 @@ async def test_rest_failing_on_the_closing_prompt_hands_it_to_the_offline_analyz
                                             RestKnobs(api_keys=(API_KEY,)),
                                             rest_retry=RestRetryPolicy(max_attempts=1))
     try:
-        await rig.until("REST commentary", lambda: len(rig.final_commentary("rest")) >= 1)
+        await rig.until(what="REST commentary", predicate=lambda: len(rig.final_commentary("rest")) >= 1)
         rig.rest.knobs = replace(rig.rest.knobs, faults=(RestFault(kind="503"),))
     finally:
         await finish(rig, runner, follower)

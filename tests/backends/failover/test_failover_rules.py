@@ -8,13 +8,12 @@ chain with delays of tens of milliseconds.
 
 from __future__ import annotations
 
-import asyncio
 import random
-import time
 from collections.abc import Callable
 
 import numpy as np
 import pytest
+from helpers.events import Collector
 
 from vision_stream.backends.base import BackendCounters, BackendSession
 from vision_stream.backends.failover import FailoverBackend, FailoverPolicy, FailoverSession, Link
@@ -40,34 +39,28 @@ def frame(t: float) -> SampledFrame:
                         pixels=np.zeros((4, 4, 3), np.uint8))
 
 
-class Chain:
+class Chain(Collector[BackendEvent]):
     """A failover session over fake links, with its events collected as they come."""
 
     def __init__(self, session: BackendSession) -> None:
         assert isinstance(session, FailoverSession)
         self.session = session
-        self.events: list[BackendEvent] = []
-        self._collector = asyncio.create_task(self._collect())
-
-    async def _collect(self) -> None:
-        async for event in self.session.events():
-            self.events.append(event)
+        super().__init__(session.events())
 
     def changes(self) -> list[BackendChanged]:
-        return [e.payload for e in self.events if isinstance(e.payload, BackendChanged)]
+        return self.payloads(BackendChanged)
 
     def answers(self) -> list[Commentary]:
-        return [e.payload for e in self.events if isinstance(e.payload, Commentary)]
+        return self.payloads(Commentary)
 
-    async def until(self, what: str, predicate: Callable[[], bool], within: float = 2.0) -> None:
-        deadline = time.monotonic() + within
-        while not predicate():
-            assert time.monotonic() < deadline, f"timed out waiting for {what}: {self.events}"
-            await asyncio.sleep(MS)
+    async def until(self, predicate: Callable[[], bool], *, within: float = 2.0, what: str = "the condition",
+                    every: float = MS) -> float:
+        """Polls every millisecond: the schedules checked here are tens of milliseconds apart."""
+        return await super().until(predicate, within=within, what=what, every=every)
 
     async def close(self) -> None:
         await self.session.close()
-        await asyncio.wait_for(self._collector, 2.0)
+        await self.finish(2.0)
 
 
 async def open_chain(*backends: FakeBackend, policy: FailoverPolicy = FAST) -> Chain:
@@ -85,7 +78,7 @@ async def test_a_send_error_switches_down_once_with_the_error_as_reason() -> Non
     try:
         await chain.session.send_frame(frame(0.0))
         await chain.session.send_frame(frame(0.5))  # raises inside live: the chain switches
-        await chain.until("the switch", lambda: chain.session.name == "rest")
+        await chain.until(what="the switch", predicate=lambda: chain.session.name == "rest")
         await chain.session.send_frame(frame(1.0))
     finally:
         await chain.close()
@@ -101,7 +94,7 @@ async def test_events_ending_unasked_switch_down_once_with_the_last_error_as_rea
     rest = FakeBackend("rest")
     chain = await open_chain(live, rest, policy=SLOW_PROBES)
     try:
-        await chain.until("the switch", lambda: bool(chain.changes()))
+        await chain.until(what="the switch", predicate=lambda: bool(chain.changes()))
     finally:
         await chain.close()
     [change] = chain.changes()
@@ -120,7 +113,7 @@ async def test_while_switching_only_the_newest_frame_reaches_the_new_link_and_dr
         for i in range(1, 6):
             await chain.session.send_frame(frame(0.5 * i))
         assert chain.session.name == "live" and not rest.sessions, "frames must arrive mid-switch"
-        await chain.until("the switch", lambda: chain.session.name == "rest")
+        await chain.until(what="the switch", predicate=lambda: chain.session.name == "rest")
     finally:
         await chain.close()
     assert [f.media_time for f in rest.sessions[0].frames] == [2.5]  # only the newest
@@ -140,7 +133,7 @@ async def test_the_waiting_prompt_is_the_highest_ranked_and_is_asked_once_on_the
         await chain.session.prompt("what colour?", reason="client", media_time=0.2)
         await chain.session.prompt("", reason="retry", media_time=0.3)  # ranks below client
         await chain.session.prompt("", reason="cadence", media_time=0.4)
-        await chain.until("the answer", lambda: len(chain.answers()) == 1)
+        await chain.until(what="the answer", predicate=lambda: len(chain.answers()) == 1)
     finally:
         await chain.close()
     assert rest.sessions[0].prompts == [("what colour?", "client", 0.2)]
@@ -153,7 +146,7 @@ async def test_the_failed_links_unanswered_prompt_is_asked_again_on_the_next_lin
     chain = await open_chain(live, rest, policy=SLOW_PROBES)
     try:
         await chain.session.prompt("", reason="scene", media_time=1.0)  # live never answers, then drops
-        await chain.until("rest's answer", lambda: bool(chain.answers()))
+        await chain.until(what="rest's answer", predicate=lambda: bool(chain.answers()))
     finally:
         await chain.close()
     assert live.sessions[0].prompts == rest.sessions[0].prompts == [("", "scene", 1.0)]
@@ -166,10 +159,10 @@ async def test_recent_commentary_is_carried_over_to_the_next_link() -> None:
     chain = await open_chain(live, rest, policy=SLOW_PROBES)
     try:
         await chain.session.prompt("", reason="cadence", media_time=1.0)
-        await chain.until("live's answer", lambda: bool(chain.answers()))
+        await chain.until(what="live's answer", predicate=lambda: bool(chain.answers()))
         await live.sessions[0]._core.fail(DOWN)  # the link's events end unasked
         live.sessions[0]._core.events.end()
-        await chain.until("the switch", lambda: chain.session.name == "rest")
+        await chain.until(what="the switch", predicate=lambda: chain.session.name == "rest")
     finally:
         await chain.close()
     assert rest.sessions[0].carried == [(1.0, "a red car (1)")]
@@ -181,10 +174,10 @@ async def test_when_every_link_fails_the_chain_fails_with_every_reason() -> None
     chain = await open_chain(rest, live, policy=SLOW_PROBES)  # rest first, then live, nothing after
     try:
         await chain.session.send_frame(frame(0.0))
-        await chain.until("rest", lambda: True)
+        await chain.until(what="rest", predicate=lambda: True)
         await rest.sessions[0]._core.fail(DOWN)
         rest.sessions[0]._core.events.end()
-        await chain.until("the chain's failure", lambda: chain.session.failure is not None)
+        await chain.until(what="the chain's failure", predicate=lambda: chain.session.failure is not None)
         with pytest.raises(BackendError, match="every analysis backend failed"):
             await chain.session.send_frame(frame(1.0))
     finally:
@@ -250,7 +243,7 @@ async def test_a_refused_link_is_probed_with_doubling_backoff_until_it_opens() -
     rest = FakeBackend("rest")
     chain = await open_chain(live, rest)  # probes after 20, 40, 80, 80 ms
     try:
-        await chain.until("back to live", lambda: chain.session.name == "live")
+        await chain.until(what="back to live", predicate=lambda: chain.session.name == "live")
     finally:
         await chain.close()
     gaps = np.diff(live.opened_at)
@@ -268,7 +261,7 @@ async def test_a_quota_refusal_waits_for_the_servers_retry_delay() -> None:
     rest = FakeBackend("rest")
     chain = await open_chain(live, rest)  # our own backoff would probe after 20 ms
     try:
-        await chain.until("back to live", lambda: chain.session.name == "live")
+        await chain.until(what="back to live", predicate=lambda: chain.session.name == "live")
     finally:
         await chain.close()
     assert live.opened_at[1] - live.opened_at[0] >= 0.15 - 2 * MS
@@ -280,7 +273,7 @@ async def test_switching_up_lets_the_old_link_finish_its_running_turn_first() ->
     chain = await open_chain(live, rest)
     try:
         await chain.session.prompt("", reason="cadence", media_time=1.0)  # rest is mid-turn at the switch
-        await chain.until("back to live", lambda: len(chain.changes()) == 2)
+        await chain.until(what="back to live", predicate=lambda: len(chain.changes()) == 2)
     finally:
         await chain.close()
     kinds = [(type(e.payload).__name__, getattr(e.payload, "backend", "")) for e in chain.events]

@@ -1,5 +1,14 @@
-"""Fixtures for the Live tests (helpers live in live_support, importable by name)."""
+"""Fixtures for the Live tests."""
 
-from live_support import live_emulator
+from __future__ import annotations
 
-__all__ = ["live_emulator"]
+from collections.abc import Callable
+
+import pytest
+from helpers.live import checked_emulator
+
+
+@pytest.fixture
+def live_emulator() -> Callable[..., object]:
+    """``async with live_emulator(knobs, strict=True) as emu`` (helpers.live.checked_emulator)."""
+    return checked_emulator

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from live_support import API_KEY, jpeg_frame, scene, validate_server_json
+from helpers.frames import sampled_frame
+from helpers.live import API_KEY, scene, validate_server_json
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -133,7 +134,7 @@ async def test_wrong_path_is_404() -> None:
 
 
 async def test_prompt_answer_reflects_frames_with_report_event_and_usage() -> None:
-    frames = [jpeg_frame(scene("red"), 0.0)] * 3 + [jpeg_frame(scene("bright"), 1.0)] * 3
+    frames = [sampled_frame(scene("red"), 0.0)] * 3 + [sampled_frame(scene("bright"), 1.0)] * 3
     video = [{"realtimeInput": {"video": {"mimeType": "image/jpeg", "data": base64.b64encode(f.jpeg).decode()}}}
              for f in frames]
     async with LiveEmulator(EmulatorKnobs(api_keys=(API_KEY,))) as emu:
@@ -194,7 +195,7 @@ async def test_overlapping_prompt_interrupts_and_speech_is_transcribed() -> None
 
 async def test_session_without_compression_ends_at_its_scaled_limit() -> None:
     setup = {"setup": {"model": "models/gemini-3.8-live", "sessionResumption": {}}}
-    jpeg = base64.b64encode(jpeg_frame(scene("red"), 0).jpeg).decode()
+    jpeg = base64.b64encode(sampled_frame(scene("red"), 0).jpeg).decode()
     pcm = base64.b64encode(bytes(3200)).decode()
     knobs = EmulatorKnobs(api_keys=(API_KEY,)).scaled(0.005)  # 2 min -> 0.6 s
     async with LiveEmulator(knobs) as emu:

@@ -14,8 +14,8 @@ import time
 from dataclasses import replace
 
 import pytest
-from live_support import API_KEY, fast_settings, jpeg_frame, scene, session_settings
-from test_live_session import Collector
+from helpers.frames import sampled_frame
+from helpers.live import API_KEY, LiveEvents, fast_settings, scene, session_settings
 
 from vision_stream.backends.factory import BackendOptions, make_backend
 from vision_stream.backends.gemini_live import GeminiLiveBackend, LiveSession, ReconnectPolicy
@@ -33,13 +33,13 @@ FOREVER = ReconnectPolicy(max_attempts=None, base_backoff=0.05, max_backoff=0.2,
 OLD_GIVE_UP = 6  # the former default max_attempts: ~11-13 s into an outage
 
 
-def unavailable(events: Collector) -> list[ErrorEvent]:
-    return [e for e in events.of(ErrorEvent) if e.code == "backend_unavailable"]
+def unavailable(events: LiveEvents) -> list[ErrorEvent]:
+    return [e for e in events.payloads(ErrorEvent) if e.code == "backend_unavailable"]
 
 
-async def commentary_after(session: LiveSession, events: Collector, kind: str, media_time: float) -> None:
+async def commentary_after(session: LiveSession, events: LiveEvents, kind: str, media_time: float) -> None:
     before = len(events.finals())
-    await session.send_frame(jpeg_frame(scene(kind), media_time))
+    await session.send_frame(sampled_frame(scene(kind), media_time))
     await session.prompt("", reason="cadence", media_time=media_time)
     await events.until(lambda: len(events.finals()) > before, within=10)
 
@@ -49,7 +49,7 @@ async def ride_out(session: LiveSession, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     index = 0
     while time.monotonic() < deadline:
-        await session.send_frame(jpeg_frame(scene("green"), 1.0 + index * 0.1, index=index))
+        await session.send_frame(sampled_frame(scene("green"), 1.0 + index * 0.1, index=index))
         index += 1
         await asyncio.sleep(0.1)
 
@@ -57,7 +57,7 @@ async def ride_out(session: LiveSession, seconds: float) -> None:
 async def test_stopped_server_is_retried_until_it_comes_back_on_the_same_port(live_emulator) -> None:
     async with live_emulator() as emu:
         session = await GeminiLiveBackend(fast_settings(emu.url, reconnect=FOREVER)).open(session_settings())
-        events = Collector(session)
+        events = LiveEvents(session)
         await commentary_after(session, events, "red", 0.0)
         port = emu.port
         await emu.close()  # connections refused from now on
@@ -73,10 +73,10 @@ async def test_stopped_server_is_retried_until_it_comes_back_on_the_same_port(li
         await commentary_after(session, events, "bright", 5.0)
         await session.close()
         await events.finish()
-    changed = events.of(BackendChanged)
+    changed = events.payloads(BackendChanged)
     assert changed and changed[-1].from_backend == changed[-1].to_backend == "live"
     assert session.handles_used[-1] is not None  # it resumed the same Live session
-    assert all(e.retryable for e in events.of(ErrorEvent))
+    assert all(e.retryable for e in events.payloads(ErrorEvent))
     print(f"\noutage 2.0 s: {attempts_in_outage} attempts, {len(reports)} backend_unavailable events, "
           f"reconnect gap {session.reconnect_gaps[-1]:.2f} s")
 
@@ -85,7 +85,7 @@ async def test_refusing_server_is_retried_until_it_accepts_again(live_emulator) 
     knobs = EmulatorKnobs(api_keys=(API_KEY,), faults=(Fault(kind="close1011", at=0.3, connections=(1,)),))
     async with live_emulator(knobs) as emu:
         session = await GeminiLiveBackend(fast_settings(emu.url, reconnect=FOREVER)).open(session_settings())
-        events = Collector(session)
+        events = LiveEvents(session)
         emu.knobs = replace(knobs, refuse_status=503)  # after the 1011, every upgrade is refused
         await events.until(lambda: bool(unavailable(events)), within=5)
         await ride_out(session, 1.5)
@@ -97,13 +97,13 @@ async def test_refusing_server_is_retried_until_it_accepts_again(live_emulator) 
         await session.close()
         await events.finish()
     assert session.failure is None
-    assert events.of(BackendChanged)[-1].reason.startswith("1011")
+    assert events.payloads(BackendChanged)[-1].reason.startswith("1011")
 
 
 async def test_permanent_error_during_an_outage_still_ends_at_once(live_emulator) -> None:
     async with live_emulator() as emu:
         session = await GeminiLiveBackend(fast_settings(emu.url, reconnect=FOREVER)).open(session_settings())
-        events = Collector(session)
+        events = LiveEvents(session)
         await emu.close()
         await asyncio.sleep(0.5)
         emu.knobs = EmulatorKnobs(api_keys=("another-key-entirely",))  # our key is now rejected (1007)
@@ -111,11 +111,11 @@ async def test_permanent_error_during_an_outage_still_ends_at_once(live_emulator
         started = time.monotonic()
         await events.finish()
         took = time.monotonic() - started
-    final = events.of(ErrorEvent)[-1]
+    final = events.payloads(ErrorEvent)[-1]
     assert not final.retryable and "API key" in final.message and API_KEY not in final.message
     assert took < 2.0, took
     with pytest.raises(ServiceError):
-        await session.send_frame(jpeg_frame(scene("red"), 0.0))
+        await session.send_frame(sampled_frame(scene("red"), 0.0))
     await session.close()
 
 

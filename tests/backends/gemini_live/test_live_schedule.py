@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 
-from live_support import jpeg_frame, scene
+from helpers.frames import sampled_frame
+from helpers.live import scene
 
 from vision_stream.backends.gemini_live import builders
 from vision_stream.backends.gemini_live.models import capabilities_for
@@ -58,7 +59,7 @@ def test_order_is_tool_answers_audio_video_stream_end_then_prompt() -> None:
                      0.1)
     outbox = schedule.outbox
     outbox.prompts.offer(PendingPrompt("What now?", "client"), turn_in_progress=False)
-    outbox.put_frame(jpeg_frame(scene("red"), 1.0), 0.1)
+    outbox.put_frame(sampled_frame(scene("red"), 1.0), 0.1)
     outbox.put_audio(_chunk(1))
     outbox.put_audio(_chunk(2))
     outbox.audio_stream_end = True
@@ -71,10 +72,10 @@ def test_order_is_tool_answers_audio_video_stream_end_then_prompt() -> None:
 def test_frames_are_capped_newest_wins_and_the_wait_is_announced() -> None:
     schedule = _schedule(max_fps=2.0)
     outbox = schedule.outbox
-    outbox.put_frame(jpeg_frame(scene("red"), 0.0), 1.0)
+    outbox.put_frame(sampled_frame(scene("red"), 0.0), 1.0)
     assert _drain(schedule, 1.0) == ["realtimeInput.video"]
-    outbox.put_frame(jpeg_frame(scene("green"), 0.1), 1.1)
-    outbox.put_frame(jpeg_frame(scene("bright"), 0.2), 1.2)  # replaces green, counted
+    outbox.put_frame(sampled_frame(scene("green"), 0.1), 1.1)
+    outbox.put_frame(sampled_frame(scene("bright"), 0.2), 1.2)  # replaces green, counted
     assert schedule.next_outgoing(1.3) is None and abs(schedule.wait_hint(1.3) - 0.2) < 1e-9  # type: ignore[operator]
     assert _drain(schedule, 1.5) == ["realtimeInput.video"]
     assert outbox.frames_dropped == 1 and schedule.frames_sent == 2 and schedule.wait_hint(1.5) is None
@@ -89,7 +90,7 @@ def test_a_lost_write_keeps_audio_and_the_newest_frame_and_asks_the_prompt_again
     assert len(outbox.audio) == 1 and schedule.audio_chunks_sent == 0
     _connect(schedule, 1.0)
     assert _drain(schedule, 1.0) == ["realtimeInput.audio"]
-    outbox.put_frame(jpeg_frame(scene("red"), 2.0), 2.0)
+    outbox.put_frame(sampled_frame(scene("red"), 2.0), 2.0)
     assert _kind(schedule.next_outgoing(2.0)) == "realtimeInput.video"
     schedule.connection_lost()
     assert outbox.frame is not None and outbox.frame.frame.media_time == 2.0

@@ -7,20 +7,18 @@ import logging
 import statistics
 import time
 import tracemalloc
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import pytest
-from live_support import API_KEY, fast_settings, jpeg_frame, scene, session_settings
+from helpers.frames import sampled_frame
+from helpers.live import API_KEY, LiveEvents, fast_settings, scene, session_settings
 
-from vision_stream.backends.gemini_live import GeminiLiveBackend, LiveSession, LiveTimeouts
+from vision_stream.backends.gemini_live import GeminiLiveBackend, LiveTimeouts
 from vision_stream.config import FunctionSpec
 from vision_stream.errors import BackendError, ServiceError
 from vision_stream.events import (
     AudioOut,
     BackendChanged,
-    BackendEvent,
     Commentary,
     Detection,
     ErrorEvent,
@@ -33,40 +31,13 @@ from vision_stream.testing import EmulatorKnobs, Fault
 pytestmark = pytest.mark.timeout(60)
 
 
-class Collector:
-    """Consumes ``session.events()`` in an owned task."""
-
-    def __init__(self, session: LiveSession) -> None:
-        self.events: list[BackendEvent] = []
-        self.task = asyncio.create_task(self._run(session))
-
-    async def _run(self, session: LiveSession) -> None:
-        async for event in session.events():
-            self.events.append(event)
-
-    def of(self, kind: type) -> list[Any]:
-        return [e.payload for e in self.events if isinstance(e.payload, kind)]
-
-    def finals(self) -> list[Commentary]:
-        return [c for c in self.of(Commentary) if c.final]
-
-    async def until(self, predicate: Callable[[], bool], within: float = 10.0) -> None:
-        deadline = time.monotonic() + within
-        while not predicate():
-            assert time.monotonic() < deadline, f"timed out; events so far: {self.events[-5:]}"
-            await asyncio.sleep(0.02)
-
-    async def finish(self) -> None:
-        await asyncio.wait_for(self.task, 10)
-
-
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def test_commentary_reflects_the_frames_with_detections_transcripts_and_audio(live_emulator) -> None:
-    red, bright = jpeg_frame(scene("red"), 0.0), jpeg_frame(scene("bright"), 3.0)
+    red, bright = sampled_frame(scene("red"), 0.0), sampled_frame(scene("bright"), 3.0)
     rate = 16000
     t = np.arange(rate // 20) / rate
     loud = AudioChunk((np.sin(2 * np.pi * 300 * t) * 8000).astype("<i2").tobytes(), 0.0)
@@ -75,7 +46,7 @@ async def test_commentary_reflects_the_frames_with_detections_transcripts_and_au
         backend = GeminiLiveBackend(fast_settings(emu.url))
         session = await backend.open(session_settings(want_audio_out=True,
                                                       functions=(FunctionSpec(name="open_door"),)))
-        events = Collector(session)
+        events = LiveEvents(session)
         for i in range(6):
             await session.send_frame(red if i < 3 else bright)
             for _ in range(3):
@@ -94,13 +65,13 @@ async def test_commentary_reflects_the_frames_with_detections_transcripts_and_au
 
     first = events.finals()[0]
     assert "scene cut" in first.text and "gray" in first.text, first.text
-    assert events.of(Commentary)[0].final is False  # partials stream first
-    detection = events.of(Detection)[0]
+    assert events.payloads(Commentary)[0].final is False  # partials stream first
+    detection = events.payloads(Detection)[0]
     assert detection.label == "scene_cut" and detection.function_name == "report_event" and detection.call_id
     assert responses[0]["toolResponse"]["functionResponses"][0]["id"] == detection.call_id
-    transcripts = events.of(Transcript)
+    transcripts = events.payloads(Transcript)
     assert transcripts and transcripts[0].source == "input" and transcripts[0].text.startswith("[speech")
-    audio = events.of(AudioOut)
+    audio = events.payloads(AudioOut)
     assert audio and audio[0].sample_rate == 24000 and audio[0].turn_id == first.turn_id
     assert events.finals()[1].turn_id != first.turn_id
     # What we asked for on the wire:
@@ -113,19 +84,20 @@ async def test_commentary_reflects_the_frames_with_detections_transcripts_and_au
     assert counters.prompt_tokens > 0 and counters.response_tokens > 0 and counters.frames_sent == 6
 
 
+@pytest.mark.slow  # ~3 s of scripted reconnects
 async def test_three_go_aways_and_two_1011s_keep_one_session_losing_no_turn(live_emulator) -> None:
     knobs = EmulatorKnobs(api_keys=(API_KEY,), lifetime=0.7, notice=0.4,
                           faults=(Fault(kind="close1011", at=0.35, connections=(2, 4)),))
-    frames = [jpeg_frame(scene(kind), i * 0.1) for i, kind in enumerate(("red", "green", "bright"))]
+    frames = [sampled_frame(scene(kind), i * 0.1) for i, kind in enumerate(("red", "green", "bright"))]
     async with live_emulator(knobs) as emu:
         session = await GeminiLiveBackend(fast_settings(emu.url)).open(session_settings())
-        events = Collector(session)
+        events = LiveEvents(session)
         log = EventLog("rotations", retention=100_000)
         accepted: list[str] = []
         i = 0
 
         def changes() -> list[BackendChanged]:
-            return events.of(BackendChanged)
+            return events.payloads(BackendChanged)
 
         deadline = time.monotonic() + 25
         while (sum(c.reason == "goAway" for c in changes()) < 3
@@ -203,10 +175,10 @@ async def test_permanent_failure_mid_session_ends_events_and_sends_raise(live_em
     # Without compression an audio+video session hits its (scaled) limit; its
     # handles expire, so resuming is refused with 1007: permanent, reported once.
     knobs = EmulatorKnobs(api_keys=(API_KEY,)).scaled(0.004)  # 2 min -> 0.48 s
-    frame = jpeg_frame(scene("red"), 0.0)
+    frame = sampled_frame(scene("red"), 0.0)
     async with live_emulator(knobs) as emu:
         session = await GeminiLiveBackend(fast_settings(emu.url, compression=False)).open(session_settings())
-        events = Collector(session)
+        events = LiveEvents(session)
         with pytest.raises(BackendError):
             for _ in range(200):
                 await session.send_frame(frame)
@@ -214,7 +186,7 @@ async def test_permanent_failure_mid_session_ends_events_and_sends_raise(live_em
                 await asyncio.sleep(0.02)
         await events.finish()
         attempts = len(emu.connections)
-    errors = events.of(ErrorEvent)
+    errors = events.payloads(ErrorEvent)
     assert len(errors) == 1 and not errors[0].retryable and "1007" in errors[0].message
     assert attempts == 2  # the first connection, one refused resume: no loop
     with pytest.raises(ServiceError):
@@ -222,12 +194,13 @@ async def test_permanent_failure_mid_session_ends_events_and_sends_raise(live_em
     await session.close()
 
 
+@pytest.mark.slow  # ~6 s: a slow emulator, measured memory
 async def test_slow_emulator_drops_frames_with_bounded_memory(live_emulator) -> None:
     # Big (noisy, ~390 KB) frames at 20 fps, under the 30 fps cap: a fast server takes
     # them all; one that reads a message every 0.2 s fills the socket buffers, sends
     # block, and the newest frame wins while the older waiting one is dropped.
     rng = np.random.default_rng(7)
-    frames = [jpeg_frame(rng.integers(0, 255, (768, 768, 3), dtype=np.uint8), 0.0) for _ in range(2)]
+    frames = [sampled_frame(rng.integers(0, 255, (768, 768, 3), dtype=np.uint8), 0.0) for _ in range(2)]
     offered = 60
     # The emulator shares our process: keep its own records small so tracemalloc sees the client.
     knobs = EmulatorKnobs(api_keys=(API_KEY,), read_delay=0.2, max_queue=1, record_limit=4, frames_per_turn=1)
@@ -256,8 +229,8 @@ async def test_stalled_emulator_is_detected_and_the_session_resumes(live_emulato
         settings = fast_settings(emu.url, timeouts=LiveTimeouts(connect=3, setup=3, response=0.8, close=0.3,
                                                                  ping_interval=None, close_flush=5))
         session = await GeminiLiveBackend(settings).open(session_settings())
-        events = Collector(session)
-        await session.send_frame(jpeg_frame(scene("green"), 0.0))
+        events = LiveEvents(session)
+        await session.send_frame(sampled_frame(scene("green"), 0.0))
         await asyncio.sleep(0.2)
         started = time.monotonic()
         await session.prompt("", reason="cadence")
@@ -265,7 +238,7 @@ async def test_stalled_emulator_is_detected_and_the_session_resumes(live_emulato
         took = time.monotonic() - started
         await session.close()
         await events.finish()
-    reasons = [c.reason for c in events.of(BackendChanged)]
+    reasons = [c.reason for c in events.payloads(BackendChanged)]
     assert reasons and reasons[0].startswith("stalled"), reasons
     assert took < 4.0
     assert "green" in events.finals()[0].text or "pictures" in events.finals()[0].text
@@ -276,17 +249,18 @@ async def test_tcp_drop_reconnects_and_quota_close_backs_off(live_emulator) -> N
                                                        Fault(kind="quota", at=0.2, connections=(2,))))
     async with live_emulator(knobs) as emu:
         session = await GeminiLiveBackend(fast_settings(emu.url)).open(session_settings())
-        events = Collector(session)
-        await events.until(lambda: len(events.of(BackendChanged)) >= 2, within=10)
+        events = LiveEvents(session)
+        await events.until(lambda: len(events.payloads(BackendChanged)) >= 2, within=10)
         await session.close()
         await events.finish()
-    reasons = [c.reason for c in events.of(BackendChanged)]
+    reasons = [c.reason for c in events.payloads(BackendChanged)]
     assert reasons[0] == "1006 connection lost"
     assert reasons[1].startswith("1011 You exceeded your current quota")
 
 
+@pytest.mark.slow  # ~6 s: 100 frames at a paced rate
 async def test_frame_to_wire_latency(live_emulator) -> None:
-    frames = [jpeg_frame(scene(kind), 0.0) for kind in ("red", "bright")]
+    frames = [sampled_frame(scene(kind), 0.0) for kind in ("red", "bright")]
     async with live_emulator() as emu:
         session = await GeminiLiveBackend(fast_settings(emu.url, max_fps=20.0)).open(session_settings())
         for i in range(100):
@@ -305,10 +279,11 @@ async def test_api_key_never_in_logs_or_events(live_emulator, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     knobs = EmulatorKnobs(api_keys=(API_KEY,), faults=(Fault(kind="close1011", at=0.2, connections=(1,)),))
     async with live_emulator(knobs) as emu:
-        session = await GeminiLiveBackend(fast_settings(emu.url)).open(session_settings())
-        events = Collector(session)
-        await session.send_frame(jpeg_frame(scene("red"), 0.0))
-        await events.until(lambda: bool(events.of(BackendChanged)))
+        settings = fast_settings(emu.url)
+        session = await GeminiLiveBackend(settings).open(session_settings())
+        events = LiveEvents(session)
+        await session.send_frame(sampled_frame(scene("red"), 0.0))
+        await events.until(lambda: bool(events.payloads(BackendChanged)))
         await session.prompt("", reason="cadence")
         await events.until(lambda: bool(events.finals()))
         await session.close()
@@ -316,11 +291,11 @@ async def test_api_key_never_in_logs_or_events(live_emulator, caplog) -> None:
     assert "x-goog-api-key" in caplog.text.lower()  # websockets did log the header line...
     assert API_KEY not in caplog.text  # ...with its value redacted
     assert all(API_KEY not in repr(e) for e in events.events)
-    assert API_KEY not in repr(session._settings) and API_KEY not in repr(GeminiLiveBackend(session._settings))
+    assert API_KEY not in repr(settings) and API_KEY not in repr(GeminiLiveBackend(settings))
 
 
 async def test_frames_never_exceed_the_fps_cap(live_emulator) -> None:
-    frame = jpeg_frame(scene("red"), 0.0)
+    frame = sampled_frame(scene("red"), 0.0)
     async with live_emulator() as emu:
         session = await GeminiLiveBackend(fast_settings(emu.url, max_fps=5.0)).open(session_settings())
         started = time.monotonic()
@@ -337,24 +312,24 @@ async def test_frames_never_exceed_the_fps_cap(live_emulator) -> None:
 async def test_server_gone_for_good_gives_up_after_bounded_attempts(live_emulator) -> None:
     async with live_emulator() as emu:
         session = await GeminiLiveBackend(fast_settings(emu.url)).open(session_settings())
-        events = Collector(session)
+        events = LiveEvents(session)
     # The emulator shut down with the session open: reconnects are refused.
     await events.finish()
-    errors = events.of(ErrorEvent)
+    errors = events.payloads(ErrorEvent)
     assert len(errors) == 1 and errors[0].retryable and "gave up after 4" in errors[0].message
     assert session.connection_attempts <= 1 + 4  # the lost connection counts as the first failure
     with pytest.raises(BackendError):
-        await session.send_frame(jpeg_frame(scene("red"), 0.0))
+        await session.send_frame(sampled_frame(scene("red"), 0.0))
     await session.close()
 
 
 async def test_cancelled_consumer_and_close_mid_turn_are_clean(live_emulator) -> None:
     async with live_emulator(EmulatorKnobs(api_keys=(API_KEY,), speech_pace=0.2)) as emu:
         session = await GeminiLiveBackend(fast_settings(emu.url)).open(session_settings())
-        consumer = Collector(session)
-        await session.send_frame(jpeg_frame(scene("green"), 0.0))
+        consumer = LiveEvents(session)
+        await session.send_frame(sampled_frame(scene("green"), 0.0))
         await session.prompt("", reason="cadence")
-        await consumer.until(lambda: bool(consumer.of(Commentary)))
+        await consumer.until(lambda: bool(consumer.payloads(Commentary)))
         consumer.task.cancel()  # the consumer goes away mid-turn
         with pytest.raises(asyncio.CancelledError):
             await consumer.task

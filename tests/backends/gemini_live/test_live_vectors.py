@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from live_support import read_vector, validate_client_json, validate_server_json
+from helpers.live import read_vector, validate_client_json, validate_server_json
 
 from vision_stream.backends.gemini_live import builders
 from vision_stream.backends.gemini_live.messages import ServerMessage, parse_server_message

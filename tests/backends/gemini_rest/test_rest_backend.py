@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 from google.genai import types
-from rest_support import API_KEY, make_frame
-from support import SAMPLES
+from helpers.frames import flat_frame
+from helpers.paths import SAMPLES
+from helpers.rest import API_KEY
 
 from vision_stream.backends.factory import BackendOptions
 from vision_stream.backends.gemini_rest import (
@@ -60,7 +61,7 @@ def faults(emulator: RestEmulator, *items: RestFault, **knobs: object) -> None:
 async def test_stream_request_has_the_documented_shape(rest_emulator: RestEmulator) -> None:
     session = await open_session(rest_emulator, max_frames=3)
     for i in range(6):
-        await session.send_frame(make_frame(float(i), (40 + 30 * i, 90, 160), index=i))
+        await session.send_frame(flat_frame(float(i), (40 + 30 * i, 90, 160), index=i))
     await session.prompt("", reason="cadence", media_time=5.0)
     events = await collect(session)
 
@@ -114,7 +115,7 @@ async def test_emulator_responses_validate_against_the_sdk(rest_emulator: RestEm
 
 async def test_generate_content_without_streaming(rest_emulator: RestEmulator) -> None:
     session = await open_session(rest_emulator, stream=False)
-    await session.send_frame(make_frame(1.0))
+    await session.send_frame(flat_frame(1.0))
     await session.prompt("Is it blue?", reason="client", media_time=1.0)
     events = await collect(session)
     (request,) = rest_emulator.generate_requests()
@@ -126,7 +127,7 @@ async def test_generate_content_without_streaming(rest_emulator: RestEmulator) -
 async def test_error_inside_the_stream_is_retried_as_one_turn(rest_emulator: RestEmulator) -> None:
     faults(rest_emulator, RestFault(kind="midstream", count=1))
     session = await open_session(rest_emulator)
-    await session.send_frame(make_frame(1.0))
+    await session.send_frame(flat_frame(1.0))
     await session.prompt("", reason="cadence", media_time=1.0)
     events = await collect(session)
     assert [r.fault for r in rest_emulator.generate_requests()] == ["midstream", ""]
@@ -141,7 +142,7 @@ async def test_429_retry_delay_is_honoured_by_the_next_request(rest_emulator: Re
     # RetryInfo.retryDelay "2s": no request of this backend may start sooner.
     faults(rest_emulator, RestFault(kind="429", count=1), retry_delay=2.0)
     session = await open_session(rest_emulator)
-    await session.send_frame(make_frame(1.0))
+    await session.send_frame(flat_frame(1.0))
     await session.prompt("", reason="cadence", media_time=1.0)
     events = await collect(session)
     first, second = rest_emulator.generate_requests()
@@ -155,8 +156,8 @@ async def test_a_429_hold_applies_to_every_session_of_the_backend(rest_emulator:
     backend = GeminiRestBackend(settings_for(rest_emulator))
     a = await backend.open(SessionSettings(session_id="a"))
     b = await backend.open(SessionSettings(session_id="b"))
-    await a.send_frame(make_frame(1.0))
-    await b.send_frame(make_frame(1.0, (200, 10, 10)))
+    await a.send_frame(flat_frame(1.0))
+    await b.send_frame(flat_frame(1.0, (200, 10, 10)))
     await a.prompt("", reason="cadence")
     await asyncio.sleep(0.2)  # a's first request is answered 429 before b asks
     await b.prompt("", reason="cadence")
@@ -171,7 +172,7 @@ async def test_429_storm_request_count_stays_bounded(rest_emulator: RestEmulator
     """Every request answers 429 with retryDelay 1s: the session waits, never hammers, then gives up."""
     faults(rest_emulator, RestFault(kind="429"), retry_delay=1.0)
     session = await open_session(rest_emulator, retry=replace(FAST_RETRY, max_attempts=3))
-    await session.send_frame(make_frame(1.0))
+    await session.send_frame(flat_frame(1.0))
     started = time.monotonic()
     for i in range(20):  # a prompt storm: coalesced, not queued
         await session.prompt("", reason="cadence", media_time=float(i))
@@ -185,14 +186,14 @@ async def test_429_storm_request_count_stays_bounded(rest_emulator: RestEmulator
     assert errors[-1].code == "quota" and errors[-1].retryable
     assert session.counters().prompts_coalesced == 19
     with pytest.raises(BackendError):
-        await session.send_frame(make_frame(2.0))
+        await session.send_frame(flat_frame(2.0))
 
 
 async def test_per_day_quota_fails_at_once_and_refuses_new_sessions(rest_emulator: RestEmulator) -> None:
     faults(rest_emulator, RestFault(kind="perday"), retry_delay=1.0)
     backend = GeminiRestBackend(settings_for(rest_emulator))
     session = await backend.open(SessionSettings(session_id="day"))
-    await session.send_frame(make_frame(1.0))
+    await session.send_frame(flat_frame(1.0))
     await session.prompt("", reason="cadence")
     events = [e async for e in session.events()]  # ends by itself: the session failed
     await session.close()
@@ -209,7 +210,7 @@ async def test_5xx_backs_off_with_growing_delays(rest_emulator: RestEmulator) ->
     faults(rest_emulator, RestFault(kind="503", count=3))
     policy = RestRetryPolicy(max_attempts=4, base_backoff=0.2, max_backoff=5.0, jitter=0.0)
     session = await open_session(rest_emulator, retry=policy)
-    await session.send_frame(make_frame(1.0))
+    await session.send_frame(flat_frame(1.0))
     await session.prompt("", reason="cadence")
     events = await collect(session)
     times = [r.arrived for r in rest_emulator.generate_requests()]
@@ -224,7 +225,7 @@ async def test_bad_key_is_permanent_with_the_servers_message(rest_emulator: Rest
     caplog.set_level(logging.DEBUG)
     backend = GeminiRestBackend(replace(settings_for(rest_emulator), api_key="AIzaWRONG-key-value"))
     session = await backend.open(SessionSettings(session_id="k"))
-    await session.send_frame(make_frame(1.0))
+    await session.send_frame(flat_frame(1.0))
     await session.prompt("", reason="cadence")
     events = [e async for e in session.events()]
     await session.close()
@@ -241,7 +242,7 @@ async def test_bad_key_is_permanent_with_the_servers_message(rest_emulator: Rest
 
 async def test_live_only_model_404_says_which_setting_to_change(rest_emulator: RestEmulator) -> None:
     session = await open_session(rest_emulator, model="gemini-3.8-live")
-    await session.send_frame(make_frame(1.0))
+    await session.send_frame(flat_frame(1.0))
     await session.prompt("", reason="cadence")
     events = [e async for e in session.events()]
     await session.close()
@@ -253,7 +254,7 @@ async def test_live_only_model_404_says_which_setting_to_change(rest_emulator: R
 async def test_safety_block_is_an_event_and_the_session_goes_on(rest_emulator: RestEmulator) -> None:
     faults(rest_emulator, RestFault(kind="safety", count=1), RestFault(kind="blocked", count=1))
     session = await open_session(rest_emulator)
-    await session.send_frame(make_frame(1.0))
+    await session.send_frame(flat_frame(1.0))
     for t in (1.0, 2.0, 3.0):
         await session.prompt("", reason="cadence", media_time=t)
         await asyncio.sleep(0.3)
@@ -267,7 +268,7 @@ async def test_safety_block_is_an_event_and_the_session_goes_on(rest_emulator: R
 async def test_stalled_stream_times_out_and_is_retried(rest_emulator: RestEmulator) -> None:
     faults(rest_emulator, RestFault(kind="stall", count=1))
     session = await open_session(rest_emulator, timeouts=RestTimeouts(read=0.5, close=10))
-    await session.send_frame(make_frame(1.0))
+    await session.send_frame(flat_frame(1.0))
     await session.prompt("", reason="cadence")
     events = await collect(session)
     assert [r.fault for r in rest_emulator.generate_requests()] == ["stall", ""]
@@ -301,7 +302,7 @@ async def test_candidates_beyond_the_window_are_counted_as_dropped(rest_emulator
     """Only the newest ``candidate_frames`` wait for a request; older ones fall out, counted."""
     session = await open_session(rest_emulator, candidate_frames=3, max_frames=2)
     for i in range(5):
-        await session.send_frame(make_frame(0.5 * i, (40 * i, 100, 200), index=i, square_at=30 * i))
+        await session.send_frame(flat_frame(0.5 * i, (40 * i, 100, 200), index=i, square_at=30 * i))
     await session.prompt("", reason="cadence")
     events = await collect(session)
     counters = session.counters()

@@ -8,7 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from local_scenes import (
+from helpers.frames import sampled_frame
+from helpers.scenes import (
     brightness_ramp,
     hard_cut,
     moving_square,
@@ -170,11 +171,7 @@ def sample_file(path: Path, *, fps: float = 1.0, max_side: int = 768) -> list[Sa
             if scale < 1.0:
                 image = cv2.resize(image, (round(width * scale), round(height * scale)),
                                    interpolation=cv2.INTER_AREA)
-            ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
-            assert ok
-            frames.append(SampledFrame(media_time=float(decoded.time), jpeg=jpeg.tobytes(),
-                                       width=image.shape[1], height=image.shape[0],
-                                       pixels=cv2.imdecode(jpeg, cv2.IMREAD_COLOR), index=len(frames)))
+            frames.append(sampled_frame(image, float(decoded.time), index=len(frames), decoded=True))
     return frames
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from local_scenes import hard_cut, moving_square, static_scene, tone_audio
+from helpers.scenes import hard_cut, moving_square, static_scene, tone_audio
 
 from vision_stream.backends.local import LocalBackend, LocalSession, describe_jpegs
 from vision_stream.config import SessionSettings

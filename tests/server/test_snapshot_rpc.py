@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import grpc
 import pytest
-from rest_support import API_KEY
-from support import SAMPLES
+from helpers.paths import SAMPLES
+from helpers.rest import API_KEY
 
 from vision_stream.backends.factory import BackendOptions
 from vision_stream.redact import Secret

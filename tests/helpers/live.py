@@ -1,10 +1,11 @@
-"""Fixtures for the Gemini Live tests: recorded vectors, real JPEG frames, the emulator, SDK schema checks."""
+"""Gemini Live test helpers: recorded vectors, synthetic scenes, test-sized settings, the emulator
+with SDK schema checks on exit (its fixture, ``live_emulator``, is in tests/backends/gemini_live/conftest.py)."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -13,9 +14,11 @@ import cv2
 import numpy as np
 import pytest
 
+from helpers.events import Collector
+from vision_stream.backends.base import BackendSession
 from vision_stream.backends.gemini_live import LiveSettings, LiveTimeouts, ReconnectPolicy
 from vision_stream.config import SessionSettings
-from vision_stream.media.types import SampledFrame
+from vision_stream.events import BackendEvent, Commentary
 from vision_stream.testing import EmulatorKnobs, LiveEmulator
 
 API_KEY = "AIzaTEST-secret-key-0123456789"
@@ -42,14 +45,6 @@ def read_vector(path: Path) -> list[tuple[str, bytes]]:
     return entries
 
 
-def jpeg_frame(bgr: np.ndarray, media_time: float, *, index: int = 0, reason: str = "cadence") -> SampledFrame:
-    ok, encoded = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 80])
-    assert ok
-    return SampledFrame(
-        media_time=media_time, jpeg=encoded.tobytes(), width=bgr.shape[1], height=bgr.shape[0],
-        pixels=bgr, reason=reason, index=index,
-    )
-
 
 def scene(kind: str, *, size: tuple[int, int] = (432, 768)) -> np.ndarray:
     """Distinct synthetic scenes: "red" (dark red field), "bright" (light grey with a white box)."""
@@ -64,6 +59,16 @@ def scene(kind: str, *, size: tuple[int, int] = (432, 768)) -> np.ndarray:
     else:
         raise ValueError(kind)
     return image
+
+
+class LiveEvents(Collector[BackendEvent]):
+    """A Live session's events, read in an owned task (helpers.events.Collector)."""
+
+    def __init__(self, session: BackendSession) -> None:
+        super().__init__(session.events())
+
+    def finals(self) -> list[Commentary]:
+        return [c for c in self.payloads(Commentary) if c.final]
 
 
 def sdk_types():
@@ -110,20 +115,15 @@ def session_settings(**overrides: object) -> SessionSettings:
     return SessionSettings(session_id="live-test", **overrides)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def live_emulator() -> Callable[..., object]:
-    """``async with live_emulator(knobs, strict=True) as emu``; on exit every client message
-    the emulator received and every answer it sent validate against google-genai's schema."""
-
-    @asynccontextmanager
-    async def start(knobs: EmulatorKnobs | None = None, *, strict: bool = True) -> AsyncIterator[LiveEmulator]:
-        emulator = LiveEmulator(knobs or EmulatorKnobs(api_keys=(API_KEY,)))
-        async with emulator:
-            yield emulator
-        if strict:
-            for message in emulator.received:
-                validate_client_json(message.text)
-            for text in emulator.sent:
-                validate_server_json(text)
-
-    return start
+@asynccontextmanager
+async def checked_emulator(knobs: EmulatorKnobs | None = None, *, strict: bool = True) -> AsyncIterator[LiveEmulator]:
+    """A running Live emulator; on exit (``strict``) every client message it received and
+    every answer it sent validate against google-genai's schema."""
+    emulator = LiveEmulator(knobs or EmulatorKnobs(api_keys=(API_KEY,)))
+    async with emulator:
+        yield emulator
+    if strict:
+        for message in emulator.received:
+            validate_client_json(message.text)
+        for text in emulator.sent:
+            validate_server_json(text)

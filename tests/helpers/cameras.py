@@ -1,5 +1,5 @@
 """A real RTSP server (Debian's gst-rtsp-server via /usr/bin/python3 + python3-gi) and
-a loopback MJPEG HTTP server, for the camera tests.
+a loopback MJPEG HTTP server, for the camera tests (their fixtures: tests/cameras/conftest.py).
 
 The RTSP server runs ``rtsp_server.py`` as a subprocess so tests can kill it
 (SIGKILL), stall it (SIGSTOP/SIGCONT) and restart it on the same port.
@@ -9,7 +9,6 @@ Everything skips cleanly, saying why, when the Debian packages are missing.
 from __future__ import annotations
 
 import contextlib
-import fractions
 import http.server
 import os
 import shutil
@@ -18,11 +17,11 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-import pytest
-from support import SHARED
+from helpers.clips import moving_block
+from helpers.paths import SHARED
 
 HERE = Path(__file__).resolve().parent
 SYSTEM_PYTHON = Path("/usr/bin/python3")
@@ -59,48 +58,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def make_clip(path: Path, *, seconds: float, fps: int = 10, width: int = 320, height: int = 240,
-              audio: bool = True, gop: int = 20, start_frame: int = 0,
-              audio_rate: int = 16000, audio_layout: str = "mono") -> Path:
-    """An H.264 (+ AAC 16 kHz mono) clip of a moving bright block, made with PyAV.
-
-    The container follows the suffix (``.ts``: MPEG-TS with SPS/PPS in-band,
-    so TS files can be concatenated); ``start_frame`` offsets the timestamps.
-    """
-    import av
-    import numpy as np
-
-    with av.open(str(path), "w") as out:
-        v = out.add_stream("libx264", rate=fps)
-        v.width, v.height, v.pix_fmt = width, height, "yuv420p"
-        v.options = {"g": str(gop), "preset": "ultrafast", "tune": "zerolatency"}
-        a = None
-        if audio:
-            a = out.add_stream("aac", rate=audio_rate)
-            a.layout = audio_layout
-        sample = 0
-        for i in range(int(seconds * fps)):
-            img = np.zeros((height, width, 3), np.uint8)
-            img[:, :, 1] = (i * 3) % 255
-            x = (i * 7) % (width - 40)
-            img[height // 2 - 20 : height // 2 + 20, x : x + 40] = 255
-            frame = av.VideoFrame.from_ndarray(img, format="bgr24")
-            frame.pts, frame.time_base = start_frame + i, fractions.Fraction(1, fps)
-            out.mux(v.encode(frame))
-            channels = 2 if audio_layout == "stereo" else 1
-            while a is not None and sample < (i + 1) * audio_rate // fps:
-                t = np.arange(sample, sample + 1024)
-                tone = (3000 * np.sin(2 * np.pi * 440 * t / audio_rate)).astype(np.int16)
-                pcm = np.repeat(tone, channels).reshape(1, -1)  # interleaved (packed s16)
-                af = av.AudioFrame.from_ndarray(pcm, format="s16", layout=audio_layout)
-                af.sample_rate = audio_rate
-                af.pts = sample + start_frame * audio_rate // fps
-                out.mux(a.encode(af))
-                sample += 1024
-        out.mux(v.encode(None))
-        if a is not None:
-            out.mux(a.encode(None))
-    return path
+# What the camera tests' clips look like: a moving block, x264 tuned for live streaming.
+CAMERA_CLIP: dict[str, Any] = {"picture": moving_block, "tune": "zerolatency"}
 
 
 class RtspServer:
@@ -172,45 +131,13 @@ class RtspServer:
             self.proc.wait(5)
 
 
-@pytest.fixture(scope="session")
-def gstreamer() -> None:
-    why = gstreamer_missing()
-    if why is not None:
-        pytest.skip(why)
-
-
-@pytest.fixture(scope="session")
-def clip_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_clip(tmp_path_factory.mktemp("rtsp") / "clip.mp4", seconds=90)
-
-
-def _server_args(clip: Path) -> list[str]:
+def server_args(clip: Path) -> list[str]:
+    """The RTSP server's mounts: /clip (``clip``), /live (test pattern), /car (real footage when present)."""
     args = ["--file", f"/clip={clip}", "--live", "/live"]
     car = SHARED / "media" / "intel_car-detection.mp4"
     if car.is_file():
         args += ["--file", f"/car={car}"]
     return args
-
-
-@pytest.fixture
-def rtsp_server(gstreamer: None, clip_path: Path) -> Iterator[RtspServer]:
-    """A fresh RTSP server per test (tests kill and stall it)."""
-    server = RtspServer(_server_args(clip_path), port=free_port())
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def rtsp_auth_server(gstreamer: None, clip_path: Path) -> Iterator[RtspServer]:
-    server = RtspServer(_server_args(clip_path), port=free_port(), user="viewer", password="s3cr3t-Pw.42")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 # ------------------------------------------------------------------ MJPEG HTTP
@@ -271,13 +198,6 @@ class MjpegServer:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(5)
-
-
-@pytest.fixture
-def axis_mjpeg() -> bytes:
-    if not AXIS_MJPEG.is_file():
-        pytest.skip(f"{AXIS_MJPEG} is absent (real footage only exists beside the dev checkout)")
-    return AXIS_MJPEG.read_bytes()
 
 
 def has_openssl() -> bool:

@@ -1,10 +1,10 @@
-"""Paths shared by the tests (importable as ``support``: tests/ is on pytest's pythonpath)."""
+"""Paths shared by the tests: the repository, its samples, and real footage beside the checkout."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"
 # Real footage and recorded sessions live beside the checkout, never inside it.
 SHARED = ROOT.parent / "shared"

@@ -16,7 +16,6 @@ import gc
 import io
 import itertools
 import json
-import shutil
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
@@ -28,8 +27,9 @@ import av
 import grpc
 from google.protobuf import text_format
 from google.protobuf.message import Message
-from support import SAMPLES
 
+from helpers.paths import SAMPLES
+from helpers.server import fill_media_root
 from vision_stream.config import Limits
 from vision_stream.server.access import SourceAccess
 from vision_stream.server.app import RunningServer, start_server
@@ -427,10 +427,8 @@ def make_seeds() -> Seeds:
 
 
 def copy_media(root: Path) -> None:
-    """The media root the Watch fuzz runs against: the sample clip and still, like grpc_harness."""
-    root.mkdir(parents=True, exist_ok=True)
-    shutil.copy(SAMPLES / "sample.mp4", root / "sample.mp4")
-    shutil.copy(SAMPLES / "still.jpg", root / "still.jpg")
+    """The media root the Watch fuzz runs against: the sample clip and still, and a sub-folder."""
+    fill_media_root(root)
     (root / "sub").mkdir(exist_ok=True)
 
 

@@ -11,9 +11,9 @@ import itertools
 import json
 import math
 
-from fuzz_support import Seeds, jpeg_header, png_header
 from hypothesis import strategies as st
 
+from helpers.fuzz import Seeds, jpeg_header, png_header
 from vision_stream.v1 import vision_stream_pb2 as pb
 
 CANARY_ID = "fuzz-canary"

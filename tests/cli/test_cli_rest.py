@@ -12,14 +12,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from rest_support import API_KEY
-from support import SAMPLES
+from helpers.paths import SAMPLES
+from helpers.rest import API_KEY
 
+from vision_stream.backends.factory import BackendOptions, make_backend, make_rest_backend
 from vision_stream.backends.failover import FailoverBackend
 from vision_stream.backends.gemini_live import GeminiLiveBackend
 from vision_stream.backends.gemini_rest import GeminiRestBackend
 from vision_stream.backends.local import LocalBackend
-from vision_stream.backends.factory import BackendOptions, make_backend, make_rest_backend
 from vision_stream.redact import Secret
 from vision_stream.testing.emulator import split_knobs
 

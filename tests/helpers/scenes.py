@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from helpers.frames import sampled_frame
 from vision_stream.media.types import AudioChunk, SampledFrame
 
 W, H = 768, 432  # px, the sampler's output size for 16:9 sources
@@ -25,18 +26,9 @@ def textured(width: int, height: int, seed: int) -> np.ndarray:
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def frame(pixels: np.ndarray, t: float, index: int = 0) -> SampledFrame:
-    """A SampledFrame as the sampler makes it: JPEG plus the pixels decoded back from it."""
-    ok, jpeg = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, 80])
-    assert ok
-    decoded = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
-    return SampledFrame(media_time=t, jpeg=jpeg.tobytes(), width=pixels.shape[1], height=pixels.shape[0],
-                        pixels=decoded, index=index)
-
-
 def static_scene(seconds: int, seed: int = 1) -> list[SampledFrame]:
     still = textured(W, H, seed)
-    return [frame(still, float(t), t) for t in range(seconds)]
+    return [sampled_frame(still, float(t), index=t, decoded=True) for t in range(seconds)]
 
 
 def moving_square(seconds: int, start: int, seed: int = 1) -> list[SampledFrame]:
@@ -47,14 +39,14 @@ def moving_square(seconds: int, start: int, seed: int = 1) -> list[SampledFrame]
         image = background.copy()
         x = 60 + 40 * max(0, t - start)
         cv2.rectangle(image, (x, 300), (x + 64, 364), (40, 220, 240), -1)
-        frames.append(frame(image, float(t), t))
+        frames.append(sampled_frame(image, float(t), index=t, decoded=True))
     return frames
 
 
 def hard_cut(seconds: int, cut: int) -> list[SampledFrame]:
     first, second = textured(W, H, 1), textured(W, H, 2)
     second = cv2.applyColorMap(cv2.cvtColor(second, cv2.COLOR_BGR2GRAY), cv2.COLORMAP_OCEAN)
-    return [frame(first if t < cut else second, float(t), t) for t in range(seconds)]
+    return [sampled_frame(first if t < cut else second, float(t), index=t, decoded=True) for t in range(seconds)]
 
 
 def pan(seconds: int, start: int, step: int = 50, direction: str = "right") -> list[SampledFrame]:
@@ -71,7 +63,7 @@ def pan(seconds: int, start: int, step: int = 50, direction: str = "right") -> l
             x, y = 600, 60 + offset
         else:
             x, y = 600, 400 - offset
-        frames.append(frame(np.ascontiguousarray(big[y:y + H, x:x + W]), float(t), t))
+        frames.append(sampled_frame(np.ascontiguousarray(big[y:y + H, x:x + W]), float(t), index=t, decoded=True))
     return frames
 
 
@@ -81,15 +73,16 @@ def zoom(seconds: int, start: int, factor: float = 1.08) -> list[SampledFrame]:
     for t in range(seconds):
         scale = factor ** max(0, t - start)
         matrix = cv2.getRotationMatrix2D((W / 2, H / 2), 0, scale)
-        frames.append(frame(cv2.warpAffine(big, matrix, (W, H), borderMode=cv2.BORDER_REFLECT), float(t), t))
+        warped = cv2.warpAffine(big, matrix, (W, H), borderMode=cv2.BORDER_REFLECT)
+        frames.append(sampled_frame(warped, float(t), index=t, decoded=True))
     return frames
 
 
 def brightness_ramp(seconds: int, start: int, per_second: float = 12.0) -> list[SampledFrame]:
     """Static textured scene whose exposure rises by ``per_second`` luma units per second from ``start``."""
     base = textured(W, H, 3).astype(np.float32) * 0.6 + 20
-    return [frame(np.clip(base + per_second * max(0, t - start), 0, 255).astype(np.uint8), float(t), t)
-            for t in range(seconds)]
+    return [sampled_frame(np.clip(base + per_second * max(0, t - start), 0, 255).astype(np.uint8), float(t),
+                          index=t, decoded=True) for t in range(seconds)]
 
 
 def tone_audio(seconds: float, bursts: list[tuple[float, float]], *, chunk_ms: int = 50, rate: int = 16000,

@@ -1,4 +1,6 @@
-"""A real grpc.aio server on a free loopback port, and a stub to call it (fixtures in conftest)."""
+"""A real grpc.aio server on a free loopback port, a stub to call it, tokens, and checks on event lists.
+
+The fixtures ``media_root`` (tests/conftest.py) and ``served`` (tests/server/conftest.py) use these."""
 
 from __future__ import annotations
 
@@ -9,12 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import pytest
-from support import SAMPLES
 
+from helpers.paths import SAMPLES
 from vision_stream.client import ClientTls, channel
-from vision_stream.config import Limits
-from vision_stream.server.access import SourceAccess
 from vision_stream.server.app import RunningServer, start_server
 from vision_stream.server.auth import new_token, token_digest, token_toml
 from vision_stream.server.service import ServiceConfig
@@ -30,16 +29,15 @@ class Served:
     media_root: Path
 
 
-@pytest.fixture
-def media_root(tmp_path: Path) -> Path:
-    root = tmp_path / "media"
-    root.mkdir()
+def fill_media_root(root: Path) -> Path:
+    """``root`` (created) holding the sample clip and still, the files Watch tests name."""
+    root.mkdir(parents=True, exist_ok=True)
     shutil.copy(SAMPLES / "sample.mp4", root / "sample.mp4")
     shutil.copy(SAMPLES / "still.jpg", root / "still.jpg")
     return root
 
 
-async def _serve(config: ServiceConfig, media_root: Path, *, client_tls: bool | ClientTls = False,
+async def serve(config: ServiceConfig, media_root: Path, *, client_tls: bool | ClientTls = False,
                  **server_options: Any) -> AsyncIterator[Served]:
     """Serve on loopback; ``server_options`` go to start_server (tokens=, tls=, cameras=),
     ``client_tls`` to the harness's own channel (vision_stream.client.channel)."""
@@ -63,17 +61,14 @@ def bearer(token: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),)
 
 
-@pytest.fixture
-async def served(media_root: Path) -> AsyncIterator[Served]:
-    config = ServiceConfig(access=SourceAccess(media_root=media_root), limits=Limits(max_sessions=8))
-    async for s in _serve(config, media_root):
-        yield s
-
-
 def kinds(events: list[pb.Event]) -> list[str]:
-    return [e.WhichOneof("payload") for e in events]
+    """Each event's payload name ("" for none)."""
+    return [e.WhichOneof("payload") or "" for e in events]
 
 
-def assert_gap_free(events: list[pb.Event]) -> None:
+def assert_gap_free(events: list[pb.Event], *, first: int | None = 1) -> None:
+    """Seqs run ``first``, ``first + 1``, ... with no gap; ``first=None``: from the first event's seq
+    (a viewer that joined a running camera)."""
     seqs = [e.seq for e in events]
-    assert seqs == list(range(1, len(seqs) + 1)), f"seq not gap-free: {seqs[:20]}..."
+    start = seqs[0] if first is None and seqs else (first or 1)
+    assert seqs == list(range(start, start + len(seqs))), f"seq not gap-free: {seqs[:20]}..."
