@@ -18,6 +18,7 @@ from helpers.cameras import CAMERA_CLIP, RtspServer, free_port, has_openssl
 from helpers.clips import make_clip
 from helpers.paths import SHARED
 from helpers.server import assert_gap_free
+from helpers.timing import scaled
 from helpers.watching import (
     BOUNDED,
     CONFIG,
@@ -139,7 +140,7 @@ async def test_server_killed_and_restarted_session_reconnects(rtsp_server: RtspS
         lost = await follower.wait_for(error("source_unavailable"), 10)
         detected = time.monotonic()
         assert lost.error.retryable
-        await asyncio.sleep(1.0)  # the camera is down for a while
+        await asyncio.sleep(scaled(1.0))  # the camera is down for a while (the outage asserted below)
         rtsp_server.start()
         back = await follower.wait_for(is_recovery, 20)
         recovered = time.monotonic()
@@ -199,7 +200,7 @@ async def test_unreachable_cameras_fail_clearly_with_bounded_retries_and_no_secr
     try:
         started = time.monotonic()
         call = c.stub.Watch(pb.WatchRequest(source=url, config=CONFIG))
-        events = await asyncio.wait_for(Follower(call).wait_end(30), 30)
+        events = await asyncio.wait_for(Follower(call).wait_end(30), scaled(30))
         elapsed = time.monotonic() - started
         info = (await c.stub.ListSessions(pb.ListSessionsRequest())).sessions[0]
     finally:

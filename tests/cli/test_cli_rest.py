@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from helpers.paths import SAMPLES
 from helpers.rest import API_KEY
+from helpers.timing import scaled
 
 from vision_stream.backends.factory import BackendOptions, make_backend, make_rest_backend
 from vision_stream.backends.failover import FailoverBackend
@@ -70,13 +71,13 @@ async def emulator_process(request: pytest.FixtureRequest) -> AsyncIterator[tupl
                                                 stderr=asyncio.subprocess.PIPE)
     try:
         assert proc.stdout is not None
-        lines = [(await asyncio.wait_for(proc.stdout.readline(), 30)).decode() for _ in range(2)]
+        lines = [(await asyncio.wait_for(proc.stdout.readline(), scaled(30))).decode() for _ in range(2)]
         live_url, rest_url = (line.split(" on ", 1)[1].split()[0] for line in lines)
         assert live_url == f"ws://127.0.0.1:{port}" and rest_url == f"http://127.0.0.1:{port + 1}"
         yield live_url, rest_url
     finally:
         proc.terminate()
-        await asyncio.wait_for(proc.wait(), 10)
+        await asyncio.wait_for(proc.wait(), scaled(10))
 
 
 async def run_cli(*args: str) -> tuple[int, str, str]:
@@ -84,7 +85,7 @@ async def run_cli(*args: str) -> tuple[int, str, str]:
     env.pop("GOOGLE_API_KEY", None)
     proc = await asyncio.create_subprocess_exec(*CLI, *args, env=env, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    out, err = await asyncio.wait_for(proc.communicate(), scaled(60))
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
 

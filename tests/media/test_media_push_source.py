@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 from helpers.clips import remux
+from helpers.timing import scaled
 
 from vision_stream.config import AudioPolicy, Limits, SamplingPolicy
 from vision_stream.errors import InvalidInputError, LimitExceededError, SessionError, SourceOpenError
@@ -25,7 +26,7 @@ def _source(**limits: int) -> PushSource:
 
 
 async def _collect(source: PushSource) -> list[MediaItem]:
-    return await asyncio.wait_for(asyncio.to_thread(lambda: list(source.items())), 20)
+    return await asyncio.wait_for(asyncio.to_thread(lambda: list(source.items())), scaled(20))
 
 
 def _jpeg(bgr: np.ndarray) -> bytes:
@@ -161,7 +162,7 @@ async def test_backpressure_waits_without_blocking_the_loop() -> None:
     items: Iterator[MediaItem] = source.items()
     first = await asyncio.to_thread(next, items)
     assert isinstance(first, VideoFrame) and first.media_time == 0.0
-    await asyncio.wait_for(third, 2)  # room made by the consumer wakes the producer
+    await asyncio.wait_for(third, scaled(2))  # room made by the consumer wakes the producer
     source.end()
     rest = await asyncio.to_thread(list, items)
     assert [i.media_time for i in rest] == [0.1, 0.2]  # type: ignore[union-attr]
@@ -175,7 +176,7 @@ async def test_byte_budget_bounds_buffer() -> None:
     assert not blocked.done()
     source.close()
     with pytest.raises(SessionError):
-        await asyncio.wait_for(blocked, 2)
+        await asyncio.wait_for(blocked, scaled(2))
 
 
 async def test_put_after_end_or_close() -> None:
@@ -197,7 +198,7 @@ async def test_close_unblocks_waiting_consumer() -> None:
     await asyncio.sleep(0.1)
     assert not consumer.done()
     source.close()
-    assert await asyncio.wait_for(consumer, 5) == []
+    assert await asyncio.wait_for(consumer, scaled(5)) == []
 
 
 # -- container mode ---------------------------------------------------------
@@ -248,7 +249,7 @@ async def test_random_split_push_equals_file(
     producer = asyncio.create_task(
         _push_split(source, await asyncio.to_thread(path.read_bytes), seed=len(ext))
     )
-    got, got_audio, bad = await asyncio.wait_for(asyncio.to_thread(_sampled, source.items()), 30)
+    got, got_audio, bad = await asyncio.wait_for(asyncio.to_thread(_sampled, source.items()), scaled(30))
     await producer
     assert bad == 0
     assert [(s.media_time, s.reason) for s in got] == [(s.media_time, s.reason) for s in expected]
@@ -262,7 +263,7 @@ async def test_shared_webm_push(shared_media: Path) -> None:
     data = await asyncio.to_thread((shared_media / "mediabunny_trim-buck-bunny_vp9_opus.webm").read_bytes)
     source = _source()
     producer = asyncio.create_task(_push_split(source, data, seed=5))
-    frames, chunks, bad = await asyncio.wait_for(asyncio.to_thread(_sampled, source.items()), 30)
+    frames, chunks, bad = await asyncio.wait_for(asyncio.to_thread(_sampled, source.items()), scaled(30))
     await producer
     assert bad == 0 and len(frames) >= 5 and len(chunks) > 90
 
@@ -272,7 +273,7 @@ async def test_faststart_mp4_streams(sample_clip: Path) -> None:
     producer = asyncio.create_task(
         _push_split(source, await asyncio.to_thread(sample_clip.read_bytes), seed=9)
     )
-    frames, _, _ = await asyncio.wait_for(asyncio.to_thread(_sampled, source.items()), 30)
+    frames, _, _ = await asyncio.wait_for(asyncio.to_thread(_sampled, source.items()), scaled(30))
     await producer
     assert len(frames) == 13
 
@@ -291,4 +292,4 @@ async def test_garbage_container_fails_without_hanging(size: int) -> None:
     producer = asyncio.create_task(produce())
     with pytest.raises(SourceOpenError, match="not a readable media container"):
         await _collect(source)
-    await asyncio.wait_for(producer, 5)
+    await asyncio.wait_for(producer, scaled(5))

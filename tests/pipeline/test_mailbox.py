@@ -6,6 +6,7 @@ import asyncio
 
 import numpy as np
 import pytest
+from helpers.timing import scaled
 
 from vision_stream.media.types import AudioChunk, SampledFrame
 from vision_stream.pipeline.mailbox import Mailbox, MailboxClosed
@@ -42,7 +43,7 @@ async def test_lossless_blocks_the_producer_instead_of_dropping() -> None:
     await asyncio.sleep(0.05)
     assert not third.done()
     assert (await box.get()).media_time == 0
-    await asyncio.wait_for(third, 1)
+    await asyncio.wait_for(third, scaled(1))
     assert [(await box.get()).media_time for _ in range(2)] == [1, 2]
     assert box.frames_dropped == 0
 
@@ -54,4 +55,4 @@ async def test_close_wakes_a_blocked_producer() -> None:
     await asyncio.sleep(0.01)
     box.close()
     with pytest.raises(MailboxClosed):
-        await asyncio.wait_for(blocked, 1)
+        await asyncio.wait_for(blocked, scaled(1))

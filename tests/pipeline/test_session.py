@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from helpers.clips import make_clip, square_on_grey
+from helpers.timing import scaled
 
 from vision_stream.backends.local import LocalBackend
 from vision_stream.config import AudioPolicy, Limits, SamplingPolicy, SessionSettings
@@ -65,7 +66,7 @@ async def test_stop_mid_replay_ends_with_one_session_ended(clip: Path) -> None:
     runner = asyncio.create_task(session.run())
     await asyncio.sleep(0.5)
     session.stop("stopped")
-    await asyncio.wait_for(runner, 10)
+    await asyncio.wait_for(runner, scaled(10))
     ended = [e for e in session.log.snapshot() if e.kind == "session_ended"]
     assert len(ended) == 1 and ended[0].payload.reason == "stopped"
     assert [e.seq for e in session.log.snapshot()] == list(range(1, session.log.last_seq + 1))

@@ -19,6 +19,7 @@ import pytest
 from google.rpc import error_details_pb2, status_pb2
 from helpers.paths import SAMPLES
 from helpers.server import Served, bearer, serve, write_tokens
+from helpers.timing import scaled
 
 from vision_stream.config import Limits
 from vision_stream.server.access import SourceAccess
@@ -105,7 +106,7 @@ async def test_flood_from_one_principal_leaves_another_able_to_work(media_root: 
             assert all("too many sessions for this client" in (e.details() or "") for e in refused)
             assert all(has_retry_info(e) for e in refused)
             # Another principal is served normally meanwhile.
-            ended = await asyncio.wait_for(push_three_frames(served, bearer(tokens["worker"])), 20)
+            ended = await asyncio.wait_for(push_three_frames(served, bearer(tokens["worker"])), scaled(20))
             assert ended.reason == "end_of_input" and ended.totals.frames_in == 3
         finally:
             hold.set()
@@ -133,5 +134,5 @@ async def test_flood_hits_the_global_limit_with_retry_info(media_root: Path) -> 
             if served.running.service.clients.pending == 0 and served.running.registry.running_count() == 0:
                 break
             await asyncio.sleep(0.1)
-        ended = await asyncio.wait_for(push_three_frames(served, None), 20)
+        ended = await asyncio.wait_for(push_three_frames(served, None), scaled(20))
         assert ended.totals.frames_in == 3

@@ -14,6 +14,7 @@ import pytest
 from google.rpc import error_details_pb2, status_pb2
 from helpers.paths import SAMPLES
 from helpers.server import Served, serve
+from helpers.timing import scaled
 
 from vision_stream.config import Limits
 from vision_stream.errors import UsageError, quote
@@ -103,7 +104,7 @@ async def test_silent_call_holds_a_slot_then_times_out(media_root: Path) -> None
         assert "too many sessions for this client" in (refused.details() or "")
         assert retry_delay(refused) == pytest.approx(1.0)
         for task in silent_calls:
-            err, events = await asyncio.wait_for(task, 3)
+            err, events = await asyncio.wait_for(task, scaled(3))
             assert err.code() == grpc.StatusCode.DEADLINE_EXCEEDED and "no config within 0.5 s" in err.details()
             assert events == []
         # The slots are back: the same client works again.

@@ -13,6 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from helpers.paths import SAMPLES
 from helpers.server import Served, assert_gap_free, kinds, serve
+from helpers.timing import scaled
 
 from vision_stream.v1 import vision_stream_pb2 as pb
 
@@ -217,10 +218,10 @@ async def test_garbage_container_bytes_fail_cleanly_and_other_sessions_go_on(ser
         for i in range(0, len(junk), 10_000):
             yield pb.StreamRequest(media=pb.MediaChunk(data=junk[i : i + 10_000]))
 
-    events = await asyncio.wait_for(collect(served.stub.Stream(requests())), 30)
+    events = await asyncio.wait_for(collect(served.stub.Stream(requests())), scaled(30))
     assert events[-1].HasField("session_ended")
     assert any(e.HasField("error") for e in events)
-    ok = await asyncio.wait_for(other, 60)
+    ok = await asyncio.wait_for(other, scaled(60))
     assert ok[-1].session_ended.reason == "end_of_input"
 
 
