@@ -14,7 +14,10 @@ having the message to send (BGR->RGB, Pillow thumbnail, JPEG, base64, JSON).
 local-backend session (commentary every second). The subscribers run in a
 third, fresh process (``python -m bench.latency fanout-client``), not in this
 one: this process has just decoded 1080p for the frame-to-wire run, and its
-heap and threads must not slow the receiving side. Each run opens 1, 10 or
+heap and threads must not slow the receiving side. The server and the
+subscribers are pinned to separate halves of the cores (``sched_setaffinity``;
+one core each on a 2-core machine), as subscribers on other machines would be:
+otherwise the measuring client takes the server's core mid-burst. Each run opens 1, 10 or
 100 ``Subscribe`` streams (one channel, from the current ``last_seq``: no
 backlog replay), lets them settle, then for every event appended inside the
 measured window records ``receive time - event.wall_time``: the server stamps
@@ -44,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import REPO, Results, have_pillow, table
-from bench.procs import emulator, server
+from bench.procs import emulator, pinned, server, split_cores
 
 __all__ = ["run_latency"]
 
@@ -198,13 +201,15 @@ async def _subscribers(address: str, session_id: str, n: int, t0: float, t1: flo
     return {"latencies_ms": latencies, "client_cpu_s": cpu}
 
 
-def _fan_out(address: str, session_id: str, counts: list[int], seconds: float) -> dict[int, dict[str, Any]]:
-    """One fresh subscriber process per count; their results by count."""
+def _fan_out(address: str, session_id: str, counts: list[int], seconds: float,
+             cpus: set[int] | None = None) -> dict[int, dict[str, Any]]:
+    """One fresh subscriber process per count (on ``cpus`` only, if given); their results by count."""
     results: dict[int, dict[str, Any]] = {}
     for n in counts:
         t0 = time.time() + 2.0  # streams open and settle before the window
         out = subprocess.run([sys.executable, "-m", "bench.latency", "fanout-client", address, session_id, str(n),
-                              repr(t0), repr(t0 + seconds)], capture_output=True, text=True, cwd=REPO, check=True)
+                              repr(t0), repr(t0 + seconds)], capture_output=True, text=True, cwd=REPO, check=True,
+                             **pinned(cpus))  # type: ignore[call-overload]
         results[n] = json.loads(out.stdout.strip().splitlines()[-1])
     return results
 
@@ -226,10 +231,11 @@ def run_latency(path_1080: Path, path_fanout: Path, seconds: float, results: Res
         ["cookbook prepare 1080p (baseline, no send)", len(cookbook), _pct(cookbook, 50), _pct(cookbook, 99),
          max(cookbook, default=0)],
     ]
-    with server(path_fanout.parent) as address:
+    cores = split_cores()  # server and subscribers on separate cores (None: one core, shared)
+    with server(path_fanout.parent, cpus=cores[0] if cores else None) as address:
         session_id = asyncio.run(_start_session(address, path_fanout.name))
         time.sleep(2.0)  # past the session's start-up
-        fan = _fan_out(address, session_id, list(fanout_counts), seconds)
+        fan = _fan_out(address, session_id, list(fanout_counts), seconds, cores[1] if cores else None)
         asyncio.run(_stop_session(address, session_id))
     for n, run in fan.items():
         values = run["latencies_ms"]
@@ -244,7 +250,9 @@ def run_latency(path_1080: Path, path_fanout: Path, seconds: float, results: Res
     results.section("Latency", table(["measurement", "samples", "p50 ms", "p99 ms", "max ms",
                                       "client CPU us/msg"], [[*r, ""] if len(r) == 5 else r for r in rows])
                     + f"\n\n{seconds:g} s of real-time (paced) media per measurement. Fan-out: append -> "
-                    "receive, subscribers in their own process (client CPU: that process, per message).")
+                    "receive, subscribers in their own process (client CPU: that process, per message); "
+                    + (f"server on cores {sorted(cores[0])}, subscribers on cores {sorted(cores[1])} (pinned)."
+                       if cores else "server and subscribers share the one core."))
 
 
 if __name__ == "__main__" and len(sys.argv) == 7 and sys.argv[1] == "fanout-client":
