@@ -60,17 +60,6 @@ RSS_BOUND_MIB = 150.0
 CANARY_MAX_GAP = 5.0  # seconds; the canary emits stats + commentary every second of media
 
 
-# Reproducers still failing on the latest code (xfail, not strict); see test_reproducer.
-KNOWN_BUGS: frozenset[str] = frozenset()
-
-
-# Targets that still break a property on the latest code because of a bug another part of
-# issue 9 fixes; xfail, not strict, so a fix shows as XPASS and the mark then goes.
-ECHO = ("issue 9: NOT_FOUND messages are bounded in characters, not bytes: an id of 17.5k emoji gives a "
-        "16 kB grpc-message (percent-encoded), over gRPC's 8 KiB soft metadata limit: RESOURCE_EXHAUSTED")
-known_bug = pytest.mark.xfail
-
-
 def explore(fuzz: Fuzz, examples: int, case: Callable[[st.DataObject], None]) -> None:
     """Run ``case`` over ``examples`` generated inputs (fixed seed), then fail listing every
     broken property with its (bounded) example.
@@ -282,7 +271,6 @@ def test_watch_sources(fuzz: Fuzz) -> None:
     explore(fuzz, 60, case)
 
 
-@known_bug(strict=False, reason=ECHO)
 def test_subscribe(fuzz: Fuzz) -> None:
     def case(data: st.DataObject) -> None:
         request = draw(data, st.builds(pb.SubscribeRequest, session_id=fs.subscribe_ids, after_seq=fs.after_seqs,
@@ -293,7 +281,6 @@ def test_subscribe(fuzz: Fuzz) -> None:
     explore(fuzz, 40, case)
 
 
-@known_bug(strict=False, reason=ECHO)
 def test_stop_and_list_sessions(fuzz: Fuzz) -> None:
     def case(data: st.DataObject) -> None:
         request = draw(data, st.builds(pb.StopSessionRequest, session_id=fs.stop_ids))
@@ -316,8 +303,7 @@ def test_analyze_snapshot(fuzz: Fuzz) -> None:
 
 
 # ------------------------------------------------------------------ reproducers of what the fuzz found
-# Each case is the minimal input for one bug the fuzzing found (issue 9); xfail until fixed,
-# not strict: a fix turns it into XPASS, then the mark goes.
+# Each case is the minimal input for one bug the fuzzing found (issue 9), kept as a regression test.
 
 DEEP = 100_000
 STILL_JPEG = (SAMPLES / "still.jpg").read_bytes()
@@ -363,10 +349,8 @@ REPRODUCERS: dict[str, tuple[Callable[[Fuzz], Outcome], str]] = {
 
 
 @pytest.mark.parametrize("case", sorted(REPRODUCERS))
-def test_reproducer(fuzz: Fuzz, case: str, request: pytest.FixtureRequest) -> None:
-    run, bug = REPRODUCERS[case]
-    if case in KNOWN_BUGS:
-        request.applymarker(pytest.mark.xfail(strict=False, reason=f"issue 9: {bug}"))
+def test_reproducer(fuzz: Fuzz, case: str) -> None:
+    run, _bug = REPRODUCERS[case]
     outcome = run(fuzz)
     problems = violations(outcome, fuzz.server.secrets())
     if case == "deep-tool-result" and outcome.code == grpc.StatusCode.OK:
@@ -377,8 +361,6 @@ def test_reproducer(fuzz: Fuzz, case: str, request: pytest.FixtureRequest) -> No
 # ------------------------------------------------------------------ afterwards (runs last: file order)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 9: the canary waits 7-10 s for an event during the fuzzing on the "
-                   "latest code (was <= 1.2 s before b5eb414); suspect: redact.scrub's quadratic regex holding the GIL")
 def test_canary_unaffected_and_rss_back(fuzz: Fuzz) -> None:
     canary = fuzz.canary
     assert canary.failure is None and canary.end is None, (canary.failure, canary.end)
@@ -405,8 +387,7 @@ def test_canary_unaffected_and_rss_back(fuzz: Fuzz) -> None:
                            10).code == grpc.StatusCode.OK
 
 
-# After the canary's check on purpose: this call freezes the whole server for seconds.
-@pytest.mark.xfail(strict=False, reason="issue 9: redact.scrub is quadratic in the message length (holds the GIL)")
+# After the canary's check on purpose: before the fix this call froze the whole server for seconds.
 def test_scrub_of_a_long_message_does_not_block_the_server(fuzz: Fuzz) -> None:
     """redact.scrub's URL pattern rescans from every letter of a long word: quadratic, and ``re``
     holds the GIL, so every session, health and the canary stop for the call (64k chars ~4.5 s,
