@@ -27,17 +27,15 @@ def clip_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def rtsp_server(gstreamer: None, clip_path: Path) -> Iterator[RtspServer]:
     """A fresh RTSP server per test (tests kill and stall it)."""
-    server = RtspServer(server_args(clip_path), port=free_port())
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _running(RtspServer(server_args(clip_path), port=free_port()))
 
 
 @pytest.fixture
 def rtsp_auth_server(gstreamer: None, clip_path: Path) -> Iterator[RtspServer]:
-    server = RtspServer(server_args(clip_path), port=free_port(), user="viewer", password="s3cr3t-Pw.42")
+    yield from _running(RtspServer(server_args(clip_path), port=free_port(), user="viewer", password="s3cr3t-Pw.42"))
+
+
+def _running(server: RtspServer) -> Iterator[RtspServer]:
     server.start()
     try:
         yield server

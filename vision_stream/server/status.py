@@ -149,10 +149,8 @@ def rpc_errors(handler: H) -> H:
                     yield item
             except grpc.aio.AbortError:
                 raise
-            except errors.VisionStreamError as exc:
-                await abort_with(context, exc)
             except Exception as exc:
-                await abort_with(context, internal_error(exc, handler.__name__))
+                await _abort_for(context, exc, handler.__name__)
 
         return cast(H, streaming)
 
@@ -162,9 +160,12 @@ def rpc_errors(handler: H) -> H:
             return await handler(self, request, context)
         except grpc.aio.AbortError:
             raise
-        except errors.VisionStreamError as exc:
-            await abort_with(context, exc)
         except Exception as exc:
-            await abort_with(context, internal_error(exc, handler.__name__))
+            await _abort_for(context, exc, handler.__name__)
 
     return cast(H, unary)
+
+
+async def _abort_for(context: grpc.aio.ServicerContext, exc: Exception, where: str) -> None:
+    """End the call for any error a handler raised: ours with their status, others as INTERNAL."""
+    await abort_with(context, exc if isinstance(exc, errors.VisionStreamError) else internal_error(exc, where))
