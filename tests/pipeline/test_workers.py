@@ -15,6 +15,7 @@ from helpers.clips import make_clip
 
 from vision_stream.backends.local import LocalBackend
 from vision_stream.config import AudioPolicy, Limits, SamplingPolicy, SessionSettings
+from vision_stream.errors import UsageError
 from vision_stream.events import SessionEnded
 from vision_stream.media.file_source import FileSource
 from vision_stream.pipeline import Session
@@ -29,7 +30,7 @@ def pool() -> Iterator[WorkerPool]:
 
 
 def test_a_pool_needs_a_worker() -> None:
-    with pytest.raises(ValueError, match="at least 1 worker"):
+    with pytest.raises(UsageError, match="at least 1 worker"):
         WorkerPool(0)
 
 

@@ -29,6 +29,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from ..errors import UsageError
+
 __all__ = ["FUTURE_POLL", "PooledTask", "Step", "WorkerPool", "shared_pool"]
 
 log = logging.getLogger(__name__)
@@ -77,7 +79,7 @@ class WorkerPool:
 
     def __init__(self, workers: int, *, name: str = "media-worker", poll: float = FUTURE_POLL) -> None:
         if workers < 1:
-            raise ValueError(f"a worker pool needs at least 1 worker, got {workers}")
+            raise UsageError(f"a worker pool needs at least 1 worker, got {workers}")
         self.workers = workers
         self._poll = poll
         self._cond = threading.Condition()
