@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
-from ...errors import UsageError
+from ...config import check
 from ...net import is_loopback_url
 from ...redact import PLACEHOLDER, redact_url
 from ...retry import RetryPolicy
@@ -24,11 +24,6 @@ from ..gemini_api import (
     http_base,
 )
 from .endings import Ending, is_quota
-
-
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise UsageError(message)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -57,10 +52,10 @@ class LiveTimeouts:
 
     def __post_init__(self) -> None:
         for name in ("connect", "setup", "response", "close", "close_flush"):
-            _check(getattr(self, name) > 0, f"timeout {name} must be > 0 seconds")
+            check(getattr(self, name) > 0, f"timeout {name} must be > 0 seconds")
         for name in ("ping_interval", "ping_timeout"):
             value = getattr(self, name)
-            _check(value is None or value > 0, f"{name} must be > 0 seconds or None")
+            check(value is None or value > 0, f"{name} must be > 0 seconds or None")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -101,13 +96,13 @@ class ReconnectPolicy:
     go_away_margin: float = 5.0
 
     def __post_init__(self) -> None:
-        _check(self.max_attempts is None or self.max_attempts >= 1,
+        check(self.max_attempts is None or self.max_attempts >= 1,
                "reconnect max_attempts must be >= 1 (or None: retry for as long as the session runs)")
-        _check(self.open_attempts >= 1, "reconnect open_attempts must be >= 1")
-        _check(0 <= self.base_backoff <= self.max_backoff, "need 0 <= base_backoff <= max_backoff")
-        _check(self.quota_backoff >= 0, "quota_backoff must be >= 0")
-        _check(0 <= self.jitter <= 1, "jitter must be in [0, 1]")
-        _check(self.stable_after >= 0 and self.go_away_margin >= 0, "stable_after/go_away_margin must be >= 0")
+        check(self.open_attempts >= 1, "reconnect open_attempts must be >= 1")
+        check(0 <= self.base_backoff <= self.max_backoff, "need 0 <= base_backoff <= max_backoff")
+        check(self.quota_backoff >= 0, "quota_backoff must be >= 0")
+        check(0 <= self.jitter <= 1, "jitter must be in [0, 1]")
+        check(self.stable_after >= 0 and self.go_away_margin >= 0, "stable_after/go_away_margin must be >= 0")
 
     @property
     def retry(self) -> RetryPolicy:
@@ -150,8 +145,8 @@ class VertexAuth:
     api_version: str = "v1beta1"
 
     def __post_init__(self) -> None:
-        _check(bool(self.project.strip()), "vertex project must not be empty")
-        _check(bool(self.location.strip()), "vertex location must not be empty")
+        check(bool(self.project.strip()), "vertex project must not be empty")
+        check(bool(self.location.strip()), "vertex location must not be empty")
 
     def __repr__(self) -> str:
         token = PLACEHOLDER if self.access_token else "''"
@@ -215,17 +210,17 @@ class LiveSettings:
         resolution = self.media_resolution.upper()
         if not resolution.startswith("MEDIA_RESOLUTION_"):
             resolution = f"MEDIA_RESOLUTION_{resolution}"
-        _check(resolution in MEDIA_RESOLUTIONS, f"media_resolution must be one of {MEDIA_RESOLUTIONS}")
+        check(resolution in MEDIA_RESOLUTIONS, f"media_resolution must be one of {MEDIA_RESOLUTIONS}")
         object.__setattr__(self, "media_resolution", resolution)
-        _check(bool(self.model.strip()), "live model must not be empty")
-        _check(self.api_version in ("v1beta", "v1alpha"),
+        check(bool(self.model.strip()), "live model must not be empty")
+        check(self.api_version in ("v1beta", "v1alpha"),
                f"api_version must be v1beta or v1alpha, not {self.api_version!r}")
-        _check(0 < self.max_fps <= 30, f"max_fps must be in (0, 30], got {self.max_fps}")
-        _check(self.audio_buffer_chunks >= 1 and self.event_queue >= 1, "buffer sizes must be >= 1")
-        _check(self.max_message_bytes >= 64 * 1024, "max_message_bytes must be >= 64 KiB")
+        check(0 < self.max_fps <= 30, f"max_fps must be in (0, 30], got {self.max_fps}")
+        check(self.audio_buffer_chunks >= 1 and self.event_queue >= 1, "buffer sizes must be >= 1")
+        check(self.max_message_bytes >= 64 * 1024, "max_message_bytes must be >= 64 KiB")
         if self.base_url is not None:
             scheme = urlsplit(self.base_url).scheme
-            _check(scheme in ("ws", "wss", "http", "https"),
+            check(scheme in ("ws", "wss", "http", "https"),
                    f"base_url must be ws://, wss://, http:// or https://, got {scheme!r}")
 
     def __repr__(self) -> str:
