@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from .errors import UsageError, VisionStreamError
 
-__all__ = ["TRANSIENT_HTTP", "Backoff", "RetryPolicy", "is_quota", "is_transient_http"]
+__all__ = ["QUOTA_CODES", "TRANSIENT_HTTP", "Backoff", "RetryPolicy", "is_quota", "is_transient_http"]
 
 # HTTP statuses worth retrying (RFC 9110 408/429 and the gateway/server family
 # that proxies and Google's front ends answer while a backend restarts).
@@ -37,9 +37,14 @@ def is_transient_http(status: int) -> bool:
     return status in TRANSIENT_HTTP
 
 
+# Verdict codes of a quota refusal: "quota" (retry after the delay) and REST's
+# "quota_per_day" (retrying before the next Pacific day is pointless).
+QUOTA_CODES = frozenset({"quota", "quota_per_day"})
+
+
 def is_quota(error: BaseException | None) -> bool:
-    """True for an error whose verdict says a quota refused the call (``code == "quota"``)."""
-    return isinstance(error, VisionStreamError) and error.code == "quota"
+    """True for an error whose verdict says a quota refused the call (``code`` in QUOTA_CODES)."""
+    return isinstance(error, VisionStreamError) and error.code in QUOTA_CODES
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

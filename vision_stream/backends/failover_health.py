@@ -26,13 +26,7 @@ from dataclasses import dataclass
 from ..errors import BackendError
 from ..retry import Backoff, RetryPolicy, is_quota
 
-__all__ = ["LinkDown", "LinkHealth", "is_quota_failure", "server_delay"]
-
-def is_quota_failure(error: BaseException | None) -> bool:
-    """A failure because a quota ran out: the error's verdict says so (``code`` "quota", or
-    REST's "quota_per_day", which also tells that retrying today is pointless)."""
-    return is_quota(error) or (isinstance(error, BackendError) and error.code == "quota_per_day")
-
+__all__ = ["LinkDown", "LinkHealth", "server_delay"]
 
 def server_delay(error: BaseException | None) -> float | None:
     """The wait the service asked for (the error's ``retry_after``, seconds), if any."""
@@ -77,7 +71,7 @@ class LinkHealth:
         wait = delay if delay is not None else self.probe.max_delay
         down.next_probe = now + wait
         down.reason = reason
-        down.quota = is_quota_failure(error)
+        down.quota = is_quota(error)
         return wait
 
     def note_healthy(self, index: int) -> None:

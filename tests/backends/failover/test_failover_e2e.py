@@ -23,7 +23,7 @@ from helpers.timing import scaled
 
 from vision_stream.backends.base import BackendSession
 from vision_stream.backends.failover import FailoverBackend, FailoverPolicy, FailoverSession, Link
-from vision_stream.backends.failover_health import is_quota_failure, server_delay
+from vision_stream.backends.failover_health import server_delay
 from vision_stream.backends.gemini_live import GeminiLiveBackend, LiveSettings, LiveTimeouts, ReconnectPolicy
 from vision_stream.backends.gemini_rest import GeminiRestBackend, RestRetryPolicy, RestSettings
 from vision_stream.backends.gemini_rest.errors import classify_error
@@ -33,6 +33,7 @@ from vision_stream.errors import ServiceError
 from vision_stream.events import BackendChanged, Commentary, Event, SessionEnded, SessionStarted
 from vision_stream.media.file_source import FileSource
 from vision_stream.pipeline import Session
+from vision_stream.retry import is_quota
 from vision_stream.testing.live_emulator import LiveEmulator
 from vision_stream.testing.live_knobs import EmulatorKnobs, Fault
 from vision_stream.testing.rest_emulator import RestEmulator
@@ -304,15 +305,15 @@ def test_quota_failures_are_recognised_with_the_servers_delay() -> None:
     storm = {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "You exceeded your current quota",
              "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "34s"}]}
     rest = classify_error(429, storm, model="gemini-flash-latest")
-    assert is_quota_failure(rest) and server_delay(rest) == 34.0
+    assert is_quota(rest) and server_delay(rest) == 34.0
     # Live's quota close carries its verdict (code="quota"); quota is never guessed from the text.
     live = "Gemini Live: gave up after 2 failures; last: 1011 You exceeded your current quota, please check"
-    assert is_quota_failure(ServiceError(live, status=1011, retryable=True, code="quota"))
-    assert not is_quota_failure(ServiceError(live, status=1011, retryable=True))
+    assert is_quota(ServiceError(live, status=1011, retryable=True, code="quota"))
+    assert not is_quota(ServiceError(live, status=1011, retryable=True))
     assert server_delay(ServiceError(live, status=1011, retryable=True)) is None
     overloaded = classify_error(503, {"code": 503, "status": "UNAVAILABLE", "message": "The model is overloaded."},
                                 model="gemini-flash-latest")
-    assert not is_quota_failure(overloaded)
+    assert not is_quota(overloaded)
 
 
 async def test_frames_arriving_while_switching_only_the_newest_is_forwarded_and_drops_are_counted(

@@ -17,12 +17,12 @@ from helpers.events import Collector
 
 from vision_stream.backends.base import BackendCounters, BackendSession
 from vision_stream.backends.failover import FailoverBackend, FailoverPolicy, FailoverSession, Link
-from vision_stream.backends.failover_health import LinkHealth, is_quota_failure
+from vision_stream.backends.failover_health import LinkHealth
 from vision_stream.config import SessionSettings
 from vision_stream.errors import BackendError, ServiceError, TransportError
 from vision_stream.events import BackendChanged, BackendEvent, Commentary
 from vision_stream.media.types import SampledFrame
-from vision_stream.retry import RetryPolicy
+from vision_stream.retry import RetryPolicy, is_quota
 from vision_stream.testing.fake_backend import FakeBackend, FakeOpen
 
 MS = 0.001
@@ -220,10 +220,10 @@ def test_a_permanent_failure_starts_further_along_the_backoff() -> None:
 
 
 def test_quota_is_read_from_the_errors_verdict_never_from_its_text() -> None:
-    assert is_quota_failure(ServiceError("1011", status=1011, code="quota"))
-    assert is_quota_failure(ServiceError("daily", status=429, code="quota_per_day"))
-    assert not is_quota_failure(ServiceError("You exceeded your current quota (rate limit)", status=1011))
-    assert not is_quota_failure(None)
+    assert is_quota(ServiceError("1011", status=1011, code="quota"))
+    assert is_quota(ServiceError("daily", status=429, code="quota_per_day"))
+    assert not is_quota(ServiceError("You exceeded your current quota (rate limit)", status=1011))
+    assert not is_quota(None)
 
 
 def test_jittered_probe_delays_stay_within_the_jitter_band() -> None:
