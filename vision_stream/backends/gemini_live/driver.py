@@ -29,7 +29,7 @@ from ...redact import scrub
 from ...retry import Backoff
 from ..session_core import SessionCore
 from .connection import ConnectFailed, ending_of, open_websocket
-from .endings import Ending, is_quota, is_transient
+from .endings import Ending, is_quota_ending, is_transient
 from .protocol import BACKEND_NAME, ProtocolEvent, SetupCompleted
 from .schedule import SendSchedule
 from .settings import LiveSettings
@@ -112,7 +112,7 @@ class LiveDriver:
     def _error(self, text: str, ending: Ending, *, retryable: bool) -> ServiceError:
         """The failure ``text`` + ``ending``, with its verdict: quota (and the wait) or not."""
         message = scrub(f"{text}{_bounded(ending.label)}", *self._settings.secrets())
-        quota = is_quota(ending)
+        quota = is_quota_ending(ending)
         return ServiceError(
             message,
             http_status=ending.code if ending.http and ending.code else None,

@@ -57,7 +57,7 @@ class Ending:
         return f"{self.code} {self.reason}".strip()
 
 
-def is_quota(ending: Ending) -> bool:
+def is_quota_ending(ending: Ending) -> bool:
     """A quota refusal: 1011 (or an HTTP 429 upgrade refusal) whose reason names the quota.
 
     The close reason is the only structured signal the Live API gives (no

@@ -23,7 +23,7 @@ from ..gemini_api import (
     bare_model_id,
     http_base,
 )
-from .endings import Ending, is_quota
+from .endings import Ending, is_quota_ending
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -125,7 +125,7 @@ class ReconnectPolicy:
 
     def quota_wait(self, ending: Ending) -> float:
         """The least wait after ``ending``: ``quota_backoff`` for a quota refusal, else 0."""
-        return self.quota_backoff if is_quota(ending) else 0.0
+        return self.quota_backoff if is_quota_ending(ending) else 0.0
 
     @property
     def opening_attempts(self) -> int:
