@@ -26,7 +26,7 @@ PIXEL_FORMAT_RGBA: PixelFormat
 PIXEL_FORMAT_BGRA: PixelFormat
 
 class SessionConfig(_message.Message):
-    __slots__ = ("session_id", "sampling", "backend", "commentary_interval", "persona", "language", "want_audio_out", "functions", "lossless", "model")
+    __slots__ = ("session_id", "sampling", "backend", "commentary_interval", "persona", "language", "want_audio_out", "functions", "lossless", "model", "voice", "media_resolution", "tools", "max_cost_per_hour", "max_tokens_per_hour")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
@@ -37,6 +37,11 @@ class SessionConfig(_message.Message):
     FUNCTIONS_FIELD_NUMBER: _ClassVar[int]
     LOSSLESS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    VOICE_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_RESOLUTION_FIELD_NUMBER: _ClassVar[int]
+    TOOLS_FIELD_NUMBER: _ClassVar[int]
+    MAX_COST_PER_HOUR_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_PER_HOUR_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     sampling: SamplingConfig
     backend: str
@@ -47,7 +52,12 @@ class SessionConfig(_message.Message):
     functions: _containers.RepeatedCompositeFieldContainer[FunctionDeclaration]
     lossless: bool
     model: str
-    def __init__(self, session_id: _Optional[str] = ..., sampling: _Optional[_Union[SamplingConfig, _Mapping]] = ..., backend: _Optional[str] = ..., commentary_interval: _Optional[float] = ..., persona: _Optional[str] = ..., language: _Optional[str] = ..., want_audio_out: _Optional[bool] = ..., functions: _Optional[_Iterable[_Union[FunctionDeclaration, _Mapping]]] = ..., lossless: _Optional[bool] = ..., model: _Optional[str] = ...) -> None: ...
+    voice: str
+    media_resolution: str
+    tools: _containers.RepeatedScalarFieldContainer[str]
+    max_cost_per_hour: float
+    max_tokens_per_hour: int
+    def __init__(self, session_id: _Optional[str] = ..., sampling: _Optional[_Union[SamplingConfig, _Mapping]] = ..., backend: _Optional[str] = ..., commentary_interval: _Optional[float] = ..., persona: _Optional[str] = ..., language: _Optional[str] = ..., want_audio_out: _Optional[bool] = ..., functions: _Optional[_Iterable[_Union[FunctionDeclaration, _Mapping]]] = ..., lossless: _Optional[bool] = ..., model: _Optional[str] = ..., voice: _Optional[str] = ..., media_resolution: _Optional[str] = ..., tools: _Optional[_Iterable[str]] = ..., max_cost_per_hour: _Optional[float] = ..., max_tokens_per_hour: _Optional[int] = ...) -> None: ...
 
 class SamplingConfig(_message.Message):
     __slots__ = ("fps", "max_fps", "scene_threshold", "max_side", "jpeg_quality")
@@ -362,7 +372,14 @@ class BackendChanged(_message.Message):
     def __init__(self, from_backend: _Optional[str] = ..., to_backend: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Stats(_message.Message):
-    __slots__ = ("frames_in", "frames_sampled", "frames_sent", "frames_dropped", "audio_chunks_in", "audio_chunks_sent", "audio_chunks_dropped", "bad_packets", "prompts_sent", "events", "media_seconds", "encode_ms_p50", "encode_ms_p99", "prompt_tokens", "response_tokens", "reconnects", "fps_in", "fps_out", "source_state", "source_outage_seconds", "source_recoveries")
+    __slots__ = ("frames_in", "frames_sampled", "frames_sent", "frames_dropped", "audio_chunks_in", "audio_chunks_sent", "audio_chunks_dropped", "bad_packets", "prompts_sent", "events", "media_seconds", "encode_ms_p50", "encode_ms_p99", "prompt_tokens", "response_tokens", "reconnects", "fps_in", "fps_out", "source_state", "source_outage_seconds", "source_recoveries", "usage", "estimated_cost_usd")
+    class UsageEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     FRAMES_IN_FIELD_NUMBER: _ClassVar[int]
     FRAMES_SAMPLED_FIELD_NUMBER: _ClassVar[int]
     FRAMES_SENT_FIELD_NUMBER: _ClassVar[int]
@@ -384,6 +401,8 @@ class Stats(_message.Message):
     SOURCE_STATE_FIELD_NUMBER: _ClassVar[int]
     SOURCE_OUTAGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     SOURCE_RECOVERIES_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_COST_USD_FIELD_NUMBER: _ClassVar[int]
     frames_in: int
     frames_sampled: int
     frames_sent: int
@@ -405,7 +424,9 @@ class Stats(_message.Message):
     source_state: str
     source_outage_seconds: float
     source_recoveries: int
-    def __init__(self, frames_in: _Optional[int] = ..., frames_sampled: _Optional[int] = ..., frames_sent: _Optional[int] = ..., frames_dropped: _Optional[int] = ..., audio_chunks_in: _Optional[int] = ..., audio_chunks_sent: _Optional[int] = ..., audio_chunks_dropped: _Optional[int] = ..., bad_packets: _Optional[int] = ..., prompts_sent: _Optional[int] = ..., events: _Optional[int] = ..., media_seconds: _Optional[float] = ..., encode_ms_p50: _Optional[float] = ..., encode_ms_p99: _Optional[float] = ..., prompt_tokens: _Optional[int] = ..., response_tokens: _Optional[int] = ..., reconnects: _Optional[int] = ..., fps_in: _Optional[float] = ..., fps_out: _Optional[float] = ..., source_state: _Optional[str] = ..., source_outage_seconds: _Optional[float] = ..., source_recoveries: _Optional[int] = ...) -> None: ...
+    usage: _containers.ScalarMap[str, int]
+    estimated_cost_usd: float
+    def __init__(self, frames_in: _Optional[int] = ..., frames_sampled: _Optional[int] = ..., frames_sent: _Optional[int] = ..., frames_dropped: _Optional[int] = ..., audio_chunks_in: _Optional[int] = ..., audio_chunks_sent: _Optional[int] = ..., audio_chunks_dropped: _Optional[int] = ..., bad_packets: _Optional[int] = ..., prompts_sent: _Optional[int] = ..., events: _Optional[int] = ..., media_seconds: _Optional[float] = ..., encode_ms_p50: _Optional[float] = ..., encode_ms_p99: _Optional[float] = ..., prompt_tokens: _Optional[int] = ..., response_tokens: _Optional[int] = ..., reconnects: _Optional[int] = ..., fps_in: _Optional[float] = ..., fps_out: _Optional[float] = ..., source_state: _Optional[str] = ..., source_outage_seconds: _Optional[float] = ..., source_recoveries: _Optional[int] = ..., usage: _Optional[_Mapping[str, int]] = ..., estimated_cost_usd: _Optional[float] = ...) -> None: ...
 
 class Error(_message.Message):
     __slots__ = ("code", "message", "retryable")
