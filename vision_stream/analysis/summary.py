@@ -17,6 +17,40 @@ from .colour import ColourSummary
 from .video import PLACE_NAMES, FrameReport
 
 MAX_MOMENTS = 6  # notable moments (cuts, pans, ...) remembered per span
+TRAVEL = 0.15  # net movement of an object's box centre (fraction of the frame) that counts as "moving"
+NAMED_ORDER = ("vehicle", "person")  # labels the commentary names, in this order (faces count as people)
+
+
+class _Track:
+    """Where one label was named over a span: frames, first time, summed centres and net travel."""
+
+    def __init__(self, media_time: float) -> None:
+        self.first = media_time
+        self.frames = 0
+        self.sum_x = self.sum_y = 0.0
+        self.travel_x = self.travel_y = 0.0
+        self.last: tuple[float, float] | None = None  # centre in the previous frame, if named there
+
+    def add(self, centre: tuple[float, float] | None) -> None:
+        if centre is None:
+            self.last = None
+            return
+        self.frames += 1
+        self.sum_x += centre[0]
+        self.sum_y += centre[1]
+        if self.last is not None:
+            self.travel_x += centre[0] - self.last[0]
+            self.travel_y += centre[1] - self.last[1]
+        self.last = centre
+
+    def where(self) -> str:
+        """"moving left to right" when the box travelled, else "in the centre" (its mean place)."""
+        if max(abs(self.travel_x), abs(self.travel_y)) >= TRAVEL:
+            if abs(self.travel_x) >= abs(self.travel_y):
+                return "moving left to right" if self.travel_x > 0 else "moving right to left"
+            return "moving top to bottom" if self.travel_y > 0 else "moving bottom to top"
+        cx, cy = self.sum_x / self.frames, self.sum_y / self.frames
+        return "in " + PLACE_NAMES[min(2, int(cy * 3))][min(2, int(cx * 3))]
 
 
 def seconds_label(media_time: float) -> str:
@@ -62,6 +96,7 @@ class ActivityLog:
         self.peak_dbfs = SILENCE_DBFS
         self.onsets = 0
         self.longest_silence: tuple[float, float] | None = None
+        self.named: dict[str, _Track] = {}  # label -> where it was named
 
     def mark(self, media_time: float | None) -> None:
         """Start the span at ``media_time`` (e.g. where the previous span ended)."""
@@ -94,6 +129,7 @@ class ActivityLog:
                 self.brightness.append((report.media_time, word))
             elif detection.label in ("overexposed", "underexposed"):
                 self.exposure.append((report.media_time, detection.label))
+        self._add_objects(report)
         motion = report.motion
         if motion.fraction > 0 and motion.regions:
             self.moving_frames += 1
@@ -102,6 +138,29 @@ class ActivityLog:
                 cx = min(2, int((region.x + region.width / 2) * 3))
                 cy = min(2, int((region.y + region.height / 2) * 3))
                 self.grid[cy][cx] += area
+
+    def _add_objects(self, report: FrameReport) -> None:
+        """Follow the most confident box of each named label (a face names a person too)."""
+        best: dict[str, tuple[float, tuple[float, float]]] = {}
+        for found in report.objects:
+            label = "person" if found.label == "face" else found.label
+            centre = (found.box.x + found.box.width / 2, found.box.y + found.box.height / 2)
+            if label not in best or found.confidence > best[label][0]:
+                best[label] = (found.confidence, centre)
+        for label in set(best) | set(self.named):
+            track = self.named.setdefault(label, _Track(report.media_time))
+            track.add(best[label][1] if label in best else None)
+
+    def objects_phrase(self, when: Callable[[float], str]) -> list[str]:
+        """"a vehicle moving bottom to top (in 6 of 31 frames, first at 5.0 s)" per named label."""
+        parts = []
+        for label in NAMED_ORDER:
+            track = self.named.get(label)
+            if track is None or track.frames == 0:
+                continue
+            parts.append(f"a {label} {track.where()} (in {track.frames} of {self.frames} frames, "
+                         f"first at {when(track.first)})")
+        return parts
 
     def add_audio(self, report: AudioReport) -> None:
         self._seen(report.media_time, report.media_time + report.duration)
@@ -183,7 +242,8 @@ class ActivityLog:
 
     def phrase(self, *, when: Callable[[float], str] = seconds_label, frames_word: str = "frames") -> str:
         """One or two sentences: motion, moments, audio and the current picture."""
-        parts = [p for p in [self.motion_phrase(), *self.moments_phrase(when), self.audio_phrase(when)] if p]
+        parts = [p for p in [*self.objects_phrase(when), self.motion_phrase(), *self.moments_phrase(when),
+                             self.audio_phrase(when)] if p]
         if not parts:
             parts = ["nothing to report yet (no frames or audio received)"]
         text = "; ".join(parts) + "."

@@ -19,6 +19,14 @@ brightness_change  mean luma steps >= 8/255, or drifts >= 16/255 over consecutiv
                same-sign steps, in a new direction; not across a cut
 overexposed    >= 30 % of pixels blown out and a bright picture (entering the state)
 underexposed   >= 50 % of pixels crushed and a dark picture (entering the state)
+person, face   a named object (:mod:`.objects`) seen in this frame but not in the
+               previous one; the detection carries its confidence and box
+============== =================================================================
+
+A ``vehicle`` (a guess from motion and shape, see :mod:`.objects`) gets no
+detection of its own: a moving block is all it needs, so it would double every
+motion onset; it is in :attr:`FrameReport.objects` (box and confidence), in the
+motion onset's wording ("... likely a vehicle") and in the commentary.
 ============== =================================================================
 
 After a cut, motion, camera and brightness states restart from the new shot.
@@ -37,6 +45,7 @@ from .camera import STILL, CameraMotion, estimate_camera_motion
 from .colour import ColourSummary
 from .frames import FeatureExtractor, FrameFeatures
 from .motion import NO_MOTION, MotionResult, align, find_motion
+from .objects import Found, ObjectDetector
 from .scene import CutEvidence, cut_evidence
 
 BACKEND = "local"
@@ -51,6 +60,7 @@ LUMA_DRIFT = 16.0  # luma units accumulated over same-sign steps: a gradual chan
 LUMA_STEADY = 2.0  # steps smaller than this end a brightness trend
 OVER_CLIPPED, OVER_LUMA = 0.30, 160.0
 UNDER_CLIPPED, UNDER_LUMA = 0.50, 45.0
+ONSET_LABELS = frozenset({"person", "face"})  # named objects that start a detection of their own
 
 
 def place_name(region: Region) -> str:
@@ -87,6 +97,7 @@ class FrameReport:
     motion: MotionResult = NO_MOTION
     exposure: str = ""  # "", "overexposed" or "underexposed" (the state at this frame)
     brightness: str = ""  # "", "brighter" or "darker": a trend running at this frame
+    objects: tuple[Found, ...] = ()  # named objects in this frame (see .objects)
     detections: tuple[Detection, ...] = field(default=())
 
     @property
@@ -119,6 +130,8 @@ class VideoAnalyzer:
         self._trend = 0  # +1 brighter, -1 darker, 0 steady
         self._drift = 0.0
         self._exposure = ""
+        self._objects = ObjectDetector()
+        self._seen: frozenset[str] = frozenset()  # labels named in the previous frame
 
     def reset(self) -> None:
         """Forget the previous frame (e.g. after a gap in the input)."""
@@ -131,6 +144,7 @@ class VideoAnalyzer:
         self._pan = self._tilt = self._zoom = ""
         self._trend = 0
         self._drift = 0.0
+        self._seen = frozenset()
 
     def process(self, bgr: np.ndarray, media_time: float) -> FrameReport:
         """Analyse one BGR uint8 frame at ``media_time`` seconds."""
@@ -141,8 +155,9 @@ class VideoAnalyzer:
         exposure = self._exposure_state(features, detections)
         if prev is None or prev.size != features.size:
             self._restart_shot()
+            objects = self._name_objects(bgr, NO_MOTION, detections)
             return FrameReport(media_time, 0.0, True, features.luma, features.colours,
-                               exposure=exposure, detections=tuple(detections))
+                               exposure=exposure, objects=objects, detections=tuple(detections))
         interval = max(0.0, media_time - prev_time)
 
         camera = estimate_camera_motion(prev, features)
@@ -157,31 +172,57 @@ class VideoAnalyzer:
                 confidence=round(cut.confidence, 3),
                 backend=BACKEND,
             ))
+            objects = self._name_objects(bgr, NO_MOTION, detections)
             return FrameReport(media_time, interval, False, features.luma, features.colours, cut=cut,
-                               exposure=exposure, detections=tuple(detections))
+                               exposure=exposure, objects=objects, detections=tuple(detections))
 
         motion = find_motion(aligned)
         self._camera_onsets(camera, interval, detections)
-        self._motion_onset(motion, detections)
+        named: list[Detection] = []
+        objects = self._name_objects(bgr, motion, named)
+        self._motion_onset(motion, detections, vehicle=any(f.label == "vehicle" for f in objects))
         brightness = self._brightness_onset(features.luma - prev.luma, features.luma, detections)
+        detections.extend(named)
         return FrameReport(media_time, interval, False, features.luma, features.colours, cut=cut,
                            camera=camera, motion=motion, exposure=exposure, brightness=brightness,
-                           detections=tuple(detections))
+                           objects=objects, detections=tuple(detections))
 
     # -- onsets -----------------------------------------------------------------
 
-    def _motion_onset(self, motion: MotionResult, out: list[Detection]) -> None:
+    def _name_objects(self, bgr: np.ndarray, motion: MotionResult, out: list[Detection]) -> tuple[Found, ...]:
+        """Named objects in the frame; a detection for each label not named in the previous frame."""
+        found = tuple(self._objects.detect(bgr, motion.regions))
+        labels = frozenset(f.label for f in found)
+        for label in sorted((labels - self._seen) & ONSET_LABELS):
+            best = max((f for f in found if f.label == label), key=lambda f: f.confidence)
+            count = sum(1 for f in found if f.label == label)
+            noun = f"{count} {label}s" if count > 1 else f"a {label}"
+            out.append(Detection(
+                label=label,
+                description=f"{noun} in {place_name(best.box)}",
+                severity="info",
+                confidence=best.confidence,
+                region=best.box,
+                backend=BACKEND,
+            ))
+        self._seen = labels
+        return found
+
+    def _motion_onset(self, motion: MotionResult, out: list[Detection], *, vehicle: bool = False) -> None:
         if motion.fraction >= MOTION_ON:
             self._quiet_frames = 0
             if not self._moving:
                 self._moving = True
                 region = motion.union()
-                where = place_name(motion.regions[0]) if motion.regions else "the frame"
+                # Name the place of the box the detection carries (the union of all regions),
+                # not of its largest part: the word and the box must agree.
+                where = place_name(region) if region is not None else "the frame"
                 count = len(motion.regions)
                 out.append(Detection(
                     label="motion",
                     description=(f"motion started in {where} ({_pct(motion.fraction)} of the frame, "
-                                 f"{count} region{'s' if count != 1 else ''})"),
+                                 f"{count} region{'s' if count != 1 else ''})"
+                                 + (", likely a vehicle" if vehicle else "")),
                     severity="medium" if motion.fraction >= 0.25 else "low",
                     confidence=round(min(1.0, 0.5 + motion.fraction / (4 * MOTION_ON)), 3),
                     region=region,
