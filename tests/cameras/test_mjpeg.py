@@ -6,18 +6,22 @@ import asyncio
 import logging
 import random
 import re
+import threading
 import time
 
 import grpc
 import pytest
-from helpers.cameras import MjpegServer
+from helpers.cameras import MjpegServer, generated_mjpeg
 from helpers.server import assert_gap_free
+from helpers.timing import scaled
 from helpers.watching import BOUNDED, CONFIG, Follower, is_commentary, serve_cameras
 
-from vision_stream.config import AudioPolicy
+from vision_stream.config import AudioPolicy, SamplingPolicy
 from vision_stream.media.image import jpeg_size
 from vision_stream.media.mjpeg import MultipartJpegParser, open_http_stream
-from vision_stream.media.types import SourceStatus, VideoFrame
+from vision_stream.media.reconnecting import ConnectionOptions
+from vision_stream.media.sampler import FrameSampler
+from vision_stream.media.types import MediaItem, SourceStatus, VideoFrame
 from vision_stream.v1 import vision_stream_pb2 as pb
 
 
@@ -83,9 +87,86 @@ def test_mjpeg_source_reads_frames_with_arrival_times_and_reconnects(axis_mjpeg:
 
 
 def threading_restart(server: MjpegServer) -> None:
-    import threading
-
     threading.Timer(0.3, server.stopping.clear).start()
+
+
+# ------------------------------------------------ rate and arrival times (issue 15)
+
+RATE_WINDOW = 4.5  # seconds of camera observed: cadence slots 0..4
+
+
+@pytest.fixture(params=["generated", "axis"])
+def low_bitrate_body(request: pytest.FixtureRequest) -> bytes:
+    """A camera body whose 8 fps make ~10-25 KB/s: our own JPEGs (always), the Axis capture (when present)."""
+    if request.param == "generated":
+        return generated_mjpeg()
+    body: bytes = request.getfixturevalue("axis_mjpeg")
+    return body
+
+
+def test_low_bitrate_camera_is_sampled_at_the_configured_rate(low_bitrate_body: bytes) -> None:
+    """Frames are read as their bytes arrive and stamped with their arrival: the sampler gets
+    one frame a second of 8, each on time (a fixed 64 KiB read delivered them in bursts every
+    ~2.7 s, all with one time, and 0.37 samples a second)."""
+    server = MjpegServer(low_bitrate_body, fps=8)
+    sampler = FrameSampler(SamplingPolicy(fps=1.0, max_fps=1.0))
+    arrivals: list[tuple[float, float]] = []  # (seconds since the first frame, its media time)
+    sampled: list[float] = []
+    source = open_http_stream(server.url(), audio=AudioPolicy(), options=BOUNDED)
+    items = source.items()
+    try:
+        first: float | None = None
+        for item in items:
+            if not isinstance(item, VideoFrame):
+                continue
+            now = time.monotonic()
+            first = now if first is None else first
+            arrivals.append((now - first, item.media_time))
+            if (chosen := sampler.offer(item)) is not None:
+                sampled.append(chosen.media_time)
+            if now - first >= RATE_WINDOW:
+                break
+    finally:
+        items.close()
+        source.close()
+        server.close()
+    times = [t for _, t in arrivals]
+    assert times == sorted(times) and len(set(times)) == len(times), "frames arrived in bursts"
+    lag = max(abs(wall - t) for wall, t in arrivals)
+    assert lag < 0.25, f"media time is not the arrival time (off by up to {lag:.2f} s)"
+    rate = (len(sampled) - 1) / (sampled[-1] - sampled[0])
+    assert len(sampled) >= 5 and 0.9 <= rate <= 1.1, f"sampled at {rate:.2f} fps: {sampled}"
+
+
+def test_close_interrupts_a_read_blocked_on_a_silent_camera() -> None:
+    """close() from another thread (Ctrl-C) ends items() at once, though the camera is silent
+    and the read timeout is 30 s: the socket is shut down under the blocked read."""
+    server = MjpegServer(generated_mjpeg(), fps=0.1)  # one part, then 10 s of silence
+    options = ConnectionOptions(open_timeout=5.0, read_timeout=30.0, stall_timeout=60.0)
+    source = open_http_stream(server.url(), audio=AudioPolicy(), options=options)
+    got: list[MediaItem] = []
+    first_frame = threading.Event()
+
+    def read() -> None:
+        for item in source.items():
+            got.append(item)
+            if isinstance(item, VideoFrame):
+                first_frame.set()
+
+    reader = threading.Thread(target=read, name="mjpeg-reader", daemon=True)
+    reader.start()
+    try:
+        assert first_frame.wait(scaled(10)), f"no frame: {got}"
+        time.sleep(0.3)  # the reader is now blocked in recv(), waiting for the next part
+        closed = time.monotonic()
+        source.close()
+        reader.join(scaled(5))
+        took = time.monotonic() - closed
+    finally:
+        source.close()
+        server.close()
+    assert not reader.is_alive() and took < 0.5, f"items() went on for {took:.2f} s after close()"
+    assert [i.state for i in got if isinstance(i, SourceStatus)] == ["connecting", "streaming"]
 
 
 @pytest.mark.slow  # ~7 s: real camera footage paced through the server

@@ -28,6 +28,7 @@ class Scripted:
         self.script = script
         self.end = end
         self.closed = False
+        self.interrupted = False
 
     def items(self, should_stop: Callable[[], bool]) -> Iterator[MediaItem]:
         for step in self.script:
@@ -39,6 +40,9 @@ class Scripted:
             yield step  # type: ignore[misc]
         if self.end is not None:
             raise self.end
+
+    def interrupt(self) -> None:
+        self.interrupted = True
 
     def close(self) -> None:
         self.closed = True

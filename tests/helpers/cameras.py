@@ -145,8 +145,25 @@ def server_args(clip: Path) -> list[str]:
 AXIS_MJPEG = SHARED / "media" / "vi3o_axis_mjpeg_http_multipart.mjpg"
 
 
+def generated_mjpeg(frames: int = 16, size: tuple[int, int] = (160, 120), quality: int = 60) -> bytes:
+    """A multipart body in the Axis layout (``--myboundary``, Content-Length) of our own
+    JPEGs: :func:`~helpers.clips.moving_block` pictures, ~2-3 KB each at 160x120, so at
+    8 fps the camera sends ~20 KB/s, as the low-bitrate Axis capture does."""
+    import cv2
+
+    width, height = size
+    body = b""
+    for i in range(frames):
+        ok, jpeg = cv2.imencode(".jpg", moving_block(i, i / 8, width, height), [cv2.IMWRITE_JPEG_QUALITY, quality])
+        assert ok
+        body += (b"--myboundary\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
+                 % len(jpeg)) + jpeg.tobytes() + b"\r\n"
+    return body
+
+
 class MjpegServer:
-    """A loopback HTTP server replaying a real camera's multipart body, paced, in a loop."""
+    """A loopback HTTP server replaying a camera's multipart body (the Axis capture, or
+    :func:`generated_mjpeg`), one part every ``1 / fps`` seconds, in a loop."""
 
     def __init__(self, body: bytes, *, fps: float = 10.0, user: str = "", password: str = "") -> None:
         import base64

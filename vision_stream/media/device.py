@@ -91,6 +91,11 @@ class DeviceConnection:
                 image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
             yield VideoFrame.from_bgr(np.ascontiguousarray(image), media_time=self._clock() - start)
 
+    def interrupt(self) -> None:
+        """Nothing to do from another thread: ``release()`` during a ``read()``
+        in progress is not safe in OpenCV's V4L2 backend. A delivering camera
+        returns a frame per read, after which ``should_stop`` is polled."""
+
     def close(self) -> None:
         self._capture.release()
 

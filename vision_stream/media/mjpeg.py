@@ -8,7 +8,12 @@ sends ``boundary=myboundary`` with or without the leading dashes), parts
 without ``Content-Length``, LF-only line ends, and junk between parts. FFmpeg's
 demuxer also gives the frames no timestamps (they are paced by arrival, not
 by the container), whereas here each JPEG's media time is its arrival time on
-the monotonic clock, which is what a live MJPEG stream's time *is*. Decoding
+the monotonic clock (seconds since the connection's first JPEG), which is what
+a live MJPEG stream's time *is*. The body is read as the bytes arrive (httpx's
+``iter_raw()`` without a chunk size yields each socket read as it returns):
+a fixed-size read would wait for that many bytes, and a 160x120 camera at
+8 fps sends ~24 KB/s, so 64 KiB reads delivered frames in bursts every
+~2.7 s, all with one arrival time. Decoding
 stays lazy (:func:`~vision_stream.media.image.jpeg_video_frame`): a JPEG that
 is not sampled or probed is never decoded, and probes decode at 1/2-1/8 scale
 (libjpeg's DCT scaling).
@@ -21,7 +26,9 @@ connection from the response's ``Content-Type``.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -48,7 +55,6 @@ __all__ = [
 
 MAX_PART_BYTES = 16 * 1024 * 1024  # one JPEG; a 4K camera frame is ~1-3 MB
 _MAX_HEADER_BYTES = 8192  # part headers
-_READ_CHUNK = 64 * 1024  # bytes per socket read
 # URL endings FFmpeg handles directly (no sniffing request first).
 _AV_SUFFIXES = (".m3u8", ".mp4", ".m4v", ".mkv", ".webm", ".ts", ".mov", ".flv", ".mpd")
 
@@ -156,7 +162,9 @@ class MjpegConnection:
     """One HTTP response carrying ``multipart/x-mixed-replace`` JPEGs.
 
     Built from an already-started streamed response (see :func:`open_http_stream`).
-    ``clock`` (monotonic seconds) stamps each JPEG's arrival as its media time.
+    ``clock`` (monotonic seconds) stamps each JPEG's arrival: media time is
+    seconds since the first JPEG of this connection (the reconnecting source
+    continues it across connections).
     """
 
     def __init__(self, client: httpx.Client, response: httpx.Response, *, description: str,
@@ -165,29 +173,20 @@ class MjpegConnection:
         self._max_pixels = max_pixels
         self._response = response
         self._clock = clock
+        self._first_at: float | None = None  # clock() of the first JPEG
         self.description = description
         # The header's boundary parameter is not used: firmware gets it wrong
         # (see the module docstring); the parser learns it from the body.
         self.parser = MultipartJpegParser()
 
     def items(self, should_stop: Callable[[], bool]) -> Iterator[MediaItem]:
-        start = self._clock()
         try:
-            for chunk in self._response.iter_raw(_READ_CHUNK):
-                try:
-                    parts = self.parser.feed(chunk)
-                except ValueError as exc:
-                    raise SourceOpenError(f"connection lost: broken MJPEG stream: {exc}", retryable=True) from exc
-                now = self._clock() - start
-                for part in parts:
-                    frame = jpeg_video_frame(part.data, media_time=now) if part.data else None
-                    if frame is None:
-                        yield BadPacket(now, part.error or "MJPEG part with an unreadable JPEG header")
-                    elif self._max_pixels is not None and frame.width * frame.height > self._max_pixels:
-                        raise LimitExceededError(f"media: a {frame.width}x{frame.height} MJPEG frame is over "
-                                                 f"the limit of {self._max_pixels} pixels")
-                    else:
-                        yield frame
+            # No chunk size: each chunk is what one socket read returned, as
+            # soon as it returned (httpcore reads up to 64 KiB, h11 passes the
+            # body bytes on as they come), so a part is parsed when its last
+            # byte arrives.
+            for chunk in self._response.iter_raw():
+                yield from self._parts(chunk)
                 if should_stop():
                     return
         except httpx.TimeoutException:
@@ -195,6 +194,40 @@ class MjpegConnection:
                                   retryable=True) from None
         except httpx.HTTPError as exc:
             raise SourceOpenError(f"connection lost: {type(exc).__name__}", retryable=True) from None
+
+    def _parts(self, chunk: bytes) -> Iterator[MediaItem]:
+        """The items completed by ``chunk``, stamped with its arrival time."""
+        try:
+            parts = self.parser.feed(chunk)
+        except ValueError as exc:
+            raise SourceOpenError(f"connection lost: broken MJPEG stream: {exc}", retryable=True) from exc
+        if not parts:
+            return
+        now = self._clock()
+        if self._first_at is None:
+            self._first_at = now
+        t = now - self._first_at
+        for part in parts:
+            frame = jpeg_video_frame(part.data, media_time=t) if part.data else None
+            if frame is None:
+                yield BadPacket(t, part.error or "MJPEG part with an unreadable JPEG header")
+            elif self._max_pixels is not None and frame.width * frame.height > self._max_pixels:
+                raise LimitExceededError(f"media: a {frame.width}x{frame.height} MJPEG frame is over "
+                                         f"the limit of {self._max_pixels} pixels")
+            else:
+                yield frame
+
+    def interrupt(self) -> None:
+        """Unblock a read in progress, from any thread: ``shutdown()`` on the
+        socket makes a ``recv()`` blocked in another thread return at once
+        (end of stream; Linux and BSD semantics), where closing the httpx
+        response there would race the reading thread. ``close()`` follows in
+        the reading thread."""
+        stream = self._response.extensions.get("network_stream")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):  # already closed or never connected
+                sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         self._response.close()

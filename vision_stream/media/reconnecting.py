@@ -16,6 +16,10 @@ the session:
   by the transport's own read timeout;
 - permanent errors (wrong credentials) and exhausted attempts end the source
   with a "failed" status;
+- ``close()`` from another thread (Ctrl-C, ``StopSession``) stops it
+  promptly: it interrupts the connection's blocked read
+  (:meth:`Connection.interrupt`) and the backoff wait, so ``items()`` does
+  not sit out a read timeout or a reconnect delay;
 - media time keeps growing across reconnects: each new connection continues
   where the previous one ended plus the wall-clock outage, so the pipeline's
   commentary cadence and the backends' timelines never go backwards.
@@ -89,6 +93,14 @@ class Connection(Protocol):
         the connection breaks."""
         ...
 
+    def interrupt(self) -> None:
+        """Make a read blocked in ``items()`` return soon; called from another
+        thread while ``items()`` may be running, so it must not free what the
+        reading thread uses (``close()`` does that, in the reading thread).
+        Best effort: a connection that cannot abort a read leaves it to its
+        read timeout."""
+        ...
+
     def close(self) -> None:
         """Release the connection (called from the reading thread, after items())."""
         ...
@@ -125,6 +137,9 @@ class ReconnectingSource:
         self._connect = connect
         self._clock = clock
         self._stop = threading.Event()
+        # The connection being read, for close() to interrupt from another thread.
+        self._lock = threading.Lock()
+        self._current: Connection | None = None
         self._backoff = Backoff(options.reconnect)
         # Media-time continuity across connections.
         self._last_time: float | None = None  # largest media time emitted, seconds
@@ -142,9 +157,16 @@ class ReconnectingSource:
     # ----------------------------------------------------------------- control
 
     def close(self) -> None:
-        """Stop producing; safe from any thread. ``items()`` ends within about
-        ``read_timeout`` seconds (a blocked read cannot be interrupted sooner)."""
+        """Stop producing; safe from any thread. ``items()`` ends promptly: the
+        current connection's blocked read is interrupted (MJPEG at once; an
+        FFmpeg or OpenCV read, which cannot be aborted, within ``read_timeout``
+        seconds), as is a backoff wait. An attempt still connecting ends
+        within ``open_timeout`` seconds."""
         self._stop.set()
+        with self._lock:
+            connection = self._current
+        if connection is not None:
+            connection.interrupt()
 
     def __repr__(self) -> str:
         return f"ReconnectingSource({self.description!r})"
@@ -164,6 +186,7 @@ class ReconnectingSource:
                 failure = (exc.message, exc.retryable)
             else:
                 self.connects += 1
+                self._hold(connection)
                 try:
                     for item in self._guarded(connection):
                         if streamed_at is None:
@@ -178,6 +201,7 @@ class ReconnectingSource:
                 except VisionStreamError as exc:
                     failure = (exc.message, exc.retryable)
                 finally:
+                    self._hold(None)
                     connection.close()
             if self._stop.is_set():
                 return
@@ -210,6 +234,14 @@ class ReconnectingSource:
             )
             if self._stop.wait(delay):
                 return
+
+    def _hold(self, connection: Connection | None) -> None:
+        """Make ``connection`` the one ``close()`` interrupts; if ``close()``
+        came while it was opening, interrupt it now (the read would block)."""
+        with self._lock:
+            self._current = connection
+        if connection is not None and self._stop.is_set():
+            connection.interrupt()
 
     def _streaming_status(self, outage_since: float | None, now: float) -> SourceStatus:
         if outage_since is None:

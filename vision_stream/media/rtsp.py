@@ -195,6 +195,14 @@ class AvStreamConnection:
             # "from None": the FFmpeg error's text carries the URL.
             raise SourceOpenError(f"connection lost: {message}", retryable=retryable) from None
 
+    def interrupt(self) -> None:
+        """Nothing to do from another thread: an FFmpeg read cannot be aborted
+        safely there (closing the container under a running ``demux`` frees
+        what it reads; PyAV's interrupt callback only checks the timeout). A
+        streaming camera returns a packet every few milliseconds, after which
+        ``should_stop`` is polled; a stalled one is ended by the socket timeout
+        (``read_timeout``)."""
+
     def close(self) -> None:
         self._container.close()
         self._close_opener()
