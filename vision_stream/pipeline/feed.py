@@ -4,7 +4,7 @@ Sampled frames and audio go to the backend in arrival order; each frame sent
 asks :class:`~vision_stream.pipeline.cadence.CommentaryCadence` whether a
 prompt is due (a cadence prompt logs a ``stats`` event first). The feed keeps
 the session's :class:`~vision_stream.pipeline.stats.MediaClock` (the newest
-media time handed to the backend), counts what it sent, reports the first bad
+media time handed to the backend), counts what it handed over, reports the first bad
 packet, and passes a live source's status changes to the session.
 """
 
@@ -62,7 +62,7 @@ class Feed:
         t = frame.media_time
         self._media.note(t)
         await self._backend.send_frame(frame)
-        self._counters.frames_sent += 1
+        self._counters.frames_handed += 1
         reason = self._cadence.on_frame(t, frame.reason)
         if reason == "cadence":
             self._log.append(self._stats(), t)

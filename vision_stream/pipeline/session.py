@@ -25,6 +25,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from ..backends.base import Backend, BackendCounters, BackendSession
 from ..config import Limits, SamplingPolicy, SessionSettings
@@ -63,7 +64,9 @@ class Session:
 
     ``paced``: replay a non-live source at source speed (it stands in for a
     camera). ``lossless``: apply backpressure instead of dropping frames
-    (batch work, ``--fast``); otherwise the newest frame wins.
+    (batch work, ``--fast``); otherwise the newest frame wins. The backend is
+    told too (``SessionSettings.lossless``): it waits for its service rather
+    than dropping, so the whole path, reader to model, is lossless.
     """
 
     def __init__(
@@ -77,7 +80,8 @@ class Session:
         paced: bool,
         lossless: bool,
     ) -> None:
-        self.settings = settings
+        # The backend honours the same discipline as the mailbox (backends.base: lossless).
+        self.settings = replace(settings, lossless=lossless) if settings.lossless != lossless else settings
         self.session_id = settings.session_id
         self.source = source
         self.backend = backend
@@ -105,6 +109,7 @@ class Session:
         self._stop_reason = ""
         self._backend_session: BackendSession | None = None
         self._started_mono = 0.0
+        self._ended_mono: float | None = None  # rates in stats are frozen here (ListSessions after the end)
         self._backend_name = backend.name
         self._done = asyncio.Event()
         self._on_end: list[Callable[[], None]] = []
@@ -193,6 +198,8 @@ class Session:
 
     def _finish(self, reason: str) -> None:
         self.stop(reason)
+        if self._ended_mono is None:
+            self._ended_mono = time.monotonic()
         if not self.log.closed:
             self.log.append(SessionEnded(reason=reason, totals=self.stats()), self._media.now)
         if self.state is not SessionState.FAILED:
@@ -309,7 +316,10 @@ class Session:
     def stats(self) -> Stats:
         """The session's numbers now (the feed and the pump log them as ``stats`` events)."""
         backend = self._backend_session
-        elapsed = max(time.monotonic() - self._started_mono, 1e-9) if self._started_mono else 0.0
+        # An ended session's rates stay what they were at its end: ListSessions
+        # would otherwise show fps falling for as long as the session is kept.
+        until = self._ended_mono if self._ended_mono is not None else time.monotonic()
+        elapsed = max(until - self._started_mono, 1e-9) if self._started_mono else 0.0
         return build_stats(
             counters=self._counters, media=self._media, mailbox=self._mailbox, sampler=self._sampler,
             backend=backend.counters() if backend is not None else BackendCounters(),

@@ -7,6 +7,19 @@ what went to the backend), the mailbox (latest-wins drops), the sampler
 :class:`~vision_stream.backends.base.BackendCounters` (tokens, reconnects,
 its own drops). :func:`build_stats` adds them into one
 :class:`~vision_stream.events.Stats`.
+
+Each sampled frame is counted once, as sent or as dropped (the identity
+``frames_sampled == frames_sent + frames_dropped`` holds whenever nothing is
+waiting in the mailbox, so always in ``session_ended``):
+
+- ``frames_in``: video frames the source handed to the sampler, before
+  sampling: decoded frames of a file or camera, received frames of a client's
+  push (a file decoded in keyframe-only mode hands over its keyframes only);
+- ``frames_dropped``: sampled frames that never reached the model: replaced
+  in the latest-wins mailbox, or discarded by the backend (its
+  ``BackendCounters.frames_dropped``: a Live frame replaced before it was
+  written, a REST candidate pushed out before any request saw it);
+- ``frames_sent``: the rest of what the feed handed to the backend.
 """
 
 from __future__ import annotations
@@ -28,7 +41,7 @@ class PipelineCounters:
 
     frames_in: int = 0
     frames_sampled: int = 0
-    frames_sent: int = 0
+    frames_handed: int = 0  # given to the backend's send_frame (some it may drop: not "sent")
     audio_chunks_in: int = 0
     audio_chunks_sent: int = 0
     bad_packets: int = 0
@@ -70,15 +83,19 @@ class SourceHealth:
 
 def build_stats(*, counters: PipelineCounters, media: MediaClock, mailbox: Mailbox, sampler: FrameSampler,
                 backend: BackendCounters, source: SourceHealth, events: int, elapsed: float) -> Stats:
-    """One Stats event. ``elapsed``: wall seconds since the session started (0 before it did);
+    """One Stats event. ``elapsed``: wall seconds since the session started (0 before it did;
+    up to its end once it ended, so an ended session's rates stay put);
     ``events``: the last sequence number in the session's log."""
     c = counters
+    # A frame the backend dropped was handed to it first: subtract it once, so sent + dropped == sampled.
+    dropped = mailbox.frames_dropped + backend.frames_dropped
+    sent = max(0, c.frames_handed - backend.frames_dropped)
     p50, p99 = sampler.encode_percentile(50), sampler.encode_percentile(99)
     return Stats(
         frames_in=c.frames_in,
         frames_sampled=c.frames_sampled,
-        frames_sent=c.frames_sent,
-        frames_dropped=mailbox.frames_dropped + backend.frames_dropped,
+        frames_sent=sent,
+        frames_dropped=dropped,
         audio_chunks_in=c.audio_chunks_in,
         audio_chunks_sent=c.audio_chunks_sent,
         audio_chunks_dropped=mailbox.audio_dropped + backend.audio_chunks_dropped,
@@ -92,7 +109,7 @@ def build_stats(*, counters: PipelineCounters, media: MediaClock, mailbox: Mailb
         response_tokens=backend.response_tokens,
         reconnects=backend.reconnects,
         fps_in=round(c.frames_in / elapsed, 2) if elapsed else 0.0,
-        fps_out=round(c.frames_sent / elapsed, 2) if elapsed else 0.0,
+        fps_out=round(sent / elapsed, 2) if elapsed else 0.0,
         source_state=source.state,
         source_outage_seconds=round(source.outage_seconds, 3),
         source_recoveries=source.recoveries,
