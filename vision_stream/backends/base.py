@@ -59,6 +59,15 @@ class BackendSession(Protocol):
     thread). They may raise :class:`~vision_stream.errors.BackendError` when the
     backend failed; ``events()`` then ends after yielding what it had, and the
     failover chain decides what next.
+
+    ``SessionSettings.lossless`` (``--fast``, batch input): the session must not
+    drop or coalesce what the pipeline hands it; ``send_*`` and pipeline
+    prompts (not "client") *wait* (bounded buffers, awaited) until the backend
+    can take them, so the model sees the same frames and prompts, in media
+    order, as in a real-time replay with a backend that keeps up. Otherwise
+    (live media) the newest frame wins and every drop is counted in
+    ``counters().frames_dropped``: frames handed over and never analysed, each
+    once (the pipeline reports sent = handed - dropped).
     """
 
     name: str  # "local", "live", "rest"
