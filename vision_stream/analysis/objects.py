@@ -5,7 +5,7 @@ One job: a BGR frame (plus where it moved, from :mod:`.motion`) -> a list of
 downloaded at run time (bench/RESULTS.md, "Offline object naming", has the
 comparison these choices come from):
 
-* ``person``: OpenCV's HOG + linear SVM pedestrian detector
+* ``person`` (:meth:`ObjectDetector.people` only): OpenCV's HOG + linear SVM pedestrian detector
   (``HOGDescriptor_getDefaultPeopleDetector``, Dalal-Triggs, 64x128 window);
   it finds standing, mostly whole people.
 * ``face``: the Haar cascade ``haarcascade_frontalface_default.xml`` from
@@ -20,7 +20,7 @@ OpenCV 5 removed both the HOG detector and ``cv2.data``; there the detector
 finds nothing and :attr:`ObjectDetector.available` says which parts are missing.
 
 Cost: both detectors run on a copy at most :data:`DETECT_SIDE` px wide
-(measured ~15-25 ms per frame on one core, see the bench). Not thread-safe
+(measured 15.6 ms mean, 28.4 max per frame on one core, bench.detector). Not thread-safe
 (a ``CascadeClassifier`` keeps scratch buffers): one detector per analyzer.
 """
 
@@ -108,10 +108,18 @@ class ObjectDetector:
         small, _scale = _fit(bgr)
         height, width = small.shape[:2]
         gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
-        found = self._people(gray, width, height) + self._face_boxes(gray, width, height)
+        # HOG (self._people) is not run per frame: on the measured clips it named no one at this
+        # size (bench/RESULTS.md) and costs ~5 ms; it stays for whole-body callers via people().
+        found = self._face_boxes(gray, width, height)
         if not found:
             found = self._vehicles(moving)
         return found
+
+    def people(self, bgr: np.ndarray) -> list[Found]:
+        """Standing, whole people only (HOG), at DETECT_SIDE: not part of :meth:`detect`."""
+        small, _scale = _fit(bgr)
+        gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
+        return self._people(gray, small.shape[1], small.shape[0])
 
     def _people(self, gray: np.ndarray, width: int, height: int) -> list[Found]:
         if self._hog is None or width < 64 or height < 128:
