@@ -70,3 +70,29 @@ async def test_stop_mid_replay_ends_with_one_session_ended(clip: Path) -> None:
     ended = [e for e in session.log.snapshot() if e.kind == "session_ended"]
     assert len(ended) == 1 and ended[0].payload.reason == "stopped"
     assert [e.seq for e in session.log.snapshot()] == list(range(1, session.log.last_seq + 1))
+
+
+async def test_an_ended_sessions_numbers_stay_put(clip: Path) -> None:
+    """ListSessions keeps showing an ended session: its fps are those of its end, not falling
+    for as long as it is kept; and each sampled frame counted once (sent + dropped)."""
+    import asyncio
+
+    session = Session(
+        settings=SessionSettings(session_id="ended", commentary_interval=1.0),
+        source=FileSource(clip, audio=AudioPolicy()),
+        backend=LocalBackend(),
+        sampling=SamplingPolicy(fps=2, max_fps=4),
+        limits=Limits(),
+        paced=False,
+        lossless=True,
+    )
+    await session.run()
+    end = session.log.snapshot()[-1].payload
+    assert isinstance(end, SessionEnded)
+    first = session.stats()
+    await asyncio.sleep(0.3)
+    later = session.stats()
+    assert first.fps_in > 0 and (later.fps_in, later.fps_out) == (first.fps_in, first.fps_out)
+    assert (later.fps_in, later.fps_out) == (end.totals.fps_in, end.totals.fps_out)
+    assert end.totals.frames_sampled == end.totals.frames_sent + end.totals.frames_dropped
+    assert end.totals.frames_in == 75  # 3 s at 25 fps: every frame handed to the sampler
