@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from .backends.gemini_api import MEDIA_RESOLUTIONS
 from .errors import UsageError
 
 DEFAULT_COMMENTARY_INTERVAL = 10.0  # seconds
@@ -21,6 +22,20 @@ DEFAULT_LANGUAGE = "en-US"  # BCP-47
 # output; each 1.5 bytes/pixel (YUV 4:2:0), plus one 3 bytes/pixel BGR copy.
 DECODER_FRAMES_HELD = 16 + 16 + 1
 DECODE_BYTES_PER_PIXEL = int(DECODER_FRAMES_HELD * 1.5 + 3)
+
+
+def media_resolution_name(value: str) -> str:
+    """``low``/``MEDIA_RESOLUTION_LOW`` (any case) -> ``MEDIA_RESOLUTION_LOW``; "" stays ""
+    (the backend's own setting; Gemini's frame token cost: LOW about 64 a frame, MEDIUM
+    about 256, LIVE_API.md "Cost"); anything else is a ``UsageError`` naming the choices."""
+    name = value.strip().upper()
+    if not name:
+        return ""
+    if not name.startswith("MEDIA_RESOLUTION_"):
+        name = f"MEDIA_RESOLUTION_{name}"
+    check(name in MEDIA_RESOLUTIONS,
+          f"media_resolution must be low, medium or high ({', '.join(MEDIA_RESOLUTIONS)}), got {value[:40]!r}")
+    return name
 
 
 def check(condition: bool, message: str) -> None:
@@ -154,7 +169,14 @@ class FunctionSpec:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SessionSettings:
-    """What a backend session needs to know about the session it serves."""
+    """What a backend session needs to know about the session it serves.
+
+    voice / language / tools: the model's speech and built-in tools
+    (``google_search``), checked against the model's capability table when the
+    session opens (``backends/gemini_live/models.py``).
+    media_resolution: ``MEDIA_RESOLUTION_LOW``/``MEDIUM``/``HIGH`` (``low`` ... accepted),
+        or "" for the backend's own setting.
+    """
 
     session_id: str
     source_description: str = ""
@@ -164,9 +186,17 @@ class SessionSettings:
     want_audio_out: bool = False
     functions: tuple[FunctionSpec, ...] = ()
     model: str = ""
+    # Batch input (``--fast``, a Stream with ``lossless``): the backend waits instead of
+    # dropping, so it sees the same frames and prompts as a real-time replay (backends.base).
+    lossless: bool = False
+    voice: str = ""
+    media_resolution: str = ""
+    tools: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check(
             0.5 <= self.commentary_interval <= 3600,
             f"commentary_interval must be in [0.5, 3600] seconds, got {self.commentary_interval}",
         )
+        object.__setattr__(self, "media_resolution", media_resolution_name(self.media_resolution))
+        object.__setattr__(self, "tools", tuple(t.strip().lower() for t in self.tools))

@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .backends.factory import BackendOptions, make_backend
+from .backends.factory import BackendOptions, make_backend, resolve_name
 from .config import AudioPolicy, Limits, SamplingPolicy, SessionSettings
 from .media.types import MediaSource
 from .pipeline import Session
@@ -54,8 +54,11 @@ async def open_session(
     still refuse: capacity is checked again there, another call may have
     taken the slot while the source opened); without it the caller runs the
     session itself. Anything raised once the source is open closes it.
+    A voice, language or tool the Live model lacks is refused here too
+    (:func:`check_model_options`), before any source opens.
     """
     model = make_backend(backend, options)
+    check_model_options(backend, options, settings)
     if isinstance(source, str):
         from .media.open import open_source
 
@@ -72,3 +75,19 @@ async def open_session(
         source.close()  # opened, but no session runs it
         raise
     return session
+
+
+def check_model_options(backend: str, options: BackendOptions, settings: SessionSettings) -> None:
+    """Refuse a voice, language or built-in tool the session's Live model does not have.
+
+    ``InvalidInputError`` (gRPC INVALID_ARGUMENT) naming the model and the
+    value, raised while the RPC can still answer with a status: Google would
+    only close the connection with 1007 once the session runs. Checked when
+    the session goes to Live (``live``, or ``auto`` with a key); the other
+    backends have no voice and no tools to check.
+    """
+    if resolve_name(backend, options) != "live":
+        return
+    from .backends.gemini_live.models import check_session
+
+    check_session(options.live_model, settings)

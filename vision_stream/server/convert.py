@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
+from typing import Any
 
 from ..backends.factory import BACKEND_NAMES
+from ..backends.gemini_live.models import BUILTIN_TOOLS
 from ..config import DEFAULT_COMMENTARY_INTERVAL, FunctionSpec, SamplingPolicy, SessionSettings
 from ..errors import InvalidInputError, UsageError, quote
 from ..v1 import vision_stream_pb2 as pb
@@ -45,8 +48,9 @@ def session_from_proto(
         params = json_object(fn.parameters_json, f"config.functions[{index}].parameters_json")
         functions.append(FunctionSpec(name=fn.name, description=fn.description, parameters=params))
     sampling = sampling_from_proto(msg.sampling, default_sampling)
+    tools = builtin_tools(msg.tools)
     # An empty language is not given: SessionSettings' default applies.
-    language = {"language": msg.language} if msg.language else {}
+    language: dict[str, Any] = {"language": msg.language} if msg.language else {}
     try:
         settings = SessionSettings(
             session_id=session_id,
@@ -56,11 +60,27 @@ def session_from_proto(
             want_audio_out=msg.want_audio_out,
             functions=tuple(functions),
             model=msg.model,
+            voice=msg.voice,
+            media_resolution=msg.media_resolution,
+            tools=tools,
             **language,
         )
     except UsageError as exc:
         raise InvalidInputError(f"config: {exc.message}") from exc
     return settings, sampling, backend
+
+
+def builtin_tools(names: Iterable[str]) -> tuple[str, ...]:
+    """``config.tools`` checked by name (whether the model has them is checked when the
+    session opens, against its capability table)."""
+    tools = tuple(dict.fromkeys(name.strip().lower() for name in names))
+    if len(tools) > len(BUILTIN_TOOLS):
+        raise InvalidInputError(f"config.tools holds {len(tools)} entries; tools: {', '.join(BUILTIN_TOOLS)}")
+    for index, name in enumerate(tools):
+        if name not in BUILTIN_TOOLS:
+            raise InvalidInputError(
+                f"config.tools[{index}] is not a known tool: {quote(name)}; tools: {', '.join(BUILTIN_TOOLS)}")
+    return tools
 
 
 def json_object(text: str, where: str) -> dict[str, object]:

@@ -11,11 +11,12 @@ import pytest
 from vision_stream.backends.gemini_live import LiveSettings, ReconnectPolicy, VertexAuth, capabilities_for
 from vision_stream.backends.gemini_live.commentary import setup_params
 from vision_stream.backends.gemini_live.endings import Ending, is_transient
-from vision_stream.backends.gemini_live.models import SAFE_DEFAULTS
+from vision_stream.backends.gemini_live.models import SAFE_DEFAULTS, check_session_options
 from vision_stream.backends.gemini_rest.catalog import list_models, parse_models_page
+from vision_stream.backends.gemini_rest.messages import build_request
 from vision_stream.backends.gemini_rest.settings import RestSettings
 from vision_stream.config import FunctionSpec, SessionSettings
-from vision_stream.errors import ServiceError, UsageError
+from vision_stream.errors import InvalidInputError, ServiceError, UsageError
 from vision_stream.retry import Backoff
 
 
@@ -53,7 +54,7 @@ def test_settings_redact_the_key_and_build_endpoints() -> None:
     assert "AIza-very-secret" not in repr(settings)
     assert settings.media_resolution == "MEDIA_RESOLUTION_MEDIUM"
     assert settings.endpoint == (
-        "ws://127.0.0.1:8765/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
+        "ws://127.0.0.1:8765/ws/google.ai.generativelanguage.v1.GenerativeService.BidiGenerateContent"
     )
     assert settings.rest_base == "http://127.0.0.1:8765" and settings.is_loopback
     assert settings.headers() == {"x-goog-api-key": "AIza-very-secret"}
@@ -125,7 +126,7 @@ async def test_list_models_parses_pages_and_sends_the_key_in_a_header() -> None:
         models = await list_models(settings, client=client)
     assert [m.model_id for m in models if m.live] == ["gemini-3.8-live", "gemini-2.5-flash-native-audio-latest"]
     assert not models[1].live and models[1].input_token_limit == 1048576
-    assert str(seen[0].url).startswith("http://127.0.0.1:1/v1beta/models?")
+    assert str(seen[0].url).startswith("http://127.0.0.1:1/v1/models?")
     assert seen[0].headers["x-goog-api-key"] == "AIza-secret" and "AIza" not in str(seen[0].url)
     assert parse_models_page({}) == ([], "")
 
@@ -142,3 +143,62 @@ async def test_list_models_errors_carry_googles_message_not_the_key() -> None:
         with pytest.raises(ServiceError, match="API key not valid") as info:
             await list_models(settings, client=client)
     assert info.value.status == 400 and not info.value.retryable and "AIza-secret" not in str(info.value)
+
+
+def test_capability_table_holds_each_current_models_facts() -> None:
+    live38, thinking = capabilities_for("gemini-3.8-live"), capabilities_for("gemini-3.8-live-extended-thinking")
+    legacy, translate = capabilities_for("gemini-3.1-flash-live-preview"), capabilities_for(
+        "gemini-3.5-live-translate-preview")
+    native = capabilities_for("gemini-2.5-flash-native-audio-preview-12-2025")
+    vertex = capabilities_for("gemini-live-2.5-flash-native-audio")
+    assert live38.non_blocking_tools and native.non_blocking_tools
+    assert not legacy.non_blocking_tools and not vertex.non_blocking_tools
+    assert thinking.family == "gemini-3.8-live-extended-thinking" and thinking.requires_thinking_config
+    assert live38.server_turn_coverage == "TURN_INCLUDES_AUDIO_ACTIVITY_AND_ALL_VIDEO"
+    assert translate.translation_only and not translate.function_calling and not translate.builtin_tools
+    for caps in (live38, thinking, legacy, native, vertex):
+        assert "google_search" in caps.builtin_tools and "code_execution" not in caps.builtin_tools
+        assert "Kore" in caps.voices and "de-DE" in caps.languages and "en-US" in caps.languages
+
+
+def test_session_options_are_checked_against_the_model() -> None:
+    caps = capabilities_for("gemini-3.8-live")
+    options = check_session_options("models/gemini-3.8-live", caps, voice="puck", language="EN-gb",
+                                    tools=["google_search", "google_search"])
+    assert (options.voice, options.language, options.tools) == ("Puck", "en-GB", ({"googleSearch": {}},))
+    for kwargs, named in (({"voice": "Nobody"}, "'Nobody'"), ({"language": "xx-YY"}, "'xx-YY'"),
+                          ({"tools": ["code_execution"]}, "'code_execution'"), ({"tools": ["ftp"]}, "'ftp'")):
+        given = {"voice": "", "language": "", "tools": (), **kwargs}
+        with pytest.raises(InvalidInputError) as refused:
+            check_session_options("gemini-3.8-live", caps, **given)  # type: ignore[arg-type]
+        assert named in refused.value.message and ("gemini-3.8-live" in refused.value.message or "ftp" in named)
+    with pytest.raises(InvalidInputError, match="takes no function declarations"):
+        check_session_options("gemini-3.5-live-translate-preview", capabilities_for("gemini-3.5-live-translate"),
+                              voice="", language="", tools=(), functions=1)
+    # An unknown model: voices and languages pass as given (the server decides).
+    assert check_session_options("gemini-9-live", SAFE_DEFAULTS, voice="Nova", language="xx", tools=()).voice == "Nova"
+
+
+def test_declarations_carry_behavior_only_where_the_model_takes_non_blocking_calls() -> None:
+    session = SessionSettings(session_id="s", functions=(FunctionSpec(name="open_door"),))
+    on_38 = setup_params(LiveSettings(model="gemini-3.8-live"), session, capabilities_for("gemini-3.8-live"))
+    assert [d.get("behavior") for d in on_38.function_declarations] == ["NON_BLOCKING", "NON_BLOCKING"]
+    on_31 = setup_params(LiveSettings(model="gemini-3.1-flash-live-preview"), session,
+                         capabilities_for("gemini-3.1-flash-live-preview"))
+    assert all("behavior" not in d for d in on_31.function_declarations)
+    vertex = LiveSettings(model="gemini-3.8-live", vertex=VertexAuth(project="p"))
+    assert all("behavior" not in d
+               for d in setup_params(vertex, session, capabilities_for("gemini-3.8-live")).function_declarations)
+    translate = setup_params(LiveSettings(model="gemini-3.5-live-translate-preview"), SessionSettings(session_id="s"),
+                             capabilities_for("gemini-3.5-live-translate-preview"))
+    assert translate.function_declarations == []
+
+
+def test_session_media_resolution_reaches_the_rest_request_too() -> None:
+    assert SessionSettings(session_id="s", media_resolution="low").media_resolution == "MEDIA_RESOLUTION_LOW"
+    assert SessionSettings(session_id="s").media_resolution == ""  # the backend's own setting
+    with pytest.raises(UsageError, match="media_resolution"):
+        SessionSettings(session_id="s", media_resolution="ultra")
+    body = build_request([], "What now?", media_resolution=SessionSettings(
+        session_id="s", media_resolution="medium").media_resolution)
+    assert body["generationConfig"]["mediaResolution"] == "MEDIA_RESOLUTION_MEDIUM"

@@ -44,8 +44,11 @@ class SetupParams:
     response_modality: "AUDIO" for native-audio models ("TEXT" only for retired ones).
     media_resolution: e.g. "MEDIA_RESOLUTION_LOW" (64 tokens a frame).
     voice: prebuilt voice name, "" for the server default.
+    language_code: ``speechConfig.languageCode`` (BCP-47), "" for the server default.
     thinking_config: already shaped for the model (``{"thinkingBudget": 0}``...), or None.
-    function_declarations: ``functionDeclarations`` entries (camelCase dicts).
+    function_declarations: ``functionDeclarations`` entries (camelCase dicts, with
+        ``behavior`` where the model takes NON_BLOCKING calls).
+    extra_tools: built-in tools after the declarations, e.g. ``{"googleSearch": {}}``.
     realtime_input_config: ``realtimeInputConfig`` dict, or None.
     resumption_handle: newest resumable handle; None means "resumption on, no handle".
     resumption: send ``sessionResumption`` at all.
@@ -58,6 +61,7 @@ class SetupParams:
     response_modality: str = "AUDIO"
     media_resolution: str | None = None
     voice: str = ""
+    language_code: str = ""
     temperature: float | None = None
     max_output_tokens: int | None = None
     thinking_config: Mapping[str, Any] | None = None
@@ -79,8 +83,13 @@ def setup(params: SetupParams) -> Message:
     generation: dict[str, Any] = {"responseModalities": [params.response_modality]}
     if params.media_resolution:
         generation["mediaResolution"] = params.media_resolution
+    speech: dict[str, Any] = {}
     if params.voice:
-        generation["speechConfig"] = {"voiceConfig": {"prebuiltVoiceConfig": {"voiceName": params.voice}}}
+        speech["voiceConfig"] = {"prebuiltVoiceConfig": {"voiceName": params.voice}}
+    if params.language_code:
+        speech["languageCode"] = params.language_code
+    if speech:
+        generation["speechConfig"] = speech
     if params.temperature is not None:
         generation["temperature"] = params.temperature
     if params.max_output_tokens is not None:
@@ -155,12 +164,17 @@ def client_content(turns: Sequence[tuple[str, str]], *, turn_complete: bool = Tr
     }
 
 
-def tool_response(responses: Sequence[tuple[str, str, Mapping[str, Any]]]) -> Message:
-    """``toolResponse`` for (id, name, response) triples; ``id`` is mandatory on the Gemini API."""
-    return {
-        "toolResponse": {
-            "functionResponses": [
-                {"id": call_id, "name": name, "response": dict(response)} for call_id, name, response in responses
-            ]
-        }
-    }
+def tool_response(responses: Sequence[tuple[str, str, Mapping[str, Any]]], *, scheduling: str | None = None) -> Message:
+    """``toolResponse`` for (id, name, response) triples; ``id`` is mandatory on the Gemini API.
+
+    ``scheduling`` (``SILENT``, ``WHEN_IDLE``, ``INTERRUPT``) is for answers to
+    NON_BLOCKING calls only: how the model takes the answer in while it goes on
+    (SILENT: into its context, no new turn). None leaves it out (BLOCKING calls).
+    """
+    entries: list[dict[str, Any]] = []
+    for call_id, name, response in responses:
+        entry: dict[str, Any] = {"id": call_id, "name": name, "response": dict(response)}
+        if scheduling is not None:
+            entry["scheduling"] = scheduling
+        entries.append(entry)
+    return {"toolResponse": {"functionResponses": entries}}

@@ -4,6 +4,10 @@ The model does not comment on video by itself (LIVE_API.md "Media"): the
 session sends ``realtimeInput.text`` prompts on a cadence (their wording and
 the system instruction are shared with REST: ``backends/prompts.py``), and
 declares ``report_event`` so structured findings arrive as function calls.
+Where the model takes NON_BLOCKING calls (the capability table: 3.8 and 2.5
+native audio on the Gemini API; never 3.1 nor Vertex AI) every declaration
+says so, so a ``report_event`` call never stalls the stream while the model
+waits for our answer (LIVE_API.md "Server messages").
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 from ...config import FunctionSpec, SessionSettings
 from ..prompts import system_instruction
 from .builders import SetupParams
-from .models import ModelCapabilities
+from .models import ModelCapabilities, check_session_options
 from .protocol import REPORT_EVENT, SEVERITIES
 from .settings import LiveSettings
 
@@ -38,9 +42,15 @@ REPORT_EVENT_DECLARATION: Mapping[str, Any] = {
 }
 
 
-def function_declarations(functions: tuple[FunctionSpec, ...]) -> list[Mapping[str, Any]]:
-    """``report_event`` plus the client's own functions (JSON schema as ``parametersJsonSchema``)."""
-    declared: list[Mapping[str, Any]] = [REPORT_EVENT_DECLARATION]
+NON_BLOCKING = "NON_BLOCKING"
+
+
+def function_declarations(
+    functions: tuple[FunctionSpec, ...], *, non_blocking: bool = False
+) -> list[Mapping[str, Any]]:
+    """``report_event`` plus the client's own functions (JSON schema as ``parametersJsonSchema``),
+    each with ``behavior: NON_BLOCKING`` when ``non_blocking``."""
+    declared: list[Mapping[str, Any]] = [dict(REPORT_EVENT_DECLARATION)]
     for spec in functions:
         if spec.name == REPORT_EVENT:
             continue
@@ -48,11 +58,20 @@ def function_declarations(functions: tuple[FunctionSpec, ...]) -> list[Mapping[s
         if spec.parameters:
             entry["parametersJsonSchema"] = dict(spec.parameters)
         declared.append(entry)
+    if non_blocking:
+        declared = [{**entry, "behavior": NON_BLOCKING} for entry in declared]
     return declared
 
 
 def thinking_config(caps: ModelCapabilities) -> Mapping[str, Any] | None:
-    """Commentary wants low latency: no thinking where the model lets us say so."""
+    """Commentary wants low latency: no thinking where the model lets us say so.
+
+    A model that refuses to start without ``thinkingConfig`` (3.8 extended
+    thinking) gets one that keeps its own budget and asks for no thought
+    parts: thoughts are never commentary, so they need not cross the wire.
+    """
+    if caps.requires_thinking_config:
+        return {"includeThoughts": False}
     if caps.thinking == "budget":
         return {"thinkingBudget": 0}
     if caps.thinking == "level":
@@ -61,7 +80,18 @@ def thinking_config(caps: ModelCapabilities) -> Mapping[str, Any] | None:
 
 
 def setup_params(settings: LiveSettings, session: SessionSettings, caps: ModelCapabilities) -> SetupParams:
-    """The setup for a video-commentary session on ``caps``' model family."""
+    """The setup for a video-commentary session on ``caps``' model family.
+
+    The session's own voice, language, media resolution and tools win over the
+    backend's settings; a voice, language or tool the model lacks raises
+    :class:`~vision_stream.errors.InvalidInputError` naming the model and the value.
+    """
+    model = session.model or settings.model
+    options = check_session_options(model, caps, voice=session.voice or settings.voice, language=session.language,
+                                    tools=session.tools, functions=len(session.functions))
+    # Vertex AI does not support NON_BLOCKING calls (LIVE_API.md "Server messages").
+    non_blocking = caps.non_blocking_tools and settings.vertex is None
+    declarations = function_declarations(session.functions, non_blocking=non_blocking) if caps.function_calling else []
     realtime: dict[str, Any] = {
         # Source audio (a film, a street) must not cut the commentary short.
         "activityHandling": "NO_INTERRUPTION",
@@ -71,12 +101,15 @@ def setup_params(settings: LiveSettings, session: SessionSettings, caps: ModelCa
     return SetupParams(
         model=settings.model_resource if not session.model else _model_resource(settings, session.model),
         response_modality=caps.response_modality,
-        media_resolution=settings.media_resolution,
-        voice=settings.voice,
+        media_resolution=session.media_resolution or settings.media_resolution,
+        voice=options.voice,
+        language_code=options.language,
         temperature=settings.temperature,
         thinking_config=thinking_config(caps),
-        system_instruction=system_instruction(session, "live"),
-        function_declarations=function_declarations(session.functions),
+        # The language is a prompt line too, spelled as the table spells it.
+        system_instruction=system_instruction(replace(session, language=options.language or session.language), "live"),
+        function_declarations=declarations,
+        extra_tools=options.tools,
         realtime_input_config=realtime,
         resumption=True,
         compression=settings.compression,

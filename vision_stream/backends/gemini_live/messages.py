@@ -76,9 +76,22 @@ class Transcription:
     finished: bool = False
 
 
+# ``serverContent.interactionStatus`` (3.8; always sent with ``turnComplete``).
+IN_PROGRESS = "IN_PROGRESS"  # the model goes on working: the turnComplete closed an output chunk only
+REQUIRES_ACTION = "REQUIRES_ACTION"  # it waits for us (a tool response) before going on
+IDLE = "IDLE"  # the model is done until new input
+
+
 @dataclass(frozen=True, slots=True)
 class ServerContent:
-    """``serverContent``: model output and turn boundaries."""
+    """``serverContent``: model output and turn boundaries.
+
+    interaction_status: "" when not sent (models before 3.8: a ``turnComplete``
+        ends the turn), else ``IN_PROGRESS`` / ``REQUIRES_ACTION`` / ``IDLE``.
+    turn_complete_reason: why the turn ended (``NEED_MORE_INPUT``,
+        ``MALFORMED_FUNCTION_CALL``, ``RESPONSE_REJECTED``, ...), "" when not sent.
+    waiting_for_input: the model waits for the user's input.
+    """
 
     parts: tuple[Part, ...] = ()
     generation_complete: bool = False
@@ -89,6 +102,14 @@ class ServerContent:
     turn_complete_reason: str = ""
     grounding_metadata: Mapping[str, Any] | None = None
     waiting_for_input: bool = False
+    interaction_status: str = ""
+
+    @property
+    def model_still_working(self) -> bool:
+        """A ``turnComplete`` here closes an output chunk only: more output or tool
+        calls of the same turn follow (``IN_PROGRESS``/``REQUIRES_ACTION``), unless
+        the model says it waits for input."""
+        return self.interaction_status in (IN_PROGRESS, REQUIRES_ACTION) and not self.waiting_for_input
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +231,7 @@ def _server_content(obj: Mapping[str, Any]) -> ServerContent:
         turn_complete_reason=str(obj.get("turnCompleteReason", "")),
         grounding_metadata=obj.get("groundingMetadata"),
         waiting_for_input=bool(obj.get("waitingForInput", False)),
+        interaction_status=str(obj.get("interactionStatus", "") or ""),
     )
 
 

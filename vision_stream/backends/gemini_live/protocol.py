@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ...errors import LiveStateError
-from ...events import AudioOut, Commentary, Detection, Transcript
+from ...events import AudioOut, Commentary, Detection, ErrorEvent, Transcript
 from . import builders
 from .messages import FunctionCall, ServerContent, ServerMessage, parse_server_message
 from .models import ModelCapabilities
@@ -37,6 +37,13 @@ from .models import ModelCapabilities
 BACKEND_NAME = "live"
 REPORT_EVENT = "report_event"
 SEVERITIES = ("info", "low", "medium", "high")
+# ``turnCompleteReason`` values that are no failure: the model just wants more input.
+QUIET_TURN_REASONS = frozenset({"", "TURN_COMPLETE_REASON_UNSPECIFIED", "NEED_MORE_INPUT"})
+# How answers to NON_BLOCKING calls enter the model (``functionResponses[].scheduling``):
+# report_event's "ok" goes into the context only (no new turn, nothing said about
+# it); a client's own function result is spoken about once the model is idle.
+SILENT = "SILENT"
+WHEN_IDLE = "WHEN_IDLE"
 
 
 class ConnectionState(enum.Enum):
@@ -96,12 +103,14 @@ class UsageReported:
     total_tokens: int
 
 
-# Payloads for the session's event stream (Commentary, Transcript, AudioOut)
-# come as they are, beside the control events.
+# Payloads for the session's event stream (Commentary, Transcript, AudioOut,
+# ErrorEvent for a turn the model ended in failure) come as they are, beside
+# the control events.
 ProtocolEvent = (
     Commentary
     | Transcript
     | AudioOut
+    | ErrorEvent
     | SetupCompleted
     | ToolCallRequested
     | ToolCallsCancelled
@@ -162,6 +171,7 @@ class LiveProtocol:
         self._turns = 0
         self._prompt_outstanding: str | None = None
         self._pending_calls: dict[str, str] = {}  # id -> function name
+        self._scheduling = response_scheduling(setup.function_declarations)
         self._input_text = ""
         self.prompt_tokens = 0
         self.response_tokens = 0
@@ -269,7 +279,8 @@ class LiveProtocol:
         self._require_send("send a toolResponse")
         if self._pending_calls.pop(call_id, None) is None:
             return None
-        return builders.encode(builders.tool_response([(call_id, name, response)]))
+        scheduling = self._scheduling.get(name)  # None: a BLOCKING call, no scheduling
+        return builders.encode(builders.tool_response([(call_id, name, response)], scheduling=scheduling))
 
     # ---- server messages ---------------------------------------------------------------
 
@@ -349,10 +360,36 @@ class LiveProtocol:
             events.extend(self._finish_turn(interrupted=True))
             self._prompt_outstanding = None
         if content.turn_complete:
-            events.extend(self._finish_turn(interrupted=False))
-            events.extend(self._flush_input_transcript())
-            self._prompt_outstanding = None
+            if content.model_still_working:
+                # 3.8 ``interactionStatus: IN_PROGRESS``: this turnComplete closed an
+                # output chunk only; the turn (and its one final commentary) goes on
+                # until IDLE. Not finished yet, so a connection lost now cuts it.
+                if self._turn is not None:
+                    self._turn.generation_complete = False
+            else:
+                events.extend(self._finish_turn(interrupted=False))
+                events.extend(self._flush_input_transcript())
+                self._prompt_outstanding = None
+        events.extend(self._turn_failure(content.turn_complete_reason))
         return events
+
+    def _turn_failure(self, reason: str) -> list[ProtocolEvent]:
+        """An ``error`` event naming a ``turnCompleteReason`` that is a failure.
+
+        Retryable: the next prompt (with new frames) is a new attempt. A
+        malformed function call is the model's slip; anything else (a rejected
+        response, prohibited content) is the service refusing, like REST's
+        ``blocked``. ``NEED_MORE_INPUT`` is no failure: nothing is reported.
+        """
+        if reason in QUIET_TURN_REASONS:
+            return []
+        shown = reason[:64]
+        if reason == "MALFORMED_FUNCTION_CALL":
+            return [ErrorEvent("malformed_function_call",
+                               f"Gemini Live ended a turn with {shown}: the model's function call was malformed",
+                               retryable=True)]
+        return [ErrorEvent("blocked", f"Gemini Live ended a turn with {shown}: the model's answer was withheld",
+                           retryable=True)]
 
     # ---- helpers -----------------------------------------------------------------------
 
@@ -387,6 +424,16 @@ class LiveProtocol:
     def _require_send(self, action: str) -> None:
         if not self.can_send:
             raise LiveStateError(f"cannot {action} in state {self.state.value} (needs active or draining)")
+
+
+def response_scheduling(declarations: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Function name -> the ``scheduling`` of our answers, for NON_BLOCKING declarations only
+    (a BLOCKING call's answer carries none): SILENT for ``report_event``, WHEN_IDLE otherwise."""
+    return {
+        str(d.get("name")): SILENT if d.get("name") == REPORT_EVENT else WHEN_IDLE
+        for d in declarations
+        if d.get("behavior") == "NON_BLOCKING"
+    }
 
 
 def detection_of(call: FunctionCall, backend: str) -> Detection:
