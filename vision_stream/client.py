@@ -1,4 +1,33 @@
-"""A small asyncio client for the VisionStream service (used by the CLI and samples).
+"""The Python client of the VisionStream service (the CLI uses it too).
+
+One coroutine or async iterator per RPC, each opening its own channel::
+
+    push_file(target, path)              Stream: push a media file, yield its session's events
+    watch(target, source)                Watch: the server pulls a file or URL; yield its events
+    subscribe(target, session_id)        Subscribe: follow a running session (after_seq= resumes)
+    list_sessions(target)                ListSessions: the sessions this caller may see
+    stop_session(target, session_id)     StopSession: stop one; returns its final SessionInfo
+    snapshot(target, image_bytes)        AnalyzeSnapshot: one image in, one analysis out
+
+Events and session infos are the generated protobuf messages
+(``vision_stream.v1.vision_stream_pb2``: ``pb.Event``, ``pb.SessionInfo``).
+Errors are ``grpc.aio.AioRpcError`` with the server's status code and message
+(``NOT_FOUND`` for an unknown session id, ``OUT_OF_RANGE`` when ``after_seq``
+left the retention window), plus ``NotFoundError``/``UsageError`` for local
+files and TLS settings. Example (the README's "Python client" section)::
+
+    import asyncio
+    from vision_stream import client
+
+    async def main(server: str) -> None:
+        for info in await client.list_sessions(server):          # what runs there
+            print(info.session_id, info.source, info.state)
+        async for event in client.subscribe(server, "driveway"):  # a camera's id is its name
+            if event.HasField("detection"):
+                print(f"{event.media_time:.1f}s {event.detection.label}")
+                break
+
+    asyncio.run(main("127.0.0.1:50051"))
 
 Every call takes ``token=`` (sent as ``authorization: Bearer TOKEN`` metadata,
 for a server started with ``--auth-tokens``) and ``tls=``: ``True`` for TLS
@@ -10,7 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,7 +102,8 @@ def call_metadata(token: Token) -> tuple[tuple[str, str], ...] | None:
     return (("authorization", f"Bearer {value}"),)
 
 
-def _duration_seconds(path: Path) -> float:
+def file_duration(path: Path) -> float:
+    """A media file's duration in seconds, from its container (0.0 when it does not say)."""
     import av
 
     with av.open(str(path)) as container:
@@ -85,9 +115,12 @@ def _duration_seconds(path: Path) -> float:
 async def push_file(
     target: str, path: Path, *, sampling: SamplingPolicy | None = None, backend: str = "auto",
     commentary_interval: float = 0.0, fast: bool = False, session_id: str = "", token: Token = None,
-    tls: bool | ClientTls = False,
+    tls: bool | ClientTls = False, voice: str = "", media_resolution: str = "", tools: Sequence[str] = (),
 ) -> AsyncIterator[pb.Event]:
     """Push a media file's bytes as MediaChunks through ``Stream``; yield the session's events.
+
+    ``voice``, ``media_resolution`` (``low``/``medium``) and ``tools`` (``google_search``)
+    go in the SessionConfig; the server refuses what the model lacks (INVALID_ARGUMENT).
 
     Without ``fast`` the bytes are sent at the file's average bit rate, so the
     server sees roughly real-time input; with ``fast`` the session is lossless
@@ -95,10 +128,10 @@ async def push_file(
     """
     if not await asyncio.to_thread(path.is_file):
         raise NotFoundError(f"no such file: {path}")
-    duration = 0.0 if fast else await asyncio.to_thread(_duration_seconds, path)
+    duration = 0.0 if fast else await asyncio.to_thread(file_duration, path)
     size = (await asyncio.to_thread(path.stat)).st_size
     config = pb.SessionConfig(session_id=session_id, backend=backend, commentary_interval=commentary_interval,
-                              lossless=fast)
+                              lossless=fast, voice=voice, media_resolution=media_resolution, tools=list(tools))
     if sampling is not None:
         config.sampling.CopyFrom(sampling_to_proto(sampling))
 
@@ -140,10 +173,19 @@ def _set_all(*events: asyncio.Event) -> None:
 
 async def watch(
     target: str, source: str, *, fast: bool = False, detach: bool = False, backend: str = "auto",
-    commentary_interval: float = 0.0, token: Token = None, tls: bool | ClientTls = False,
+    commentary_interval: float = 0.0, token: Token = None, tls: bool | ClientTls = False, voice: str = "",
+    media_resolution: str = "", tools: Sequence[str] = (),
 ) -> AsyncIterator[pb.Event]:
+    """Ask the server to pull ``source`` (a path under its media root, or a URL it allows); yield the events.
+
+    ``voice``, ``media_resolution`` and ``tools``: as for :func:`push_file`.
+
+    The session stops when this call ends, unless ``detach`` (then stop it with :func:`stop_session`).
+    """
     request = pb.WatchRequest(source=source, fast=fast, detach=detach,
-                              config=pb.SessionConfig(backend=backend, commentary_interval=commentary_interval))
+                              config=pb.SessionConfig(backend=backend, commentary_interval=commentary_interval,
+                                                      voice=voice, media_resolution=media_resolution,
+                                                      tools=list(tools)))
     async with channel(target, tls=tls) as ch:
         async for event in pb_grpc.VisionStreamStub(ch).Watch(request, metadata=call_metadata(token)):
             yield event
@@ -151,6 +193,40 @@ async def watch(
 
 async def snapshot(target: str, image: bytes, *, prompt: str = "", backend: str = "auto", token: Token = None,
                    tls: bool | ClientTls = False) -> pb.SnapshotResponse:
+    """Analyse one encoded image (JPEG/PNG bytes), with an optional question about it."""
     request = pb.SnapshotRequest(image=pb.VideoFrame(data=image), prompt=prompt, backend=backend)
     async with channel(target, tls=tls) as ch:
         return await pb_grpc.VisionStreamStub(ch).AnalyzeSnapshot(request, metadata=call_metadata(token))
+
+
+async def subscribe(
+    target: str, session_id: str, *, after_seq: int = 0, allow_gap: bool = False, token: Token = None,
+    tls: bool | ClientTls = False,
+) -> AsyncIterator[pb.Event]:
+    """Follow a session's events with seq > ``after_seq`` (0: from the oldest retained), then live.
+
+    Ends after the session's ``session_ended``. Resuming with the last seq seen
+    misses nothing and repeats nothing; ``allow_gap`` continues from the oldest
+    retained event instead of failing (OUT_OF_RANGE) when some already left.
+    """
+    request = pb.SubscribeRequest(session_id=session_id, after_seq=after_seq, allow_gap=allow_gap)
+    async with channel(target, tls=tls) as ch:
+        async for event in pb_grpc.VisionStreamStub(ch).Subscribe(request, metadata=call_metadata(token)):
+            yield event
+
+
+async def list_sessions(target: str, *, token: Token = None, tls: bool | ClientTls = False) -> list[pb.SessionInfo]:
+    """The sessions the caller may see (running, and recently ended ones while the server keeps them)."""
+    async with channel(target, tls=tls) as ch:
+        response = await pb_grpc.VisionStreamStub(ch).ListSessions(pb.ListSessionsRequest(),
+                                                                    metadata=call_metadata(token))
+    return list(response.sessions)
+
+
+async def stop_session(target: str, session_id: str, *, token: Token = None,
+                       tls: bool | ClientTls = False) -> pb.SessionInfo:
+    """Stop a session (its subscribers get ``session_ended``, reason ``stopped``); returns its final info."""
+    async with channel(target, tls=tls) as ch:
+        response = await pb_grpc.VisionStreamStub(ch).StopSession(pb.StopSessionRequest(session_id=session_id),
+                                                                   metadata=call_metadata(token))
+    return response.session

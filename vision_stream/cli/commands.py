@@ -25,7 +25,8 @@ from ..config import AudioPolicy, Limits, SamplingPolicy
 from ..errors import UsageError
 from ..redact import redact_url
 from .args import connection_from, given, sampling_from_args, session_settings_from
-from .render import Printer, print_snapshot
+from .render import Printer, print_snapshot, progress_for
+from .sessions import cmd_follow, cmd_sessions, cmd_stop
 
 if TYPE_CHECKING:
     from ..server.service import ServiceConfig
@@ -52,7 +53,7 @@ async def cmd_replay(args: argparse.Namespace, options: BackendOptions) -> int:
         options=options, sampling=sampling_from_args(args), limits=Limits(), paced=not args.fast,
         lossless=args.fast, audio=AudioPolicy(), loop=args.loop,
     )
-    printer = Printer(args.json)
+    printer = Printer(args.json, progress=progress_for(args.source, loop=args.loop))
     with _on_interrupt(lambda: session.stop("interrupted")):
         runner = asyncio.create_task(session.run())
         async for event in session.log.follow():
@@ -66,7 +67,7 @@ async def cmd_replay(args: argparse.Namespace, options: BackendOptions) -> int:
 async def _replay_via_server(args: argparse.Namespace) -> int:
     from ..client import push_file
 
-    printer = Printer(args.json)
+    printer = Printer(args.json, progress=progress_for(args.source))
     sampling = sampling_from_args(args)
     # No --commentary-interval: 0, the server's default.
     async for event in push_file(args.server, Path(args.source), sampling=sampling, backend=args.backend,
@@ -79,7 +80,10 @@ async def _replay_via_server(args: argparse.Namespace) -> int:
 async def cmd_watch(args: argparse.Namespace, options: BackendOptions) -> int:
     """Ask a server to pull a source (the server's backend options apply, not ours)."""
     from ..client import watch
+    from .sessions import follow_camera
 
+    if (code := await follow_camera(args)) is not None:  # a configured camera's name: it already runs
+        return code
     printer = Printer(args.json)
     async for event in watch(args.server, args.source, fast=args.fast, detach=args.detach,
                              backend=args.backend, commentary_interval=args.commentary_interval,
@@ -220,6 +224,9 @@ COMMANDS: dict[str, Command] = {
     "emulate": cmd_emulate,
     "token": cmd_token,
     "models": cmd_models,
+    "sessions": cmd_sessions,
+    "follow": cmd_follow,
+    "stop": cmd_stop,
 }
 
 

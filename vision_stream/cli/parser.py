@@ -14,6 +14,7 @@ from typing import Any
 from .. import __version__
 from ..backends.factory import BACKEND_NAMES, BackendOptions
 from ..config import DEFAULT_COMMENTARY_INTERVAL, DEFAULT_LANGUAGE, Limits, SamplingPolicy
+from .render import LEGEND
 
 __all__ = ["build_parser"]
 
@@ -103,6 +104,30 @@ reflection need no token.
 """
 
 
+DEFAULT_SERVER = "127.0.0.1:50051"  # serve's default --host and --port
+
+
+def _add_session_commands(sub: Any) -> None:
+    """``sessions``, ``follow``, ``stop``: a server's running sessions (vision_stream/cli/sessions.py)."""
+    server_help = f"HOST:PORT (default {DEFAULT_SERVER}, serve's default)"
+    p = sub.add_parser("sessions", help="list a server's sessions: id, source, backend, state, frames, age")
+    p.add_argument("--server", default=DEFAULT_SERVER, help=server_help)
+    _add_connection(p)
+    p = sub.add_parser("follow", help="print a running session's events (Subscribe)", epilog=LEGEND,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("session", metavar="ID|CAMERA",
+                   help="a session id (a configured camera's is its name), or the source of one running session")
+    p.add_argument("--after", type=int, default=0, metavar="SEQ",
+                   help="only events after this seq (resume where a view stopped; default 0: all retained)")
+    p.add_argument("--server", default=DEFAULT_SERVER, help=server_help)
+    _add_output(p)
+    _add_connection(p)
+    p = sub.add_parser("stop", help="stop a session (StopSession) and print its totals")
+    p.add_argument("session", metavar="ID", help="the session id (a configured camera's is its name)")
+    p.add_argument("--server", default=DEFAULT_SERVER, help=server_help)
+    _add_connection(p)
+
+
 def _add_serve(sub: Any) -> None:
     p = sub.add_parser("serve", help="run the gRPC server")
     p.add_argument("--host", default="127.0.0.1")
@@ -147,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv for debug)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("replay", help="run a file (or camera URL) through the pipeline and print events")
+    p = sub.add_parser("replay", help="run a file (or camera URL) through the pipeline and print events",
+                       epilog=LEGEND, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("source", help="a media file, or a camera URL")
     p.add_argument("--fast", action="store_true", help="as fast as possible (same sampling decisions)")
     p.add_argument("--loop", action="store_true", help="loop a file until Ctrl-C")
@@ -159,8 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_serve(sub)
 
-    p = sub.add_parser("watch", help="ask a server to pull a source (Watch RPC) and print its events")
-    p.add_argument("source", help="path under the server's media root, or a URL it allows")
+    p = sub.add_parser("watch", help="ask a server to pull a source (Watch RPC) and print its events",
+                       epilog=LEGEND, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", help="path under the server's media root, a URL it allows, or a configured "
+                                  "camera's name (follows that running session)")
+
     p.add_argument("--server", required=True, help="HOST:PORT")
     p.add_argument("--fast", action="store_true")
     p.add_argument("--detach", action="store_true", help="leave the session running after this command ends")
@@ -189,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="knob words (repeatable): Live half e.g. 'refuse=503' 'fault=drop@5'; REST half (on "
                         "port+1) with a rest. prefix, e.g. 'rest.fault=429x3 rest.retry_delay=2'")
 
+    _add_session_commands(sub)
     _add_token(sub)
 
     p = sub.add_parser("models", help="list the models the API key can use, and which speak Live")

@@ -1,32 +1,167 @@
-"""Printing events: protobuf JSON lines (``--json``) or a readable live view."""
+"""Printing events: protobuf JSON lines (``--json``) or a readable live view.
+
+The readable view prints each event as it arrives (a live view is never held
+back to be sorted) and keeps its time column a timeline:
+
+- **Media time never runs backwards.** Most events are produced in media-time
+  order and print with their stamp. An event stamped earlier than one already
+  printed (a model answering about frames it was sent before the last
+  ``stats``) prints ``late`` in the time column instead; ``--json`` keeps its
+  media time.
+- **Hidden partials are not seq gaps.** Partial commentary chunks repeat the
+  turn so far and would flood a terminal, so only a turn's final text is
+  shown; the next printed line says how many updates were hidden, which is
+  what its seq skips over (``--json`` has them all, gap-free).
+- **The session id comes first**: in the ``session_started`` line, or in a
+  header line when the view joins later (``follow --after``).
+
+A file replayed in a terminal also gets a progress bar with ETA on stderr
+(:func:`progress_for`), never when stdout or stderr is piped.
+"""
 
 from __future__ import annotations
 
+import sys
+import time
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 from google.protobuf import json_format
 
 from ..v1 import vision_stream_pb2 as pb
 
-__all__ = ["Printer", "event_json", "event_line", "print_snapshot"]
+__all__ = ["LEGEND", "Printer", "Progress", "event_json", "event_line", "print_snapshot", "progress_for"]
+
+LEGEND = """\
+reading the output (--json instead prints every event, one protobuf JSON line each):
+  [   12.0s] #15 kind    media time (seconds into the source), the event's seq, its kind;
+                         "-": no media time (session_started); "late": stamped earlier
+                         than a line already printed (a model answering about earlier
+                         frames), so the time column never runs backwards
+  session ID: SOURCE via BACKEND   the first line; ID is what follow/stop take
+  motion [low, 1.00]               detection: label [severity info/low/medium/high, confidence 0..1]
+  @(0.09,0.11 0.66x0.59)           its box: left,top width x height, fractions of the frame
+  frames in/sampled/sent/dropped   decoded by the source / chosen by sampling / sent to the
+                                   analysis / dropped because it was busy (newest frame wins)
+  audio 201                        audio chunks sent to the analysis (50 ms of 16 kHz PCM each)
+  (+N partial updates hidden)      partial commentary chunks not shown (the seq skips them)
+"""
+
+_LATE = "   late "  # as wide as the "{:7.1f}s" stamp
+_NO_TIME = "       -"
 
 
 class Printer:
-    """Prints events: every event as JSON, or the readable view.
+    """Prints events: every event as JSON, or the readable view (module docstring).
 
-    The readable view shows a turn's final commentary only: partial chunks
-    repeat the turn so far and would flood a terminal (``--json`` has them).
+    ``progress``: a bar on stderr to redraw under the printed lines (file replays in a terminal).
     """
 
-    def __init__(self, as_json: bool) -> None:
+    def __init__(self, as_json: bool, *, progress: Progress | None = None, out: TextIO | None = None) -> None:
         self._as_json = as_json
-        self._format: Callable[[pb.Event], str] = event_json if as_json else event_line
+        self._progress = progress
+        self._out = out
+        self._clock: float | None = None  # the latest media time printed
+        self._hidden = 0  # partial commentary chunks hidden since the last printed line
+        self._started = False
 
     def __call__(self, event: pb.Event) -> None:
-        if not self._as_json and event.HasField("commentary") and not event.commentary.final:
+        if self._as_json:
+            self._emit(event_json(event))
             return
-        print(self._format(event), flush=True)
+        if event.HasField("commentary") and not event.commentary.final:
+            self._hidden += 1
+            return
+        if not self._started:
+            self._started = True
+            if not event.HasField("session_started"):  # joined late: the id still comes first
+                self._emit(f"session {event.session_id} (from #{event.seq})")
+        line = event_line(event, late=self._is_late(event))
+        if self._hidden:
+            line += f"  (+{self._hidden} partial update{'s' if self._hidden != 1 else ''} hidden)"
+            self._hidden = 0
+        self._emit(line)
+        if self._progress is not None:
+            self._progress.update(event)
+
+    def _is_late(self, event: pb.Event) -> bool:
+        if not event.HasField("media_time"):
+            return False
+        if self._clock is not None and event.media_time < self._clock:
+            return True
+        self._clock = event.media_time
+        return False
+
+    def _emit(self, line: str) -> None:
+        if self._progress is not None:
+            self._progress.clear()
+        print(line, file=self._out or sys.stdout, flush=True)
+
+
+class Progress:
+    """A one-line bar with ETA, redrawn in place on a terminal (``\\r`` and erase-line).
+
+    Progress is the newest media time seen in the events over ``duration``
+    seconds of media; the ETA extrapolates the wall time taken so far.
+    """
+
+    WIDTH = 24
+
+    def __init__(self, duration: float, stream: TextIO) -> None:
+        self.duration = duration
+        self._stream = stream
+        self._start = time.monotonic()
+        self._done = 0.0
+        self._drawn = False
+
+    def update(self, event: pb.Event) -> None:
+        if event.HasField("session_ended"):
+            self.clear()
+            return
+        if event.HasField("media_time"):
+            self._done = min(self.duration, max(self._done, event.media_time))
+        self._stream.write("\r" + self.line(time.monotonic() - self._start) + "\x1b[K")
+        self._stream.flush()
+        self._drawn = True
+
+    def line(self, elapsed: float) -> str:
+        """The bar after ``elapsed`` wall seconds, e.g. ``[######------]  50%  6.0/12.0 s  ETA 0:06``."""
+        fraction = self._done / self.duration if self.duration > 0 else 0.0
+        filled = round(fraction * self.WIDTH)
+        eta = "--:--"
+        if self._done > 0:
+            remaining = elapsed / self._done * (self.duration - self._done)
+            eta = f"{int(remaining) // 60}:{int(remaining) % 60:02d}"
+        return (f"[{'#' * filled}{'-' * (self.WIDTH - filled)}] {fraction:4.0%}  "
+                f"{self._done:.1f}/{self.duration:.1f} s  ETA {eta}")
+
+    def clear(self) -> None:
+        if self._drawn:
+            self._stream.write("\r\x1b[K")  # carriage return, erase to the end of the line (ECMA-48 EL)
+            self._stream.flush()
+            self._drawn = False
+
+
+def progress_for(source: str, *, loop: bool = False) -> Progress | None:
+    """A progress bar for replaying the file ``source``, when stdout and stderr are both a terminal.
+
+    None for a pipe or a log file (no control characters there), for camera
+    URLs and ``--loop`` (no end to count down to) and when the container does
+    not say its duration (or cannot be read: the replay itself reports why).
+    """
+    if loop or "://" in source or not (sys.stdout.isatty() and sys.stderr.isatty()):
+        return None
+    import av
+
+    from ..client import file_duration
+
+    path = Path(source)
+    try:
+        duration = file_duration(path) if path.is_file() else 0.0
+    except (av.error.FFmpegError, OSError):  # no bar; the replay itself says what is wrong
+        return None
+    return Progress(duration, sys.stderr) if duration > 0 else None
 
 
 def event_json(event: pb.Event) -> str:
@@ -71,13 +206,22 @@ _PAYLOADS: dict[str, Callable[[Any], str]] = {
 }
 
 
-def event_line(event: pb.Event) -> str:
-    """A compact human-readable line for one event: time, number, kind, then the payload's text."""
-    t = f"{event.media_time:7.1f}s" if event.HasField("media_time") else "       -"
+def event_line(event: pb.Event, *, late: bool = False) -> str:
+    """A compact human-readable line for one event: time, seq, kind, then the payload's text.
+
+    ``late``: the time column says ``late`` instead of a stamp earlier than one already printed.
+    """
+    t = _LATE if late and event.HasField("media_time") else (
+        f"{event.media_time:7.1f}s" if event.HasField("media_time") else _NO_TIME)
     kind = event.WhichOneof("payload") or "?"
     head = f"[{t}] #{event.seq:<4} {kind:<15}"
     text = _PAYLOADS.get(kind)
-    return f"{head} {text(getattr(event, kind))}" if text is not None else head
+    if text is None:
+        return head
+    body = text(getattr(event, kind))
+    if kind == "session_started":
+        body = f"session {event.session_id}: {body}"
+    return f"{head} {body}"
 
 
 def print_snapshot(response: pb.SnapshotResponse, *, as_json: bool) -> None:
