@@ -76,6 +76,9 @@ class FailoverPolicy:
     """How the chain switches and probes. Seconds.
 
     open_timeout: longest a link may take to open (connect + setup) before it counts as failed.
+    hedge_after: at the start, while the best candidate link is still opening, the next one
+        starts opening too after this long (an unreachable Live then costs one connect
+        timeout, not that plus the REST check; a lower link that opened unused is closed).
     probe_base / probe_max / probe_jitter: probe backoff of failed links (delay doubles per failure).
     permanent_penalty: extra doublings for a permanent failure (bad key, unknown model).
     drain_timeout: how long a switch waits for the old link's last events.
@@ -84,6 +87,7 @@ class FailoverPolicy:
     """
 
     open_timeout: float = 15.0
+    hedge_after: float = 0.5
     probe_base: float = 5.0
     probe_max: float = 300.0
     probe_jitter: float = 0.2
@@ -93,8 +97,8 @@ class FailoverPolicy:
     carry_over: int = 6
 
     def __post_init__(self) -> None:
-        if min(self.open_timeout, self.probe_base, self.drain_timeout) <= 0:
-            raise UsageError("open_timeout, probe_base and drain_timeout must be > 0 seconds")
+        if min(self.open_timeout, self.probe_base, self.drain_timeout, self.hedge_after) <= 0:
+            raise UsageError("open_timeout, probe_base, drain_timeout and hedge_after must be > 0 seconds")
         if self.probe_max < self.probe_base:
             raise UsageError("probe_max must be >= probe_base")
         if not 0 <= self.probe_jitter <= 1 or self.permanent_penalty < 0:

@@ -79,20 +79,47 @@ class Switcher:
     # ---- opening links -------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Run on the best link that opens, hedged: while the best candidate is still opening,
+        one more link starts opening every ``hedge_after`` seconds, so an unreachable link
+        (a connect timeout) and the next one's own check overlap instead of adding up.
+        Links below the one chosen are closed unused (their opens cost no model turn)."""
+        opening: list[asyncio.Task[BackendSession]] = []
+
+        def open_next() -> None:
+            if len(opening) < len(self._links):
+                index = len(opening)
+                opening.append(asyncio.create_task(self._open_link(index),
+                                                   name=f"failover-open-{self._links[index].name}"))
+
         reasons: list[str] = []
         last_error: BaseException | None = None
-        for index, link in enumerate(self._links):
-            try:
-                session = await self._open_link(index)
-            except BackendError as exc:
-                reasons.append(f"{link.name}: {exc.message}")
-                last_error = exc
-                continue
-            if index > 0:
-                await self._announce(self._links[0].name, link.name, "; ".join(reasons))
-            self._begin(ActiveLink(index, link.name, session))
-            self._prober.ensure()
-            return
+        try:
+            for index, link in enumerate(self._links):
+                while len(opening) <= index:
+                    open_next()
+                task = opening[index]
+                while not task.done():
+                    await asyncio.wait({task}, timeout=self._policy.hedge_after)
+                    if not task.done():
+                        open_next()
+                try:
+                    session = task.result()
+                except BackendError as exc:
+                    reasons.append(f"{link.name}: {exc.message}")
+                    last_error = exc
+                    continue
+                for spare in opening[index + 1:]:
+                    self._own(_discard(spare), f"failover-discard-{spare.get_name()}")
+                if index > 0:
+                    await self._announce(self._links[0].name, link.name, "; ".join(reasons))
+                self._begin(ActiveLink(index, link.name, session))
+                self._prober.ensure()
+                return
+        except BaseException:
+            for task in opening:
+                task.cancel()
+                self._own(_discard(task), f"failover-discard-{task.get_name()}")
+            raise
         assert last_error is not None
         raise last_error
 
@@ -142,7 +169,9 @@ class Switcher:
                 await out.put_event(held)
                 held = None
             payload = event.payload
-            if isinstance(payload, ErrorEvent):
+            # Only an error of a failed link may be its last word (core.fail records the failure
+            # before the event): a link's warnings (stalled, rate limited) go out at once.
+            if isinstance(payload, ErrorEvent) and active.session.failure is not None:
                 held = event
                 continue
             if isinstance(payload, Commentary) and payload.final:
@@ -284,6 +313,16 @@ class Switcher:
                 break
         self._finished = True
         self._core.events.end()
+
+
+async def _discard(opening: asyncio.Task[BackendSession]) -> None:
+    """Close the session a hedged open produced once a better link won (nothing if it failed)."""
+    try:
+        session = await opening
+    except (asyncio.CancelledError, Exception):  # its failure was noted by _open_link, or it was cancelled
+        return
+    with contextlib.suppress(BackendError, SessionError):
+        await session.close()
 
 
 class Prober:

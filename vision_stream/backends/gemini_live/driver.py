@@ -98,7 +98,8 @@ class LiveDriver:
                 delay = self._backoff.fail(at_least=self._settings.reconnect.quota_wait(ending))
                 if delay is None or (limit is not None and self._backoff.failures >= limit):
                     failures = self._backoff.failures
-                    gave_up = f"Gemini Live: gave up after {failures} failed connection attempts; last: "
+                    attempts = f"{failures} failed connection attempt{'' if failures == 1 else 's'}"
+                    gave_up = f"Gemini Live: gave up after {attempts}; last: "
                     raise self._error(gave_up, ending, retryable=True)
                 log.info("live connection failed (%s); retrying in %.2f s", ending.label, delay)
                 if lost_at is not None:
@@ -278,7 +279,16 @@ class LiveDriver:
             if self._schedule.rotation_due(now):
                 raise _Ended(Ending(1000, "goAway deadline", go_away=True, local=True))
             if self._schedule.stalled(now):
+                await self._report_stall(silence=timeout)
                 raise _Ended(Ending(1006, f"stalled: no answer for {timeout:g} s", local=True))
+
+    async def _report_stall(self, *, silence: float) -> None:
+        """A retryable ``stalled`` error event the moment the watchdog trips, before the
+        reconnect: the user learns within ``timeouts.response`` seconds that the model
+        stopped answering, not when (or whether) the recovery completes."""
+        message = (f"Gemini Live stalled: no answer for {silence:g} s after the prompt; "
+                   "reconnecting and asking again")
+        await self._core.events.put(ErrorEvent("stalled", message, retryable=True), self._schedule.turn_media_time)
 
     @property
     def _go_away_seen(self) -> bool:

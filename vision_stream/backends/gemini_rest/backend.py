@@ -8,6 +8,7 @@ model is ``RestSettings.model`` (``--snapshot-model``); a session's
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from ...config import SessionSettings
@@ -21,6 +22,8 @@ from .settings import RestSettings
 
 # Errors after which the backend refuses new sessions: retrying cannot fix them.
 DISABLING_CODES = frozenset({"api_key_invalid", "permission_denied", "model_not_found"})
+# Seconds a successful reachability check stands for: sessions opened meanwhile skip it.
+REACHABLE_FOR = 30.0
 
 
 class GeminiRestBackend:
@@ -37,6 +40,7 @@ class GeminiRestBackend:
         self.settings = settings
         self.limiter = RateLimiter(settings.requests_per_minute, burst=settings.burst)
         self.disabled: ServiceError | None = None
+        self._reached_at: float | None = None  # monotonic: the host last answered a reachability check
 
     def __repr__(self) -> str:
         return f"GeminiRestBackend({self.settings!r})"
@@ -62,8 +66,27 @@ class GeminiRestBackend:
             raise ServiceError(f"Gemini REST is rate limited for {wait:.0f} more s ({self.limiter.hold_reason})",
                                http_status=429, retryable=True, code="quota", retry_after=wait)
 
+    async def check_reachable(self) -> None:
+        """Raise a retryable TransportError unless the host answers within ``timeouts.connect``.
+
+        Opening is the failover chain's probe: without this a session on an
+        unreachable Google opened fine and failed only after its first
+        request's retries (~11 s), by when the chain had little left to show
+        the next link. Checked at most every ``REACHABLE_FOR`` seconds.
+        """
+        now = time.monotonic()
+        if self._reached_at is not None and now - self._reached_at < REACHABLE_FOR:
+            return
+        client = self.client()
+        try:
+            await client.reach(self.settings.timeouts.connect)
+        finally:
+            await client.aclose()
+        self._reached_at = time.monotonic()
+
     async def open(self, settings: SessionSettings) -> RestSession:
         self.check_available()
+        await self.check_reachable()
         return RestSession(self.settings, settings, client_factory=self.client, on_failure=self.note_failure)
 
     async def analyze(self, jpegs: Sequence[bytes], prompt: str = "", *, model: str = "",

@@ -57,6 +57,13 @@ class CallStats:
 
 
 DeltaCallback = Callable[[Chunk], Awaitable[None]]
+# Told of a 429 the client is about to wait out: the error (its verdict intact) and the wait, seconds.
+RateLimitCallback = Callable[[BackendError, float], Awaitable[None]]
+
+
+def is_rate_limit(failure: BackendError) -> bool:
+    """A per-minute quota refusal (HTTP 429), the kind a hold waits out."""
+    return isinstance(failure, ServiceError) and failure.status == 429
 
 
 class RestClient:
@@ -110,6 +117,26 @@ class RestClient:
     def _scrub(self, text: str) -> str:
         return scrub(text, *self._secrets)
 
+    async def reach(self, within: float) -> None:
+        """Raise a retryable :class:`TransportError` unless the host answers HTTP within ``within`` s.
+
+        ``GET /{version}/models?pageSize=1``: any status counts (it is no model
+        turn and costs no generate quota). A connect timeout alone would miss a
+        host that accepts TCP (the kernel completes the handshake for a
+        listening socket's backlog) but never answers, so the whole exchange is
+        bounded.
+        """
+        url = f"{self.base_url}/{self.api_version}/models"
+        try:
+            async with asyncio.timeout(within):
+                await self._http.get(url, params={"pageSize": "1"})
+        except TimeoutError:
+            raise TransportError(f"Gemini REST unreachable: no answer from {redact_url(self.base_url)} within "
+                                 f"{within:g} s", retryable=True) from None
+        except httpx.HTTPError as exc:
+            raise TransportError(self._scrub(f"Gemini REST unreachable: {type(exc).__name__} at "
+                                             f"{redact_url(self.base_url)}"), retryable=True) from None
+
     # ---- the retry loop ------------------------------------------------------------------
 
     async def generate(
@@ -120,11 +147,14 @@ class RestClient:
         stream: bool,
         on_chunk: DeltaCallback | None = None,
         on_retry: Callable[[], None] | None = None,
+        on_rate_limited: RateLimitCallback | None = None,
     ) -> Reply:
         """Send ``body``; retry per the policy; the whole reply (raises ServiceError/TransportError).
 
         ``on_chunk`` sees every response chunk as it arrives; ``on_retry`` is called
-        before each retried attempt (partial text of the failed one is void).
+        before each retried attempt (partial text of the failed one is void);
+        ``on_rate_limited`` hears of each 429 the client waits out, as it arrives
+        and before the wait (the session turns it into an ``error`` event).
         """
         backoff = Backoff(self.retry.backoff, rng=self._rng)
         while True:
@@ -142,6 +172,8 @@ class RestClient:
             except (ServiceError, TransportError) as exc:
                 failure = exc
             delay = self._after_failure(failure, backoff)
+            if on_rate_limited is not None and is_rate_limit(failure):
+                await on_rate_limited(failure, delay)
             self.stats.retries += 1
             log.info("REST request failed (%s); retry %d in %.2f s", failure.message, backoff.failures, delay)
             await asyncio.sleep(delay)
