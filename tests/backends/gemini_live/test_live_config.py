@@ -15,6 +15,8 @@ from vision_stream.backends.gemini_live.models import SAFE_DEFAULTS, check_sessi
 from vision_stream.backends.gemini_rest.catalog import list_models, parse_models_page
 from vision_stream.backends.gemini_rest.messages import build_request
 from vision_stream.backends.gemini_rest.settings import RestSettings
+from vision_stream.cli.args import model_settings_from, session_settings_from
+from vision_stream.cli.parser import build_parser
 from vision_stream.config import FunctionSpec, SessionSettings
 from vision_stream.errors import InvalidInputError, ServiceError, UsageError
 from vision_stream.retry import Backoff
@@ -202,3 +204,15 @@ def test_session_media_resolution_reaches_the_rest_request_too() -> None:
     body = build_request([], "What now?", media_resolution=SessionSettings(
         session_id="s", media_resolution="medium").media_resolution)
     assert body["generationConfig"]["mediaResolution"] == "MEDIA_RESOLUTION_MEDIUM"
+
+
+def test_cli_flags_give_voice_media_resolution_and_tools() -> None:
+    parser = build_parser()
+    args = parser.parse_args(["replay", "clip.mp4", "--voice", "Kore", "--media-resolution", "medium",
+                              "--tool", "google_search", "--tool", "google_search"])
+    settings = session_settings_from(args, "replay", "clip.mp4")
+    assert (settings.voice, settings.media_resolution) == ("Kore", "MEDIA_RESOLUTION_MEDIUM")
+    assert settings.tools == ("google_search", "google_search")  # the model check drops the repeat
+    watch = parser.parse_args(["watch", "clip.mp4", "--server", "127.0.0.1:1", "--tool", "google_search"])
+    assert model_settings_from(watch) == {"tools": ("google_search",)}  # not given: the server's defaults
+    assert session_settings_from(parser.parse_args(["replay", "clip.mp4"]), "r", "clip.mp4").tools == ()
