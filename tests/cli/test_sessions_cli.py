@@ -175,6 +175,8 @@ async def test_bad_ids_and_refused_flags_are_one_line(camera_server: Served) -> 
         assert code == 1 and out == ""
         assert err.count("\n") == 1 and "NOT_FOUND" in err and "no-such-session" in err, err
         assert "Traceback" not in err
+    code, _, err = await run_cli("follow", CAMERA, "--after", "-1", "--server", server)
+    assert code == 2 and err.count("\n") == 1 and "--after -1" in err, err
     code, _, err = await run_cli("watch", CAMERA, "--fast", "--server", server)
     assert code == 2 and err.count("\n") == 1 and "--fast" in err and CAMERA in err, err
     # A file name still goes to the Watch RPC (the media root's sample clip, to its end).

@@ -42,6 +42,8 @@ async def cmd_sessions(args: argparse.Namespace, options: BackendOptions) -> int
 
 async def cmd_follow(args: argparse.Namespace, options: BackendOptions) -> int:
     """Print a session's events (Subscribe) from ``--after`` on, until it ends or Ctrl-C."""
+    if args.after < 0:  # SubscribeRequest.after_seq is a uint64: protobuf would raise ValueError
+        raise UsageError(f"--after {args.after}: a seq is 0 or more (0: every retained event)")
     connection = connection_from(args, os.environ)
     session_id = await resolve_session(args.server, args.session, connection)
     return await _follow(args, session_id, connection, after_seq=args.after)
