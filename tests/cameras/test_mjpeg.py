@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
 import re
@@ -131,9 +132,11 @@ def test_low_bitrate_camera_is_sampled_at_the_configured_rate(low_bitrate_body: 
         source.close()
         server.close()
     times = [t for _, t in arrivals]
-    assert times == sorted(times) and len(set(times)) == len(times), "frames arrived in bursts"
+    gap = max(b - a for a, b in itertools.pairwise(times))
+    # 8 fps is a part every 0.125 s; a loaded machine may read two at once, never seconds of them.
+    assert times == sorted(times) and gap < 0.6, f"frames arrived in bursts (a {gap:.2f} s gap)"
     lag = max(abs(wall - t) for wall, t in arrivals)
-    assert lag < 0.25, f"media time is not the arrival time (off by up to {lag:.2f} s)"
+    assert lag < 0.5, f"media time is not the arrival time (off by up to {lag:.2f} s)"
     rate = (len(sampled) - 1) / (sampled[-1] - sampled[0])
     assert len(sampled) >= 5 and 0.9 <= rate <= 1.1, f"sampled at {rate:.2f} fps: {sampled}"
 
