@@ -84,6 +84,8 @@ class FailoverPolicy:
     drain_timeout: how long a switch waits for the old link's last events.
     event_queue: events buffered for the consumer before links wait.
     carry_over: recent final commentary items handed to the next link.
+    replay_frames / replay_audio: the backlog replayed to the link taking over after a failure
+        (``failover_inputs``): sampled frames and audio chunks since the current link last answered.
     """
 
     open_timeout: float = 15.0
@@ -95,6 +97,8 @@ class FailoverPolicy:
     drain_timeout: float = 5.0
     event_queue: int = 1024
     carry_over: int = 6
+    replay_frames: int = 16
+    replay_audio: int = 600
 
     def __post_init__(self) -> None:
         if min(self.open_timeout, self.probe_base, self.drain_timeout, self.hedge_after) <= 0:
@@ -105,6 +109,8 @@ class FailoverPolicy:
             raise UsageError("probe_jitter must be in [0, 1], permanent_penalty >= 0")
         if self.event_queue < 1 or self.carry_over < 0:
             raise UsageError("event_queue must be >= 1 and carry_over >= 0")
+        if self.replay_frames < 1 or self.replay_audio < 0:
+            raise UsageError("replay_frames must be >= 1 and replay_audio >= 0")
 
     @property
     def probe(self) -> RetryPolicy:

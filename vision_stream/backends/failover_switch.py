@@ -46,7 +46,8 @@ class Switcher:
         self._lock = asyncio.Lock()  # one switch at a time
         self.current: ActiveLink | None = None
         self._switching = False
-        self.inputs = LinkInputs(policy.carry_over, receiver=self._receiver, on_failure=self._request_failover)
+        self.inputs = LinkInputs(policy.carry_over, receiver=self._receiver, on_failure=self._request_failover,
+                                 replay_frames=policy.replay_frames, replay_audio=policy.replay_audio)
         self._prober = Prober(self._health, self._probe_open, below=self._probe_limit)
         self._tasks: set[asyncio.Task[Any]] = set()  # switches and retiring closes
         self._finished = False  # close() is done with the links: no more switching or probing
@@ -177,6 +178,7 @@ class Switcher:
             if isinstance(payload, Commentary) and payload.final:
                 active.answered = True
                 self.inputs.commentary.append((event.media_time, payload.text))
+                self.inputs.settled(event.media_time)
                 self._health.note_healthy(active.index)  # it answers: probe backoff starts over
             await out.put_event(event)
         if active.failing:
@@ -231,8 +233,12 @@ class Switcher:
                 continue
             await self._announce(failed.name, self._links[index].name, "; ".join(reasons))
             active = ActiveLink(index, self._links[index].name, session)
-            self._begin(active)
-            await self.inputs.replay(active, unanswered=None if failed.answered else failed.last_prompt)
+            self._make_current(active)
+            active.pump = asyncio.create_task(self._pump(active), name=f"failover-pump-{active.name}")
+            # Still switching: inputs join the backlog, which the replay sends in order, then they flow.
+            await self.inputs.replay(active, unanswered=None if failed.answered else failed.last_prompt,
+                                     backlog=True)
+            self._switching = False
             self._prober.ensure()
             return
         self._make_current(None)
@@ -286,7 +292,7 @@ class Switcher:
             self._make_current(fresh)  # inputs go to the healthy link from now on
             self._switching = False  # (a failing current is replaced here instead)
             unanswered = current.last_prompt if current.failing and not current.answered else None
-            await self.inputs.replay(fresh, unanswered=unanswered)
+            await self.inputs.replay(fresh, unanswered=unanswered, backlog=False)
             # The old link finishes its running turn first (bounded): no turn lost, none duplicated.
             await self._retire(current, wait=True)
             await self._announce(current.name, name, f"{name} is healthy again")

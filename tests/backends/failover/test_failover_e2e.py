@@ -357,9 +357,11 @@ async def test_frames_arriving_while_switching_only_the_newest_is_forwarded_and_
             assert time.monotonic() < deadline + 3.0, "live never received a frame"
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.3)  # anything else sent would reach the emulator by now
-        assert videos() == [frames[-1].jpeg]  # only the newest
-        dropped = len(frames) - 1
-        assert chain.frames_dropped == dropped and chain.counters().frames_dropped == dropped
+        assert videos() == [frames[-1].jpeg]  # only the newest reaches the wire
+        # The chain replays its backlog (issue 15) and drops nothing itself; live's latest-wins
+        # outbox replaces the older replayed frames and counts them.
+        dropped = chain.counters().frames_dropped
+        assert chain.frames_dropped == 0 and dropped >= len(frames) - 1
         # The Stats the pipeline builds merge the backend's counters (Session.stats()).
         pipeline = Session(settings=settings, source=FileSource(clip, audio=AudioPolicy()), backend=backend,
                            sampling=SamplingPolicy(fps=2), limits=Limits(), paced=True, lossless=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -84,8 +85,8 @@ async def test_a_send_error_switches_down_once_with_the_error_as_reason() -> Non
         await chain.close()
     assert [(c.from_backend, c.to_backend, c.reason) for c in chain.changes()] == [("live", "rest", "live: link lost")]
     assert [f.media_time for f in live.sessions[0].frames] == [0.0]
-    # The frame that failed is the newest: the new link is shown it, then the next one.
-    assert [f.media_time for f in rest.sessions[0].frames] == [0.5, 1.0]
+    # The new link is shown the backlog (live never answered 0.0; 0.5 failed), then the next one.
+    assert [f.media_time for f in rest.sessions[0].frames] == [0.0, 0.5, 1.0]
     assert live.sessions[0].closed
 
 
@@ -103,10 +104,15 @@ async def test_events_ending_unasked_switch_down_once_with_the_last_error_as_rea
     assert [type(e.payload).__name__ for e in chain.events] == ["BackendChanged"]
 
 
-async def test_while_switching_only_the_newest_frame_reaches_the_new_link_and_drops_are_counted() -> None:
+@pytest.mark.parametrize(("replay_frames", "shown", "dropped"), [
+    (16, [0.0, 0.5, 1.0, 1.5, 2.0, 2.5], 0),  # the whole backlog, in order
+    (2, [2.0, 2.5], 3),  # the newest 2; 0.5-1.5 reached no link (0.0 reached live): dropped
+])
+async def test_while_switching_the_backlog_reaches_the_new_link_and_evictions_are_counted(
+        replay_frames: int, shown: list[float], dropped: int) -> None:
     live = FakeBackend("live", FakeOpen(raise_on_prompt=1, failure=DOWN))
     rest = FakeBackend("rest", FakeOpen(open_delay=50 * MS))  # a slow open: frames arrive mid-switch
-    chain = await open_chain(live, rest, policy=SLOW_PROBES)
+    chain = await open_chain(live, rest, policy=replace(SLOW_PROBES, replay_frames=replay_frames))
     try:
         await chain.session.send_frame(frame(0.0))
         await chain.session.prompt("", reason="cadence", media_time=0.0)  # live fails here
@@ -116,11 +122,11 @@ async def test_while_switching_only_the_newest_frame_reaches_the_new_link_and_dr
         await chain.until(what="the switch", predicate=lambda: chain.session.name == "rest")
     finally:
         await chain.close()
-    assert [f.media_time for f in rest.sessions[0].frames] == [2.5]  # only the newest
-    assert chain.session.frames_dropped == 4
+    assert [f.media_time for f in rest.sessions[0].frames] == shown
+    assert chain.session.frames_dropped == dropped
     counters = chain.session.counters()
-    assert isinstance(counters, BackendCounters) and counters.frames_dropped == 4
-    assert counters.frames_sent == 2  # one frame to live, one to rest: summed over the links
+    assert isinstance(counters, BackendCounters) and counters.frames_dropped == dropped
+    assert counters.frames_sent == 1 + len(shown)  # one frame to live, the replay to rest: summed over the links
 
 
 async def test_the_waiting_prompt_is_the_highest_ranked_and_is_asked_once_on_the_new_link() -> None:
