@@ -121,3 +121,27 @@ def test_a_bad_price_file_is_a_clear_usage_error(tmp_path: Path, text: str, need
         load_prices(path)
     with pytest.raises(InvalidInputError, match="cannot read the price file"):
         load_prices(tmp_path / "absent.toml")
+
+
+def test_emulator_token_model_rebills_the_context_each_turn_until_the_window_cuts() -> None:
+    """testing/live_usage: tiles by resolution, and every turn bills the whole context again."""
+    from vision_stream.testing.live_usage import ContextMeter, image_tokens
+
+    assert image_tokens(768, 432, "MEDIA_RESOLUTION_LOW") == 64
+    assert image_tokens(768, 432, "MEDIA_RESOLUTION_MEDIUM") == 258
+    assert image_tokens(1024, 576, "") == 2 * 258  # bigger than 768 px: more tiles
+    assert image_tokens(3008, 2000, "") == 4 * 3 * 258
+    meter = ContextMeter.from_setup({"contextWindowCompression": {"slidingWindow": {"targetTokens": "500"},
+                                                                 "triggerTokens": "1000"}})
+    prompts = []
+    for _ in range(6):
+        meter.add("VIDEO", 258)
+        usage_from = usage_from_metadata(meter.turn("a few words"))
+        prompts.append(usage_from.prompt)
+    assert prompts[:3] == [258, 258 * 2 + 38, 258 * 3 + 76]  # the answers (audio) join the context
+    assert max(prompts) <= 1000 + 258 and prompts[4] < prompts[3]  # the sliding window cut it
+    unbounded = ContextMeter.from_setup({})
+    for _ in range(10):
+        unbounded.add("VIDEO", 258)
+        unbounded.turn("x")
+    assert unbounded.total > 2580
