@@ -26,6 +26,8 @@ class BackendOptions:
     rest_url: base URL of the REST API (None: Google's).
     live_model / snapshot_model: model names; any name may be configured.
     rest_requests_per_minute: client-side REST rate limit (Gemini Flash free tier: 10).
+    stall_timeout: seconds Live may leave a prompt unanswered before the connection counts as
+        stalled (``--stall-timeout``; None: ``LiveTimeouts.response``).
     """
 
     api_key: Secret | None = None
@@ -34,6 +36,7 @@ class BackendOptions:
     live_model: str = DEFAULT_LIVE_MODEL
     snapshot_model: str = DEFAULT_SNAPSHOT_MODEL
     rest_requests_per_minute: float = 10.0
+    stall_timeout: float | None = None
 
 
 def resolve_name(name: str, options: BackendOptions) -> str:
@@ -101,11 +104,14 @@ def make_live_backend(options: BackendOptions, *, in_chain: bool = False) -> Bac
     from .gemini_live import GeminiLiveBackend, LiveSettings, LiveTimeouts, ReconnectPolicy
 
     key = options.api_key.reveal() if options.api_key else ""
+    stall = {} if options.stall_timeout is None else {"response": options.stall_timeout}
     if in_chain:
         # Measured against the emulator: a refused reconnect hands over to REST in ~0.1-0.3 s.
-        reconnect = ReconnectPolicy(max_attempts=2, base_backoff=0.25, max_backoff=1.0, quota_backoff=0.0)
-        timeouts = LiveTimeouts(connect=5.0, setup=5.0)
+        # One opening attempt: an unreachable Live costs one connect timeout (3 s), not two.
+        reconnect = ReconnectPolicy(max_attempts=2, open_attempts=1, base_backoff=0.25, max_backoff=1.0,
+                                    quota_backoff=0.0)
+        timeouts = LiveTimeouts(setup=5.0, **stall)
     else:
-        reconnect, timeouts = ReconnectPolicy(), LiveTimeouts()
+        reconnect, timeouts = ReconnectPolicy(), LiveTimeouts(**stall)
     return GeminiLiveBackend(LiveSettings(base_url=options.live_url, api_key=key, model=options.live_model,
                                           reconnect=reconnect, timeouts=timeouts))

@@ -13,6 +13,7 @@ from typing import Any
 
 from .. import __version__
 from ..backends.factory import BACKEND_NAMES, BackendOptions
+from ..backends.gemini_live.settings import LiveTimeouts
 from ..config import DEFAULT_COMMENTARY_INTERVAL, DEFAULT_LANGUAGE, Limits, SamplingPolicy
 from .render import LEGEND
 
@@ -46,6 +47,9 @@ def _add_analysis(p: argparse.ArgumentParser) -> None:
     g.add_argument("--rest-rpm", type=float,
                    help=f"client-side REST rate limit, requests/minute (default {d.rest_requests_per_minute:g}, "
                         "the Flash free tier)")
+    g.add_argument("--stall-timeout", type=float, metavar="SECONDS",
+                   help=f"seconds Live may leave a prompt unanswered before it counts as stalled: a retryable "
+                        f"error event, then a reconnect that asks again (default {LiveTimeouts().response:g})")
 
 
 def _add_limits(p: argparse.ArgumentParser) -> None:

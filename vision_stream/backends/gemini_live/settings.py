@@ -30,10 +30,17 @@ from .endings import Ending, is_quota_ending
 class LiveTimeouts:
     """Timeouts of the Live driver, seconds.
 
-    connect: TCP + TLS + WebSocket upgrade.
+    connect: TCP + TLS + WebSocket upgrade (websockets' ``open_timeout``):
+        seconds, so an unreachable Google (dropped SYNs, a proxy that never
+        answers) fails the attempt quickly and the failover chain moves on.
     setup: from sending ``setup`` to ``setupComplete``.
-    response: silence from the server while we wait for it (a prompt or tool
-        turn outstanding) after which the connection counts as stalled.
+    response: the stall timeout (``--stall-timeout``): silence from the server
+        while we wait for it (a prompt or tool turn outstanding), counted from
+        the prompt or the last server frame, after which the connection counts
+        as stalled: a retryable ``stalled`` error event, then a reconnect that
+        asks the unanswered prompt again. A Live answer normally starts within
+        1-2 s, so 8 s is well past a slow turn and far from the 30 s a user
+        waited before.
     close: waiting for the closing handshake.
     ping_interval / ping_timeout: WebSocket keepalive. The timeout is generous
         on purpose: websockets closes with 1011 itself when a pong is late, and a
@@ -42,9 +49,9 @@ class LiveTimeouts:
     close_flush: how long ``close()`` waits for the final turn to finish.
     """
 
-    connect: float = 10.0
+    connect: float = 3.0
     setup: float = 10.0
-    response: float = 30.0
+    response: float = 8.0
     close: float = 2.0
     ping_interval: float | None = 20.0
     ping_timeout: float | None = 60.0

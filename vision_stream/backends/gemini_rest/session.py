@@ -114,6 +114,7 @@ class RestSession:
         self.prompt_tokens = 0
         self.response_tokens = 0
         self.turns_answered = 0
+        self._held = False  # a 429 was reported and no request has succeeded since
         self._worker = asyncio.create_task(self._work(), name=f"rest-session-{session.session_id}")
 
     @property
@@ -220,10 +221,14 @@ class RestSession:
                 if text:
                     await self._emit(Commentary(text, final=False, turn_id=turn_id, backend=NAME), when)
 
+        async def on_rate_limited(failure: BackendError, delay: float) -> None:
+            await self._report_hold(delay, when)
+
         # A retried attempt starts its text over (same turn id, so its partials replace the old ones).
         reply = await self._client.generate(self.model, body, stream=self.settings.stream,
                                             on_chunk=on_chunk if self.settings.stream else None,
-                                            on_retry=so_far.clear)
+                                            on_retry=so_far.clear, on_rate_limited=on_rate_limited)
+        self._held = False
         self.prompt_tokens += reply.prompt_tokens
         self.response_tokens += reply.response_tokens
         if reply.blocked:
@@ -234,6 +239,17 @@ class RestSession:
             self.turns_answered += 1
             self._summary.add(text, when)
             await self._emit(Commentary(text, final=True, turn_id=turn_id, backend=NAME), when)
+
+    async def _report_hold(self, delay: float, when: float | None) -> None:
+        """A 429 holds the session: one retryable ``rate_limited`` error event per hold (the
+        first 429 until a request succeeds, not one per retry), with the server's delay, the
+        moment it arrives: otherwise the user sees only commentary arriving late."""
+        if self._held:
+            return
+        self._held = True
+        message = (f"Gemini REST is rate limited (HTTP 429): the server asks to wait {delay:.1f} s; "
+                   "analysis resumes after it")
+        await self._emit(ErrorEvent("rate_limited", message, retryable=True), when)
 
     # ---- close ---------------------------------------------------------------------------
 

@@ -51,10 +51,12 @@ class RestRetryPolicy:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RestTimeouts:
-    """Seconds. ``read`` is the longest silence inside a response (a stalled stream);
-    ``request`` bounds one whole attempt; ``close`` bounds ``close()`` flushing."""
+    """Seconds. ``connect`` bounds TCP + TLS, and the reachability check of ``open()``
+    (an unreachable Google fails a session's start within it, so the failover chain
+    moves on at once); ``read`` is the longest silence inside a response (a stalled
+    stream); ``request`` bounds one whole attempt; ``close`` bounds ``close()`` flushing."""
 
-    connect: float = 10.0
+    connect: float = 3.0
     read: float = 30.0
     write: float = 30.0
     request: float = 120.0
