@@ -3,12 +3,17 @@ with SDK schema checks on exit (its fixture, ``live_emulator``, is in tests/back
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import json
 import re
+import ssl
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -97,6 +102,39 @@ def validate_server_json(text: str | bytes) -> None:
     sdk_types().LiveServerMessage.model_validate_json(text)
 
 
+def loopback_tls() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server, client) TLS contexts for 127.0.0.1: a fresh self-signed certificate the client trusts.
+
+    For clients that always use TLS, such as the official SDK's Live connect (it
+    turns any base URL into ``wss://``).
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with tempfile.TemporaryDirectory() as folder:  # load_cert_chain reads files only
+        cert_file, key_file = Path(folder) / "cert.pem", Path(folder) / "key.pem"
+        cert_file.write_bytes(cert_pem)
+        key_file.write_bytes(key_pem)
+        server.load_cert_chain(cert_file, key_file)
+    client = ssl.create_default_context(cadata=cert_pem.decode())
+    return server, client
+
+
 def fast_settings(url: str, **overrides: object) -> LiveSettings:
     """Client settings with test-sized timeouts and backoff."""
     base = LiveSettings(
@@ -116,10 +154,12 @@ def session_settings(**overrides: object) -> SessionSettings:
 
 
 @asynccontextmanager
-async def checked_emulator(knobs: EmulatorKnobs | None = None, *, strict: bool = True) -> AsyncIterator[LiveEmulator]:
+async def checked_emulator(knobs: EmulatorKnobs | None = None, *, strict: bool = True,
+                           **options: Any) -> AsyncIterator[LiveEmulator]:
     """A running Live emulator; on exit (``strict``) every client message it received and
-    every answer it sent validate against google-genai's schema."""
-    emulator = LiveEmulator(knobs or EmulatorKnobs(api_keys=(API_KEY,)))
+    every answer it sent validate against google-genai's schema. ``options``: LiveEmulator's
+    keyword arguments (``tokens=``, ``tls=``)."""
+    emulator = LiveEmulator(knobs or EmulatorKnobs(api_keys=(API_KEY,)), **options)
     async with emulator:
         yield emulator
     if strict:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ..errors import UsageError
 from ..redact import Secret
 from .base import Backend
-from .gemini_api import DEFAULT_LIVE_MODEL, DEFAULT_SNAPSHOT_MODEL
+from .gemini_api import API_VERSION, DEFAULT_LIVE_MODEL, DEFAULT_SNAPSHOT_MODEL
 
 if TYPE_CHECKING:
     from .gemini_rest import GeminiRestBackend
@@ -26,8 +26,11 @@ class BackendOptions:
     rest_url: base URL of the REST API (None: Google's).
     live_model / snapshot_model: model names; any name may be configured.
     rest_requests_per_minute: client-side REST rate limit (Gemini Flash free tier: 10).
+    api_version: the Gemini API version of Live, REST and the models list alike (``--api-version``).
     stall_timeout: seconds Live may leave a prompt unanswered before the connection counts as
         stalled (``--stall-timeout``; None: ``LiveTimeouts.response``).
+    keepalive: seconds of client quiet after which Live sends an application keepalive
+        (``--keepalive``; 0: off; None: ``LiveSettings.keepalive_interval``).
     """
 
     api_key: Secret | None = None
@@ -36,7 +39,9 @@ class BackendOptions:
     live_model: str = DEFAULT_LIVE_MODEL
     snapshot_model: str = DEFAULT_SNAPSHOT_MODEL
     rest_requests_per_minute: float = 10.0
+    api_version: str = API_VERSION
     stall_timeout: float | None = None
+    keepalive: float | None = None
 
 
 def resolve_name(name: str, options: BackendOptions) -> str:
@@ -89,7 +94,8 @@ def make_rest_backend(options: BackendOptions) -> GeminiRestBackend:
 
     key = options.api_key.reveal() if options.api_key else ""
     return GeminiRestBackend(RestSettings(base_url=options.rest_url, api_key=key, model=options.snapshot_model,
-                                          requests_per_minute=options.rest_requests_per_minute))
+                                          requests_per_minute=options.rest_requests_per_minute,
+                                          api_version=options.api_version))
 
 
 def make_live_backend(options: BackendOptions, *, in_chain: bool = False) -> Backend:
@@ -113,5 +119,8 @@ def make_live_backend(options: BackendOptions, *, in_chain: bool = False) -> Bac
         timeouts = LiveTimeouts(setup=5.0, **stall)
     else:
         reconnect, timeouts = ReconnectPolicy(), LiveTimeouts(**stall)
-    return GeminiLiveBackend(LiveSettings(base_url=options.live_url, api_key=key, model=options.live_model,
-                                          reconnect=reconnect, timeouts=timeouts))
+    settings = LiveSettings(base_url=options.live_url, api_key=key, model=options.live_model,
+                            api_version=options.api_version, reconnect=reconnect, timeouts=timeouts)
+    if options.keepalive is not None:
+        settings = replace(settings, keepalive_interval=options.keepalive)
+    return GeminiLiveBackend(settings)

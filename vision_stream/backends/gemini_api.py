@@ -13,23 +13,36 @@ import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
+from ..errors import UsageError
+
 __all__ = [
     "API_KEY_HEADER",
     "API_VERSION",
+    "API_VERSIONS",
     "DEFAULT_LIVE_MODEL",
     "DEFAULT_SNAPSHOT_MODEL",
+    "EPHEMERAL_TOKEN_PREFIX",
     "GEMINI_REST_BASE",
     "GEMINI_WS_BASE",
     "MEDIA_RESOLUTIONS",
     "api_key_headers",
     "bare_model_id",
+    "check_api_version",
     "http_base",
+    "live_ws_path",
     "parse_duration",
 ]
 
 GEMINI_REST_BASE = "https://generativelanguage.googleapis.com"
 GEMINI_WS_BASE = "wss://generativelanguage.googleapis.com"
-API_VERSION = "v1beta"
+# The versions Google serves the Gemini API on (Live, REST and the models list alike).
+API_VERSIONS = ("v1", "v1beta", "v1alpha")
+# The official SDK's default for the Developer API: google-genai 3.6.1,
+# google/genai/_api_client.py ``GOOGLE_AI_API_DEFAULT_VERSION = 'v1'`` (used when
+# neither ``HttpOptions.api_version`` nor GOOGLE_GENAI_API_VERSION is set).
+API_VERSION = "v1"
+# Ephemeral tokens are named ``auth_tokens/<id>`` (``POST /v1alpha/auth_tokens``).
+EPHEMERAL_TOKEN_PREFIX = "auth_tokens/"
 DEFAULT_LIVE_MODEL = "gemini-3.8-live"
 DEFAULT_SNAPSHOT_MODEL = "gemini-flash-latest"  # an alias that follows the newest Flash (LIVE_API.md §2)
 MEDIA_RESOLUTIONS = ("MEDIA_RESOLUTION_LOW", "MEDIA_RESOLUTION_MEDIUM", "MEDIA_RESOLUTION_HIGH")
@@ -40,6 +53,28 @@ API_KEY_HEADER = "x-goog-api-key"
 def api_key_headers(api_key: str) -> dict[str, str]:
     """The request headers that carry ``api_key`` (none when it is empty). Never log these."""
     return {API_KEY_HEADER: api_key} if api_key else {}
+
+
+def check_api_version(version: str) -> str:
+    """``version`` when Google serves it, else a ``UsageError`` naming the setting and the choices.
+
+    One check for the Live settings, the REST settings and the models list: a
+    wrong version would otherwise show up only as an HTTP 404 at the first call.
+    """
+    if version not in API_VERSIONS:
+        raise UsageError(f"api_version (--api-version) must be one of {', '.join(API_VERSIONS)}, "
+                         f"got {version[:40]!r}")
+    return version
+
+
+def live_ws_path(version: str, *, constrained: bool = False) -> str:
+    """The Live WebSocket path for ``version``, as the official SDK builds it (google/genai/live.py).
+
+    ``constrained`` is ``BidiGenerateContentConstrained``, the method that accepts
+    an ephemeral token (``Authorization: Token auth_tokens/...``) instead of a key.
+    """
+    method = "BidiGenerateContentConstrained" if constrained else "BidiGenerateContent"
+    return f"/ws/google.ai.generativelanguage.{version}.GenerativeService.{method}"
 
 
 def bare_model_id(name: str) -> str:

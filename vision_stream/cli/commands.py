@@ -183,7 +183,7 @@ def _service_config(args: argparse.Namespace, options: BackendOptions) -> Servic
 
 
 async def cmd_models(args: argparse.Namespace, options: BackendOptions) -> int:
-    """``GET /v1beta/models``: which models speak Live (bidiGenerateContent) and which REST."""
+    """``GET /{api_version}/models``: which models speak Live (bidiGenerateContent) and which REST."""
     from ..backends.gemini_api import http_base
     from ..backends.gemini_rest import RestSettings, list_models
 
@@ -191,7 +191,8 @@ async def cmd_models(args: argparse.Namespace, options: BackendOptions) -> int:
         raise UsageError("listing models needs an API key (set GEMINI_API_KEY or GOOGLE_API_KEY)")
     # The listing lives on the REST host (Google serves both APIs from one host).
     url = options.rest_url or options.live_url
-    settings = RestSettings(base_url=http_base(url) if url else None, api_key=options.api_key.reveal())
+    settings = RestSettings(base_url=http_base(url) if url else None, api_key=options.api_key.reveal(),
+                            api_version=options.api_version)
     for model in await list_models(settings):
         methods = set(model.supported_generation_methods)
         kind = "live" if model.live else "rest" if "generateContent" in methods else "other"

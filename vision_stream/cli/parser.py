@@ -13,6 +13,7 @@ from typing import Any
 
 from .. import __version__
 from ..backends.factory import BACKEND_NAMES, BackendOptions
+from ..backends.gemini_api import API_VERSIONS
 from ..backends.gemini_live.settings import LiveTimeouts
 from ..config import DEFAULT_COMMENTARY_INTERVAL, DEFAULT_LANGUAGE, Limits, SamplingPolicy
 from .render import LEGEND
@@ -50,6 +51,13 @@ def _add_analysis(p: argparse.ArgumentParser) -> None:
     g.add_argument("--stall-timeout", type=float, metavar="SECONDS",
                    help=f"seconds Live may leave a prompt unanswered before it counts as stalled: a retryable "
                         f"error event, then a reconnect that asks again (default {LiveTimeouts().response:g})")
+    _add_api_version(g)
+
+
+def _add_api_version(g: Any) -> None:
+    g.add_argument("--api-version", choices=API_VERSIONS,
+                   help=f"Gemini API version for Live, REST and the models list (default "
+                        f"{BackendOptions().api_version}, the official SDK's)")
 
 
 def _add_limits(p: argparse.ArgumentParser) -> None:
@@ -229,4 +237,5 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--live-url", default=None, help="Live API base URL (env VISION_STREAM_LIVE_URL)")
     p.add_argument("--rest-url", default=None, help="REST API base URL (env VISION_STREAM_REST_URL)")
     p.add_argument("--all", action="store_true", help="also models that neither generate content nor speak Live")
+    _add_api_version(p)
     return parser

@@ -23,6 +23,7 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
+from .auth_tokens import AuthTokens
 from .live_emulator import LiveEmulator
 from .live_knobs import EmulatorKnobs
 from .rest_emulator import RestEmulator
@@ -54,8 +55,9 @@ async def serve_from_cli(host: str, port: int, faults: list[str]) -> None:
         from ..errors import UsageError
 
         raise UsageError(f"bad emulator knob: {exc}") from None
-    async with LiveEmulator(live_knobs, host=host, port=port) as live, RestEmulator(
-        rest_knobs, host=host, port=port + 1 if port else 0
+    tokens = AuthTokens()  # minted on the REST half (POST /v1alpha/auth_tokens), spent on the Live half
+    async with LiveEmulator(live_knobs, host=host, port=port, tokens=tokens) as live, RestEmulator(
+        rest_knobs, host=host, port=port + 1 if port else 0, tokens=tokens
     ) as rest:
         print(f"Gemini Live emulator on {live.url}  (--live-url {live.url})", flush=True)
         print(f"Gemini REST emulator on {rest.url}  (--rest-url {rest.url})", flush=True)

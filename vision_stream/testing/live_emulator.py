@@ -16,11 +16,24 @@ get a ``goAway`` and are closed after their lifetime; audio+video sessions
 without compression end after their (scalable) limit. Faults are injected
 through :class:`~vision_stream.testing.live_knobs.EmulatorKnobs`.
 
+Paths: every API version Google serves (``v1``, the official SDK's default,
+``v1beta``, ``v1alpha``) for ``BidiGenerateContent`` (API key:
+``x-goog-api-key`` or ``?key=``) and ``BidiGenerateContentConstrained``
+(ephemeral token: ``Authorization: Token auth_tokens/...`` or
+``?access_token=auth_tokens/...``, minted by the REST half's
+``POST /v1alpha/auth_tokens``, :mod:`.auth_tokens`); Vertex's
+``LlmBidiService`` on ``v1beta1``/``v1``. Any other path answers Google's
+front-end 404 page before the upgrade. A token on the plain method is no key:
+the connection is accepted, then closed 1008 "Method doesn't allow
+unregistered callers ..." (the close reason users of ``?access_token=`` on
+the wrong method report, cut to 123 bytes by the close frame).
+
 Emulator choices where Google's exact behaviour is unknown: an unknown or
 expired resumption handle closes 1007 "Request contains an invalid
 argument."; the session-length limit closes 1000 "Session time limit
-exceeded." and invalidates the session's handles; the emulator never answers
-speech on its own (it answers prompts only).
+exceeded." and invalidates the session's handles; an invalid, expired,
+spent or model-locked ephemeral token closes 1008 with a reason saying which;
+the emulator never answers speech on its own (it answers prompts only).
 
 Every client message is recorded (``received``) for schema tests.
 """
@@ -35,12 +48,15 @@ import json
 import logging
 import math
 import secrets
+import ssl
 import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from html import escape
 from http import HTTPStatus
-from typing import Any
+from typing import Any, NamedTuple
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 from websockets.asyncio.server import ServerConnection, serve
@@ -50,6 +66,7 @@ from websockets.http11 import Request, Response
 
 from ..events import Detection
 from ..redact import RedactingLogger
+from .auth_tokens import AuthTokens, TokenRefused
 from .emulator_base import EmulatorServer, Listening, proto_duration
 from .live_catalogue import EmulatedModel, find_model
 from .live_knobs import EmulatorKnobs, Fault
@@ -61,6 +78,7 @@ from .live_validation import (
     ClientMessage,
     Reject,
     audio_rate,
+    camel,
     close_reason,
     model_not_found,
     parse_client_frame,
@@ -69,10 +87,37 @@ from .live_validation import (
 log = logging.getLogger("vision_stream.testing.live_emulator")
 
 GEMINI_PATH = "/ws/google.ai.generativelanguage.{version}.GenerativeService.BidiGenerateContent"
+CONSTRAINED_PATH = GEMINI_PATH + "Constrained"
 VERTEX_PATH = "/ws/google.cloud.aiplatform.{version}.LlmBidiService/BidiGenerateContent"
-PATHS = {GEMINI_PATH.format(version=v): v for v in ("v1beta", "v1alpha")} | {
-    VERTEX_PATH.format(version=v): v for v in ("v1beta1", "v1")
-}
+GEMINI_VERSIONS = ("v1", "v1beta", "v1alpha")
+VERTEX_VERSIONS = ("v1beta1", "v1")
+
+
+class Route(NamedTuple):
+    """What a WebSocket path names: the API (``gemini`` or ``vertex``), its version, and
+    whether it is the ephemeral-token method (``BidiGenerateContentConstrained``)."""
+
+    api: str
+    version: str
+    constrained: bool = False
+
+
+PATHS: dict[str, Route] = (
+    {GEMINI_PATH.format(version=v): Route("gemini", v) for v in GEMINI_VERSIONS}
+    | {CONSTRAINED_PATH.format(version=v): Route("gemini", v, True) for v in GEMINI_VERSIONS}
+    | {VERTEX_PATH.format(version=v): Route("vertex", v) for v in VERTEX_VERSIONS}
+)
+# Google's front end answers a path it does not serve (an unknown API version,
+# a misspelt method) with this page, HTTP 404, before any WebSocket upgrade.
+NOT_FOUND_PAGE = """<!DOCTYPE html>
+<html lang=en>
+  <meta charset=utf-8>
+  <meta name=viewport content="initial-scale=1, minimum-scale=1, width=device-width">
+  <title>Error 404 (Not Found)!!1</title>
+  <a href=//www.google.com/><span id=logo aria-label=Google></span></a>
+  <p><b>404.</b> <ins>That’s an error.</ins>
+  <p>The requested URL <code>{path}</code> was not found on this server.  <ins>That’s all we know.</ins>
+"""
 OUT_RATE = 24000  # Hz: model speech (LIVE_API.md "Media")
 TOKENS_PER_FRAME = {"MEDIA_RESOLUTION_LOW": 64, "MEDIA_RESOLUTION_MEDIUM": 256, "MEDIA_RESOLUTION_HIGH": 256}
 AUDIO_TOKENS_PER_SECOND = 32
@@ -199,15 +244,22 @@ class LiveEmulator(EmulatorServer):
 
     scheme = "ws"  # the client appends the standard path
 
-    def __init__(self, knobs: EmulatorKnobs | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, knobs: EmulatorKnobs | None = None, *, host: str = "127.0.0.1", port: int = 0,
+                 tokens: AuthTokens | None = None, tls: ssl.SSLContext | None = None) -> None:
         super().__init__(host=host, port=port)
         self.knobs = knobs or EmulatorKnobs()
+        # A server TLS context serves wss://: the official SDK always connects with TLS
+        # (google/genai/_api_client.py ``_websocket_base_url`` forces the scheme to wss).
+        self.tls = tls
+        # Ephemeral tokens, shared with the REST emulator that mints them.
+        self.tokens = tokens if tokens is not None else AuthTokens()
         self.received: deque[ReceivedMessage] = deque(maxlen=self.knobs.record_limit)
         self.sent: deque[str] = deque(maxlen=self.knobs.record_limit)  # server JSON texts
         self.connections: list[ConnectionRecord] = []
         self.sessions: dict[str, EmulatedSession] = {}
         self.handles: dict[str, EmulatedSession] = {}
         self.upgrade_attempts = 0
+        self.toolcall_fault_fired = False  # ``toolcall_then`` strikes once per emulator
         self._session_ids = itertools.count(1)
         self._handlers: set[asyncio.Task[Any]] = set()
 
@@ -219,6 +271,7 @@ class LiveEmulator(EmulatorServer):
             self.host,
             self._port,
             process_request=self._process_request,
+            ssl=self.tls,
             max_size=32 * 1024 * 1024,
             max_queue=self.knobs.max_queue,
             ping_interval=None,  # the client keeps the connection alive
@@ -226,16 +279,27 @@ class LiveEmulator(EmulatorServer):
             logger=RedactingLogger(logging.getLogger("vision_stream.testing.live_emulator.ws")),
         )
 
+    @property
+    def url(self) -> str:
+        """``ws://host:port``, or ``wss://`` when serving TLS (clients append the API's path)."""
+        return f"{'wss' if self.tls else 'ws'}://{self.host}:{self.port}"
+
     # ---- inspection helpers --------------------------------------------------------------
 
     def client_messages(self, kind: str | None = None) -> list[dict[str, Any]]:
-        """Recorded client messages as JSON objects (optionally only those with top-level ``kind``)."""
+        """Recorded client messages as JSON objects (optionally only those with top-level ``kind``).
+
+        Top-level keys are camelCased, as the server reads them: the official SDK
+        sends ``tool_response`` (google/genai/live.py ``send_tool_response``).
+        """
         out = []
         for message in self.received:
             try:
                 obj = json.loads(message.text)
             except json.JSONDecodeError:
                 continue
+            if isinstance(obj, dict):
+                obj = {camel(key): value for key, value in obj.items()}
             if kind is None or (isinstance(obj, dict) and kind in obj):
                 out.append(obj)
         return out
@@ -248,8 +312,12 @@ class LiveEmulator(EmulatorServer):
         if knobs.refuse_status is not None and (knobs.refuse_count == 0 or self.upgrade_attempts <= knobs.refuse_count):
             status = HTTPStatus(knobs.refuse_status)
             return connection.respond(status, f"{status.phrase}\n")
-        if request.path.split("?", 1)[0] not in PATHS:
-            return connection.respond(HTTPStatus.NOT_FOUND, "Not Found\n")
+        path = request.path.split("?", 1)[0]
+        if path not in PATHS:
+            response = connection.respond(HTTPStatus.NOT_FOUND, NOT_FOUND_PAGE.format(path=escape(path[:200])))
+            del response.headers["Content-Type"]  # websockets' respond() writes text/plain
+            response.headers["Content-Type"] = "text/html; charset=UTF-8"
+            return response
         return None
 
     # ---- one connection ------------------------------------------------------------------
@@ -287,19 +355,25 @@ class _EmulatorConnection:
         self.record = record
         self.knobs = emulator.knobs
         self.session: EmulatedSession | None = None
-        self.api_version = PATHS.get(record.path.split("?", 1)[0], "v1beta")
+        self.route = PATHS.get(record.path.split("?", 1)[0], Route("gemini", "v1beta"))
+        self.api_version = self.route.version
         self._send_lock = asyncio.Lock()
         self._stalled = False
         self._turn: asyncio.Task[None] | None = None
         self._tool_waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._setup_at = 0.0
         self._go_away_sent = False
+        self._blocking: frozenset[str] = frozenset()  # declared functions the model waits for
+        self._last_client_at = time.monotonic()  # the last client message (idle_reap)
+        self._tasks: list[asyncio.Task[None]] = []  # closers started by faults
 
     async def run(self) -> None:
         timers: list[asyncio.Task[None]] = []
         try:
             await self._setup()
             timers.append(asyncio.create_task(self._lifetime()))
+            if self.knobs.idle_reap:
+                timers.append(asyncio.create_task(self._idle_reaper()))
             for fault in self.knobs.faults:
                 if fault.applies_to(self.record.number):
                     timers.append(asyncio.create_task(self._fault(fault)))
@@ -309,10 +383,10 @@ class _EmulatorConnection:
         except ConnectionClosed:
             pass
         finally:
-            for task in [*timers, self._turn]:
+            for task in [*timers, *self._tasks, self._turn]:
                 if task is not None:
                     task.cancel()
-            for task in [*timers, self._turn]:
+            for task in [*timers, *self._tasks, self._turn]:
                 if task is not None:
                     with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                         await task
@@ -323,6 +397,7 @@ class _EmulatorConnection:
         if self.knobs.read_delay:
             await asyncio.sleep(self.knobs.read_delay)
         frame = await self.ws.recv()
+        self._last_client_at = time.monotonic()
         text = frame if isinstance(frame, str) else frame.decode("utf-8", errors="replace")
         self.emu.received.append(ReceivedMessage(self.record.number, text, binary=isinstance(frame, bytes)))
         return frame
@@ -354,21 +429,42 @@ class _EmulatorConnection:
     # ---- setup ---------------------------------------------------------------------------
 
     def _credential_error(self) -> Reject | None:
+        """Whether the upgrade carried the credential its method needs (the token itself is
+        spent in :meth:`_redeem_token`, once setup says whether this is a resumption)."""
         assert self.ws.request is not None
         headers: Headers = self.ws.request.headers
-        if self.api_version.startswith("v1beta1") or self.api_version == "v1":  # Vertex AI
+        query = parse_qs(urlsplit(self.record.path).query)
+        if self.route.api == "vertex":
             token = headers.get("Authorization", "")
             if not token.startswith("Bearer ") or not token[7:].strip():
                 return Reject(1008, NO_KEY, "missing bearer token")
             return None
-        key = headers.get("x-goog-api-key", "")
-        if not key and "key=" in self.record.path:
-            key = self.record.path.split("key=", 1)[1].split("&", 1)[0]
+        if self.route.constrained:
+            return None if self._ephemeral_token() else Reject(1008, NO_KEY, "no ephemeral token")
+        # The plain method takes an API key only: a token (header or ?access_token=) is no key.
+        key = headers.get("x-goog-api-key", "") or (query.get("key") or [""])[0]
         if not key:
             return Reject(1008, NO_KEY, "no API key")
         if self.knobs.api_keys and key not in self.knobs.api_keys:
             return Reject(1007, BAD_KEY, "API key not accepted")
         return None
+
+    def _ephemeral_token(self) -> str:
+        """The token of a Constrained upgrade: ``Authorization: Token ...`` (the SDKs' way) or
+        ``?access_token=`` (browsers, which cannot set upgrade headers)."""
+        assert self.ws.request is not None
+        header = self.ws.request.headers.get("Authorization", "")
+        if header.startswith("Token ") and header[6:].strip():
+            return header[6:].strip()
+        return (parse_qs(urlsplit(self.record.path).query).get("access_token") or [""])[0]
+
+    def _redeem_token(self, model: str, *, resumption: bool) -> None:
+        if not self.route.constrained:
+            return
+        try:
+            self.emu.tokens.redeem(self._ephemeral_token(), model=model, new_session=not resumption)
+        except TokenRefused as refused:
+            raise Reject(1008, str(refused), "ephemeral token refused") from None
 
     async def _setup(self) -> None:
         frame = await self._recv()
@@ -402,6 +498,7 @@ class _EmulatorConnection:
         compression = setup.get("contextWindowCompression")
         if compression is not None and "slidingWindow" not in compression:
             raise Reject(1007, INVALID_ARGUMENT, "contextWindowCompression without slidingWindow")
+        self._redeem_token(model_name, resumption=bool(handle))
         if handle:
             session = self.emu.handles.get(handle)
             if session is None or session.ended or session.model is not model:
@@ -424,6 +521,8 @@ class _EmulatorConnection:
         self._setup_at = time.monotonic()
         if resumption is not None:
             await self._issue_handle()
+        if handle and self.knobs.reissue_calls and session.unanswered:
+            await self._call(list(session.unanswered.values()))  # the same ids, again
 
     async def _issue_handle(self) -> None:
         assert self.session is not None
@@ -502,6 +601,9 @@ class _EmulatorConnection:
         data: bytes = blob.get("data") or b""
         if len(data) % 2:
             raise Reject(1007, INVALID_ARGUMENT, "PCM16 audio with an odd byte count")
+        if any(name in self._blocking for name in self._pending_calls()):
+            # Streaming audio while a BLOCKING call is pending (LIVE_API.md "Server messages").
+            raise Reject(1008, "The operation was aborted", "audio while a BLOCKING call is pending")
         seconds = len(data) / 2 / rate
         session.audio_seconds += seconds
         session.audio_seconds_since_turn += seconds
@@ -552,7 +654,7 @@ class _EmulatorConnection:
         await self._send({"sessionResumptionUpdate": {}})
         text, detections = await asyncio.to_thread(_describe, frames)
         # Only new frames can hold a new event; the recent window was reported already.
-        if detections and frame_count and "report_event" in session.tools:
+        if detections and frame_count and self.knobs.call_function in session.tools:
             await self._report(detections[:3])
         words = text.split()
         for index in range(0, len(words), 4):
@@ -599,17 +701,13 @@ class _EmulatorConnection:
         await self._issue_handle()
 
     async def _report(self, detections: Sequence[Detection]) -> None:
-        loop = asyncio.get_running_loop()
         calls: list[dict[str, Any]] = []
-        call_ids: list[str] = []
         for detection in detections:
             call_id = f"function-call-{secrets.randbelow(10**19)}"
-            call_ids.append(call_id)
-            self._tool_waiters[call_id] = loop.create_future()
             calls.append(
                 {
                     "id": call_id,
-                    "name": "report_event",
+                    "name": self.knobs.call_function,
                     "args": {
                         "label": detection.label,
                         "description": detection.description,
@@ -618,16 +716,65 @@ class _EmulatorConnection:
                     },
                 }
             )
-        await self._send({"toolCall": {"functionCalls": calls}})
-        waiters = [self._tool_waiters[call_id] for call_id in call_ids]
+        waiters = await self._call(calls)
+        await self._toolcall_fault()
         try:
             async with asyncio.timeout(self.knobs.tool_timeout):
                 await asyncio.gather(*waiters)
         except TimeoutError:
             log.info("emulator: no toolResponse within %.1f s; going on", self.knobs.tool_timeout)
         finally:
-            for call_id in call_ids:
-                self._tool_waiters.pop(call_id, None)
+            for call in calls:
+                self._tool_waiters.pop(call["id"], None)
+
+    async def _call(self, calls: list[dict[str, Any]]) -> list[asyncio.Future[dict[str, Any]]]:
+        """Send one ``toolCall``; the session owes answers to its calls until they come
+        (on this connection or, re-issued, a later one). Returns their waiters."""
+        assert self.session is not None
+        loop = asyncio.get_running_loop()
+        waiters = []
+        for call in calls:
+            self.session.unanswered[call["id"]] = call
+            waiters.append(self._tool_waiters.setdefault(call["id"], loop.create_future()))
+        await self._send({"toolCall": {"functionCalls": calls}})
+        return waiters
+
+    def _pending_calls(self) -> list[str]:
+        """Names of the calls on this connection still awaiting their answer."""
+        assert self.session is not None
+        unanswered = self.session.unanswered
+        return [unanswered[i]["name"] for i, w in self._tool_waiters.items() if not w.done() and i in unanswered]
+
+    async def _toolcall_fault(self) -> None:
+        """``toolcall_then``: the fault right after the emulator's first toolCall."""
+        kind = self.knobs.toolcall_then
+        if not kind or self.emu.toolcall_fault_fired:
+            return
+        self.emu.toolcall_fault_fired = True
+        log.info("emulator: toolCall then %s on connection %d", kind, self.record.number)
+        if kind == "goaway":
+            await self._go_away()
+            self._tasks.append(asyncio.create_task(self._close_after(self.knobs.notice, "goAway after a toolCall")))
+        elif kind == "1011":
+            await self._close(1011, "Internal error encountered.", "toolCall then 1011")
+        else:
+            self.record.close_code, self.record.close_detail = 1006, "toolCall then TCP drop"
+            self.ws.transport.abort()
+
+    async def _close_after(self, seconds: float, detail: str) -> None:
+        await asyncio.sleep(seconds)
+        await self._close(1000, "", detail)
+
+    async def _idle_reaper(self) -> None:
+        """``idle_reap``: a middlebox dropping a connection that looks idle (no close frame)."""
+        while True:
+            quiet = time.monotonic() - self._last_client_at
+            if quiet >= self.knobs.idle_reap:
+                self.record.close_code, self.record.close_detail = 1006, f"idle for {quiet:.1f} s: reaped"
+                log.info("emulator reaps idle connection %d", self.record.number)
+                self.ws.transport.abort()
+                return
+            await asyncio.sleep(self.knobs.idle_reap - quiet)
 
     # ---- timers and faults ---------------------------------------------------------------
 

@@ -10,6 +10,12 @@ Serves (LIVE_API.md §2, to the letter):
   text delta; the last one has ``finishReason``.
 - ``GET /{v}/models``: the models list (Live models with ``bidiGenerateContent``,
   REST models with ``generateContent``), paged with ``pageSize``/``pageToken``.
+- ``POST /v1alpha/auth_tokens``: mints an ephemeral token for the Live half
+  (:mod:`.auth_tokens`; ``uses``, ``expireTime``, ``newSessionExpireTime``);
+  like Google, only on ``v1alpha``, and only with an API key.
+
+``{v}`` is any version Google serves: ``v1`` (the official SDK's default),
+``v1beta``, ``v1alpha``; any other path answers 404 ``NOT_FOUND``.
 
 Answers describe the images actually sent (the offline analyzer's
 ``describe_jpegs``). Auth: ``x-goog-api-key`` (``?key=`` accepted, as Google
@@ -42,6 +48,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import h11
 
+from .auth_tokens import AuthTokens, TokenRefused
 from .emulator_base import EmulatorServer, Listening, proto_duration
 from .live_catalogue import LIVE_MODELS
 from .rest_knobs import RestKnobs
@@ -53,6 +60,7 @@ REST_MODELS = ("gemini-flash-latest", "gemini-3.8-flash", "gemini-3.6-flash", "g
                "gemini-2.5-flash")
 _PATH = re.compile(r"^/(v1beta|v1alpha|v1)/models/([^/:]+):(generateContent|streamGenerateContent)$")
 _LIST_PATH = re.compile(r"^/(v1beta|v1alpha|v1)/models$")
+TOKENS_PATH = "/v1alpha/auth_tokens"
 MAX_BODY = 32 * 1024 * 1024
 TOKENS_PER_IMAGE = {"MEDIA_RESOLUTION_LOW": 64, "MEDIA_RESOLUTION_MEDIUM": 256, "MEDIA_RESOLUTION_HIGH": 256}
 QUOTA_TEXT = ("You exceeded your current quota, please check your plan and billing details. For more information "
@@ -83,9 +91,12 @@ class RestEmulator(EmulatorServer):
 
     scheme = "http"  # the client appends /v1beta/models/...
 
-    def __init__(self, knobs: RestKnobs | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, knobs: RestKnobs | None = None, *, host: str = "127.0.0.1", port: int = 0,
+                 tokens: AuthTokens | None = None) -> None:
         super().__init__(host=host, port=port)
         self.knobs = knobs or RestKnobs()
+        # Ephemeral tokens minted here are spent by the Live emulator sharing this store.
+        self.tokens = tokens if tokens is not None else AuthTokens()
         self.requests: deque[RestRequest] = deque(maxlen=self.knobs.record_limit)
         self.request_count = 0
         self._applied: dict[int, int] = {}  # id(fault) -> times applied
@@ -221,6 +232,10 @@ class RestEmulator(EmulatorServer):
                 record.status = 200
                 await self._send_json(conn, writer, 200, models_page(query))
                 return True
+            if parts.path == TOKENS_PATH and record.method == "POST":
+                record.status = 200
+                await self._send_json(conn, writer, 200, self._mint(body))
+                return True
             if match is None or record.method != "POST":
                 raise GoogleError(404, "NOT_FOUND", f"Method not found: {record.method} {parts.path}")
             version, model, method = match.groups()
@@ -240,6 +255,15 @@ class RestEmulator(EmulatorServer):
             record.status = answer.status
             await self._send_json(conn, writer, answer.status, answer.body, answer.headers)
             return True
+
+    def _mint(self, body: Any) -> dict[str, Any]:
+        """``POST /v1alpha/auth_tokens``: a new ephemeral token, or Google's 400 for a bad request."""
+        if body is not None and not isinstance(body, dict):
+            raise GoogleError(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
+        try:
+            return self.tokens.mint(body)
+        except TokenRefused as refused:
+            raise GoogleError(400, "INVALID_ARGUMENT", str(refused)) from None
 
     def _take_fault(self) -> str:
         for fault in self.knobs.faults:

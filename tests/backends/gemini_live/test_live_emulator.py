@@ -252,3 +252,34 @@ async def test_serve_emulator_runs_until_cancelled() -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "complete"),
+    [
+        ("/ws/google.ai.generativelanguage.v1.GenerativeService.BidiGenerateContent", {"x-goog-api-key": API_KEY},
+         True),
+        ("/ws/google.ai.generativelanguage.v1alpha.GenerativeService.BidiGenerateContent", {"x-goog-api-key": API_KEY},
+         True),
+        # Vertex's v1 is another API: it wants a bearer token, a Gemini key is no credential there.
+        ("/ws/google.cloud.aiplatform.v1.LlmBidiService/BidiGenerateContent", {"x-goog-api-key": API_KEY}, False),
+        ("/ws/google.cloud.aiplatform.v1.LlmBidiService/BidiGenerateContent", {"Authorization": "Bearer ya29.t"},
+         True),
+        # The Constrained method takes an ephemeral token, never an API key.
+        ("/ws/google.ai.generativelanguage.v1alpha.GenerativeService.BidiGenerateContentConstrained",
+         {"x-goog-api-key": API_KEY}, False),
+    ],
+)
+async def test_every_version_path_and_its_credential(path: str, headers: dict[str, str], complete: bool) -> None:
+    async with LiveEmulator(EmulatorKnobs(api_keys=(API_KEY,))) as emu, \
+            connect(emu.url + path, additional_headers=headers, proxy=None) as ws:
+        await ws.send(json.dumps({"setup": {"model": "models/gemini-3.8-live"}}))
+        try:
+            async with asyncio.timeout(1.5):
+                first = json.loads(await ws.recv())
+        except (TimeoutError, ConnectionClosed):
+            first = {}
+        rcvd = ws.protocol.close_rcvd
+    assert ("setupComplete" in first) is complete
+    if not complete:
+        assert rcvd is not None and rcvd.code == 1008 and rcvd.reason.startswith("Method doesn't allow unregistered")

@@ -154,7 +154,7 @@ async def test_bad_key_and_unknown_model_fail_once_without_a_retry_loop(live_emu
     assert bad_key.value.status == 1007 and not bad_key.value.retryable
     assert "API key not valid. Please pass a valid API key." in str(bad_key.value)
     assert bad_model.value.status == 1008 and not bad_model.value.retryable
-    assert "models/gemini-2.5-flash-live is not found for API version v1beta" in str(bad_model.value)
+    assert "models/gemini-2.5-flash-live is not found for API version v1" in str(bad_model.value)
     assert "AIza-WRONG-key-999" not in caplog.text and API_KEY not in caplog.text
     assert "AIza-WRONG-key-999" not in str(bad_key.value)
 

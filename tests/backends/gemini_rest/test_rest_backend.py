@@ -67,7 +67,7 @@ async def test_stream_request_has_the_documented_shape(rest_emulator: RestEmulat
 
     (request,) = rest_emulator.generate_requests()
     assert request.method == "POST"
-    assert request.path == "/v1beta/models/gemini-flash-latest:streamGenerateContent"
+    assert request.path == "/v1/models/gemini-flash-latest:streamGenerateContent"
     assert request.query == {"alt": ["sse"]}
     # The key travels in the header only.
     assert request.key_in_header and not request.key_in_query

@@ -55,6 +55,9 @@ async def open_websocket(settings: LiveSettings) -> ClientConnection:
     except InvalidStatus as exc:
         status = exc.response.status_code
         phrase = exc.response.reason_phrase or ""
+        if status == 404:
+            # Google answers a path it does not serve (an unknown API version or method) with a 404 page.
+            phrase = f"{phrase}: no Live endpoint at {redact_url(url)} (check the Live URL and api_version)"
         raise ConnectFailed(Ending(status, scrub(phrase, *secrets), before_setup=True, http=True)) from None
     except InvalidURI as exc:
         raise ConnectFailed(Ending(400, f"invalid URL {redact_url(url)}", before_setup=True, http=True)) from exc

@@ -15,13 +15,17 @@ from ...net import is_loopback_url
 from ...redact import PLACEHOLDER, redact_url
 from ...retry import RetryPolicy
 from ..gemini_api import (
+    API_VERSION,
     DEFAULT_LIVE_MODEL,
+    EPHEMERAL_TOKEN_PREFIX,
     GEMINI_REST_BASE,
     GEMINI_WS_BASE,
     MEDIA_RESOLUTIONS,
     api_key_headers,
     bare_model_id,
+    check_api_version,
     http_base,
+    live_ws_path,
 )
 from .endings import Ending, is_quota_ending
 
@@ -177,9 +181,13 @@ class LiveSettings:
     base_url: ``wss://host[:port]`` (the standard path is appended) or a full
         endpoint URL with a path; ``http(s)`` is mapped to ``ws(s)``. None means
         the Gemini API (or the Vertex host when ``vertex`` is set).
-    api_version: "v1beta" or "v1alpha" (Gemini API).
+    api_version: "v1" (the official SDK's default), "v1beta" or "v1alpha" (Gemini API).
     api_key: Gemini API key, sent in the ``x-goog-api-key`` header only; never
         printed (``repr`` shows ``***``).
+    ephemeral_token: an ``auth_tokens/...`` token minted by a server holding the
+        key (``POST /v1alpha/auth_tokens``), used instead of ``api_key``: it goes
+        in ``Authorization: Token ...`` to ``BidiGenerateContentConstrained``, the
+        only method that accepts it (v1alpha only, as Google serves it).
     vertex: use Vertex AI with a bearer token instead of an API key.
     model: model id (``models/`` optional); any name works, unknown families get
         safe defaults (see ``models.py``).
@@ -198,8 +206,9 @@ class LiveSettings:
     """
 
     base_url: str | None = None
-    api_version: str = "v1beta"
+    api_version: str = API_VERSION
     api_key: str = field(default="", repr=False)
+    ephemeral_token: str = field(default="", repr=False)
     vertex: VertexAuth | None = None
     model: str = DEFAULT_LIVE_MODEL
     media_resolution: str = "MEDIA_RESOLUTION_LOW"
@@ -220,8 +229,12 @@ class LiveSettings:
         check(resolution in MEDIA_RESOLUTIONS, f"media_resolution must be one of {MEDIA_RESOLUTIONS}")
         object.__setattr__(self, "media_resolution", resolution)
         check(bool(self.model.strip()), "live model must not be empty")
-        check(self.api_version in ("v1beta", "v1alpha"),
-               f"api_version must be v1beta or v1alpha, not {self.api_version!r}")
+        check_api_version(self.api_version)
+        if self.ephemeral_token:
+            check(self.ephemeral_token.startswith(EPHEMERAL_TOKEN_PREFIX),
+                  f"ephemeral_token must be an {EPHEMERAL_TOKEN_PREFIX}... name")
+            check(self.api_version == "v1alpha" and self.vertex is None,
+                  "ephemeral tokens work on the Gemini API's api_version v1alpha only (--api-version v1alpha)")
         check(0 < self.max_fps <= 30, f"max_fps must be in (0, 30], got {self.max_fps}")
         check(self.audio_buffer_chunks >= 1 and self.event_queue >= 1, "buffer sizes must be >= 1")
         check(self.max_message_bytes >= 64 * 1024, "max_message_bytes must be >= 64 KiB")
@@ -259,7 +272,7 @@ class LiveSettings:
         if self.vertex is not None:
             path = f"/ws/google.cloud.aiplatform.{self.vertex.api_version}.LlmBidiService/BidiGenerateContent"
         else:
-            path = f"/ws/google.ai.generativelanguage.{self.api_version}.GenerativeService.BidiGenerateContent"
+            path = live_ws_path(self.api_version, constrained=bool(self.ephemeral_token))
         return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
 
     @property
@@ -288,11 +301,14 @@ class LiveSettings:
         """Upgrade headers carrying the credential. Never log these."""
         if self.vertex is not None:
             return {"Authorization": f"Bearer {self.vertex.access_token}"} if self.vertex.access_token else {}
+        if self.ephemeral_token:
+            # The official SDK's header for BidiGenerateContentConstrained (google/genai/live.py).
+            return {"Authorization": f"Token {self.ephemeral_token}"}
         return api_key_headers(self.api_key)
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret these settings hold, for :func:`vision_stream.redact.scrub`."""
-        found = [self.api_key]
+        found = [self.api_key, self.ephemeral_token]
         if self.vertex is not None:
             found.append(self.vertex.access_token)
         return tuple(s for s in found if s)

@@ -15,7 +15,7 @@ from ...errors import UsageError
 from ...net import is_loopback_url
 from ...redact import PLACEHOLDER
 from ...retry import RetryPolicy
-from ..gemini_api import API_VERSION, DEFAULT_SNAPSHOT_MODEL, GEMINI_REST_BASE, MEDIA_RESOLUTIONS
+from ..gemini_api import API_VERSION, DEFAULT_SNAPSHOT_MODEL, GEMINI_REST_BASE, MEDIA_RESOLUTIONS, check_api_version
 from .limiter import DEFAULT_BURST, DEFAULT_PER_MINUTE
 from .snapshot_policy import SummaryLimits, frames_within_budget
 
@@ -72,7 +72,9 @@ class RestTimeouts:
 class RestSettings:
     """Everything the REST backend needs beyond the per-session settings.
 
-    base_url: ``https://host[:port]`` (None: Google's); ``/v1beta/models/...`` is appended.
+    base_url: ``https://host[:port]`` (None: Google's); ``/{api_version}/models/...`` is appended.
+    api_version: "v1" (the official SDK's default), "v1beta" or "v1alpha": the one version
+        setting the Live backend and the models list share (``--api-version``).
     api_key: sent in ``x-goog-api-key`` only; never printed.
     model: REST model id (``--snapshot-model``); a Live-only name answers 404.
     stream: use ``streamGenerateContent?alt=sse`` (partial commentary) instead of ``generateContent``.
@@ -104,6 +106,7 @@ class RestSettings:
     def __post_init__(self) -> None:
         if not self.model.strip():
             raise UsageError("REST model must not be empty (--snapshot-model)")
+        check_api_version(self.api_version)
         if self.media_resolution not in MEDIA_RESOLUTIONS:
             raise UsageError(f"media_resolution must be one of {MEDIA_RESOLUTIONS}")
         if self.base_url is not None and urlsplit(self.base_url).scheme not in ("http", "https"):
