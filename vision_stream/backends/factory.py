@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import UsageError
@@ -29,8 +29,6 @@ class BackendOptions:
     api_version: the Gemini API version of Live, REST and the models list alike (``--api-version``).
     stall_timeout: seconds Live may leave a prompt unanswered before the connection counts as
         stalled (``--stall-timeout``; None: ``LiveTimeouts.response``).
-    keepalive: seconds of client quiet after which Live sends an application keepalive
-        (``--keepalive``; 0: off; None: ``LiveSettings.keepalive_interval``).
     """
 
     api_key: Secret | None = None
@@ -41,7 +39,6 @@ class BackendOptions:
     rest_requests_per_minute: float = 10.0
     api_version: str = API_VERSION
     stall_timeout: float | None = None
-    keepalive: float | None = None
 
 
 def resolve_name(name: str, options: BackendOptions) -> str:
@@ -119,8 +116,5 @@ def make_live_backend(options: BackendOptions, *, in_chain: bool = False) -> Bac
         timeouts = LiveTimeouts(setup=5.0, **stall)
     else:
         reconnect, timeouts = ReconnectPolicy(), LiveTimeouts(**stall)
-    settings = LiveSettings(base_url=options.live_url, api_key=key, model=options.live_model,
-                            api_version=options.api_version, reconnect=reconnect, timeouts=timeouts)
-    if options.keepalive is not None:
-        settings = replace(settings, keepalive_interval=options.keepalive)
-    return GeminiLiveBackend(settings)
+    return GeminiLiveBackend(LiveSettings(base_url=options.live_url, api_key=key, model=options.live_model,
+                                          api_version=options.api_version, reconnect=reconnect, timeouts=timeouts))

@@ -259,7 +259,6 @@ class LiveEmulator(EmulatorServer):
         self.sessions: dict[str, EmulatedSession] = {}
         self.handles: dict[str, EmulatedSession] = {}
         self.upgrade_attempts = 0
-        self.toolcall_fault_fired = False  # ``toolcall_then`` strikes once per emulator
         self._session_ids = itertools.count(1)
         self._handlers: set[asyncio.Task[Any]] = set()
 
@@ -363,17 +362,12 @@ class _EmulatorConnection:
         self._tool_waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._setup_at = 0.0
         self._go_away_sent = False
-        self._blocking: frozenset[str] = frozenset()  # declared functions the model waits for
-        self._last_client_at = time.monotonic()  # the last client message (idle_reap)
-        self._tasks: list[asyncio.Task[None]] = []  # closers started by faults
 
     async def run(self) -> None:
         timers: list[asyncio.Task[None]] = []
         try:
             await self._setup()
             timers.append(asyncio.create_task(self._lifetime()))
-            if self.knobs.idle_reap:
-                timers.append(asyncio.create_task(self._idle_reaper()))
             for fault in self.knobs.faults:
                 if fault.applies_to(self.record.number):
                     timers.append(asyncio.create_task(self._fault(fault)))
@@ -383,10 +377,10 @@ class _EmulatorConnection:
         except ConnectionClosed:
             pass
         finally:
-            for task in [*timers, *self._tasks, self._turn]:
+            for task in [*timers, self._turn]:
                 if task is not None:
                     task.cancel()
-            for task in [*timers, *self._tasks, self._turn]:
+            for task in [*timers, self._turn]:
                 if task is not None:
                     with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                         await task
@@ -397,7 +391,6 @@ class _EmulatorConnection:
         if self.knobs.read_delay:
             await asyncio.sleep(self.knobs.read_delay)
         frame = await self.ws.recv()
-        self._last_client_at = time.monotonic()
         text = frame if isinstance(frame, str) else frame.decode("utf-8", errors="replace")
         self.emu.received.append(ReceivedMessage(self.record.number, text, binary=isinstance(frame, bytes)))
         return frame
@@ -521,8 +514,6 @@ class _EmulatorConnection:
         self._setup_at = time.monotonic()
         if resumption is not None:
             await self._issue_handle()
-        if handle and self.knobs.reissue_calls and session.unanswered:
-            await self._call(list(session.unanswered.values()))  # the same ids, again
 
     async def _issue_handle(self) -> None:
         assert self.session is not None
@@ -601,9 +592,6 @@ class _EmulatorConnection:
         data: bytes = blob.get("data") or b""
         if len(data) % 2:
             raise Reject(1007, INVALID_ARGUMENT, "PCM16 audio with an odd byte count")
-        if any(name in self._blocking for name in self._pending_calls()):
-            # Streaming audio while a BLOCKING call is pending (LIVE_API.md "Server messages").
-            raise Reject(1008, "The operation was aborted", "audio while a BLOCKING call is pending")
         seconds = len(data) / 2 / rate
         session.audio_seconds += seconds
         session.audio_seconds_since_turn += seconds
@@ -654,7 +642,7 @@ class _EmulatorConnection:
         await self._send({"sessionResumptionUpdate": {}})
         text, detections = await asyncio.to_thread(_describe, frames)
         # Only new frames can hold a new event; the recent window was reported already.
-        if detections and frame_count and self.knobs.call_function in session.tools:
+        if detections and frame_count and "report_event" in session.tools:
             await self._report(detections[:3])
         words = text.split()
         for index in range(0, len(words), 4):
@@ -701,13 +689,17 @@ class _EmulatorConnection:
         await self._issue_handle()
 
     async def _report(self, detections: Sequence[Detection]) -> None:
+        loop = asyncio.get_running_loop()
         calls: list[dict[str, Any]] = []
+        call_ids: list[str] = []
         for detection in detections:
             call_id = f"function-call-{secrets.randbelow(10**19)}"
+            call_ids.append(call_id)
+            self._tool_waiters[call_id] = loop.create_future()
             calls.append(
                 {
                     "id": call_id,
-                    "name": self.knobs.call_function,
+                    "name": "report_event",
                     "args": {
                         "label": detection.label,
                         "description": detection.description,
@@ -716,65 +708,16 @@ class _EmulatorConnection:
                     },
                 }
             )
-        waiters = await self._call(calls)
-        await self._toolcall_fault()
+        await self._send({"toolCall": {"functionCalls": calls}})
+        waiters = [self._tool_waiters[call_id] for call_id in call_ids]
         try:
             async with asyncio.timeout(self.knobs.tool_timeout):
                 await asyncio.gather(*waiters)
         except TimeoutError:
             log.info("emulator: no toolResponse within %.1f s; going on", self.knobs.tool_timeout)
         finally:
-            for call in calls:
-                self._tool_waiters.pop(call["id"], None)
-
-    async def _call(self, calls: list[dict[str, Any]]) -> list[asyncio.Future[dict[str, Any]]]:
-        """Send one ``toolCall``; the session owes answers to its calls until they come
-        (on this connection or, re-issued, a later one). Returns their waiters."""
-        assert self.session is not None
-        loop = asyncio.get_running_loop()
-        waiters = []
-        for call in calls:
-            self.session.unanswered[call["id"]] = call
-            waiters.append(self._tool_waiters.setdefault(call["id"], loop.create_future()))
-        await self._send({"toolCall": {"functionCalls": calls}})
-        return waiters
-
-    def _pending_calls(self) -> list[str]:
-        """Names of the calls on this connection still awaiting their answer."""
-        assert self.session is not None
-        unanswered = self.session.unanswered
-        return [unanswered[i]["name"] for i, w in self._tool_waiters.items() if not w.done() and i in unanswered]
-
-    async def _toolcall_fault(self) -> None:
-        """``toolcall_then``: the fault right after the emulator's first toolCall."""
-        kind = self.knobs.toolcall_then
-        if not kind or self.emu.toolcall_fault_fired:
-            return
-        self.emu.toolcall_fault_fired = True
-        log.info("emulator: toolCall then %s on connection %d", kind, self.record.number)
-        if kind == "goaway":
-            await self._go_away()
-            self._tasks.append(asyncio.create_task(self._close_after(self.knobs.notice, "goAway after a toolCall")))
-        elif kind == "1011":
-            await self._close(1011, "Internal error encountered.", "toolCall then 1011")
-        else:
-            self.record.close_code, self.record.close_detail = 1006, "toolCall then TCP drop"
-            self.ws.transport.abort()
-
-    async def _close_after(self, seconds: float, detail: str) -> None:
-        await asyncio.sleep(seconds)
-        await self._close(1000, "", detail)
-
-    async def _idle_reaper(self) -> None:
-        """``idle_reap``: a middlebox dropping a connection that looks idle (no close frame)."""
-        while True:
-            quiet = time.monotonic() - self._last_client_at
-            if quiet >= self.knobs.idle_reap:
-                self.record.close_code, self.record.close_detail = 1006, f"idle for {quiet:.1f} s: reaped"
-                log.info("emulator reaps idle connection %d", self.record.number)
-                self.ws.transport.abort()
-                return
-            await asyncio.sleep(self.knobs.idle_reap - quiet)
+            for call_id in call_ids:
+                self._tool_waiters.pop(call_id, None)
 
     # ---- timers and faults ---------------------------------------------------------------
 
