@@ -27,5 +27,5 @@ def test_event_oneof_names() -> None:
     names = [f.name for f in pb.Event.DESCRIPTOR.oneofs_by_name["payload"].fields]
     assert names == [
         "session_started", "commentary", "transcript", "detection", "audio_out",
-        "backend_changed", "stats", "error", "session_ended",
+        "backend_changed", "stats", "error", "session_ended", "alert",
     ]

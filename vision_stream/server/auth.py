@@ -52,6 +52,11 @@ RPC_RIGHTS: Mapping[str, str] = {
     "ListSessions": "subscribe",
     "StopSession": "manage",
     "AnalyzeSnapshot": "snapshot",
+    "SetConditions": "manage",
+    # A session's frames and clips are its evidence: whoever may follow its
+    # events may see what they are based on.
+    "GetFrames": "subscribe",
+    "ExportClip": "subscribe",
 }
 
 NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")

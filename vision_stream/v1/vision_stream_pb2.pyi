@@ -26,7 +26,7 @@ PIXEL_FORMAT_RGBA: PixelFormat
 PIXEL_FORMAT_BGRA: PixelFormat
 
 class SessionConfig(_message.Message):
-    __slots__ = ("session_id", "sampling", "backend", "commentary_interval", "persona", "language", "want_audio_out", "functions", "lossless", "model", "voice", "media_resolution", "tools", "max_cost_per_hour", "max_tokens_per_hour")
+    __slots__ = ("session_id", "sampling", "backend", "commentary_interval", "persona", "language", "want_audio_out", "functions", "lossless", "model", "voice", "media_resolution", "tools", "max_cost_per_hour", "max_tokens_per_hour", "conditions")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
@@ -42,6 +42,7 @@ class SessionConfig(_message.Message):
     TOOLS_FIELD_NUMBER: _ClassVar[int]
     MAX_COST_PER_HOUR_FIELD_NUMBER: _ClassVar[int]
     MAX_TOKENS_PER_HOUR_FIELD_NUMBER: _ClassVar[int]
+    CONDITIONS_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     sampling: SamplingConfig
     backend: str
@@ -57,7 +58,28 @@ class SessionConfig(_message.Message):
     tools: _containers.RepeatedScalarFieldContainer[str]
     max_cost_per_hour: float
     max_tokens_per_hour: int
-    def __init__(self, session_id: _Optional[str] = ..., sampling: _Optional[_Union[SamplingConfig, _Mapping]] = ..., backend: _Optional[str] = ..., commentary_interval: _Optional[float] = ..., persona: _Optional[str] = ..., language: _Optional[str] = ..., want_audio_out: _Optional[bool] = ..., functions: _Optional[_Iterable[_Union[FunctionDeclaration, _Mapping]]] = ..., lossless: _Optional[bool] = ..., model: _Optional[str] = ..., voice: _Optional[str] = ..., media_resolution: _Optional[str] = ..., tools: _Optional[_Iterable[str]] = ..., max_cost_per_hour: _Optional[float] = ..., max_tokens_per_hour: _Optional[int] = ...) -> None: ...
+    conditions: _containers.RepeatedCompositeFieldContainer[WatchCondition]
+    def __init__(self, session_id: _Optional[str] = ..., sampling: _Optional[_Union[SamplingConfig, _Mapping]] = ..., backend: _Optional[str] = ..., commentary_interval: _Optional[float] = ..., persona: _Optional[str] = ..., language: _Optional[str] = ..., want_audio_out: _Optional[bool] = ..., functions: _Optional[_Iterable[_Union[FunctionDeclaration, _Mapping]]] = ..., lossless: _Optional[bool] = ..., model: _Optional[str] = ..., voice: _Optional[str] = ..., media_resolution: _Optional[str] = ..., tools: _Optional[_Iterable[str]] = ..., max_cost_per_hour: _Optional[float] = ..., max_tokens_per_hour: _Optional[int] = ..., conditions: _Optional[_Iterable[_Union[WatchCondition, _Mapping]]] = ...) -> None: ...
+
+class WatchCondition(_message.Message):
+    __slots__ = ("id", "text", "cooldown_seconds", "min_confidence", "max_triggers", "until", "verify", "notify_resolved")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    COOLDOWN_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MIN_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    MAX_TRIGGERS_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    VERIFY_FIELD_NUMBER: _ClassVar[int]
+    NOTIFY_RESOLVED_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    text: str
+    cooldown_seconds: float
+    min_confidence: float
+    max_triggers: int
+    until: _timestamp_pb2.Timestamp
+    verify: bool
+    notify_resolved: bool
+    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., cooldown_seconds: _Optional[float] = ..., min_confidence: _Optional[float] = ..., max_triggers: _Optional[int] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., verify: _Optional[bool] = ..., notify_resolved: _Optional[bool] = ...) -> None: ...
 
 class SamplingConfig(_message.Message):
     __slots__ = ("fps", "max_fps", "scene_threshold", "max_side", "jpeg_quality")
@@ -84,20 +106,22 @@ class FunctionDeclaration(_message.Message):
     def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., parameters_json: _Optional[str] = ...) -> None: ...
 
 class StreamRequest(_message.Message):
-    __slots__ = ("config", "frame", "audio", "media", "prompt", "tool_result")
+    __slots__ = ("config", "frame", "audio", "media", "prompt", "tool_result", "conditions")
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     FRAME_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     MEDIA_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     TOOL_RESULT_FIELD_NUMBER: _ClassVar[int]
+    CONDITIONS_FIELD_NUMBER: _ClassVar[int]
     config: SessionConfig
     frame: VideoFrame
     audio: AudioChunk
     media: MediaChunk
     prompt: Prompt
     tool_result: ToolResult
-    def __init__(self, config: _Optional[_Union[SessionConfig, _Mapping]] = ..., frame: _Optional[_Union[VideoFrame, _Mapping]] = ..., audio: _Optional[_Union[AudioChunk, _Mapping]] = ..., media: _Optional[_Union[MediaChunk, _Mapping]] = ..., prompt: _Optional[_Union[Prompt, _Mapping]] = ..., tool_result: _Optional[_Union[ToolResult, _Mapping]] = ...) -> None: ...
+    conditions: SetConditionsRequest
+    def __init__(self, config: _Optional[_Union[SessionConfig, _Mapping]] = ..., frame: _Optional[_Union[VideoFrame, _Mapping]] = ..., audio: _Optional[_Union[AudioChunk, _Mapping]] = ..., media: _Optional[_Union[MediaChunk, _Mapping]] = ..., prompt: _Optional[_Union[Prompt, _Mapping]] = ..., tool_result: _Optional[_Union[ToolResult, _Mapping]] = ..., conditions: _Optional[_Union[SetConditionsRequest, _Mapping]] = ...) -> None: ...
 
 class VideoFrame(_message.Message):
     __slots__ = ("data", "format", "width", "height", "media_time")
@@ -162,21 +186,23 @@ class WatchRequest(_message.Message):
     def __init__(self, source: _Optional[str] = ..., config: _Optional[_Union[SessionConfig, _Mapping]] = ..., fast: _Optional[bool] = ..., loop: _Optional[bool] = ..., detach: _Optional[bool] = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
-    __slots__ = ("session_id", "after_seq", "allow_gap")
+    __slots__ = ("session_id", "after_seq", "allow_gap", "run_id")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
     ALLOW_GAP_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     after_seq: int
     allow_gap: bool
-    def __init__(self, session_id: _Optional[str] = ..., after_seq: _Optional[int] = ..., allow_gap: _Optional[bool] = ...) -> None: ...
+    run_id: str
+    def __init__(self, session_id: _Optional[str] = ..., after_seq: _Optional[int] = ..., allow_gap: _Optional[bool] = ..., run_id: _Optional[str] = ...) -> None: ...
 
 class ListSessionsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class SessionInfo(_message.Message):
-    __slots__ = ("session_id", "source", "backend", "state", "last_seq", "subscribers", "stats", "last_error", "started_at", "next_attempt_at", "source_state")
+    __slots__ = ("session_id", "source", "backend", "state", "last_seq", "subscribers", "stats", "last_error", "started_at", "next_attempt_at", "source_state", "run_id", "conditions")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
@@ -188,6 +214,8 @@ class SessionInfo(_message.Message):
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     NEXT_ATTEMPT_AT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_STATE_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    CONDITIONS_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     source: str
     backend: str
@@ -199,7 +227,83 @@ class SessionInfo(_message.Message):
     started_at: _timestamp_pb2.Timestamp
     next_attempt_at: _timestamp_pb2.Timestamp
     source_state: str
-    def __init__(self, session_id: _Optional[str] = ..., source: _Optional[str] = ..., backend: _Optional[str] = ..., state: _Optional[str] = ..., last_seq: _Optional[int] = ..., subscribers: _Optional[int] = ..., stats: _Optional[_Union[Stats, _Mapping]] = ..., last_error: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., source_state: _Optional[str] = ...) -> None: ...
+    run_id: str
+    conditions: _containers.RepeatedCompositeFieldContainer[WatchCondition]
+    def __init__(self, session_id: _Optional[str] = ..., source: _Optional[str] = ..., backend: _Optional[str] = ..., state: _Optional[str] = ..., last_seq: _Optional[int] = ..., subscribers: _Optional[int] = ..., stats: _Optional[_Union[Stats, _Mapping]] = ..., last_error: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., source_state: _Optional[str] = ..., run_id: _Optional[str] = ..., conditions: _Optional[_Iterable[_Union[WatchCondition, _Mapping]]] = ...) -> None: ...
+
+class SetConditionsRequest(_message.Message):
+    __slots__ = ("session_id", "conditions")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    CONDITIONS_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    conditions: _containers.RepeatedCompositeFieldContainer[WatchCondition]
+    def __init__(self, session_id: _Optional[str] = ..., conditions: _Optional[_Iterable[_Union[WatchCondition, _Mapping]]] = ...) -> None: ...
+
+class SetConditionsResponse(_message.Message):
+    __slots__ = ("conditions",)
+    CONDITIONS_FIELD_NUMBER: _ClassVar[int]
+    conditions: _containers.RepeatedCompositeFieldContainer[WatchCondition]
+    def __init__(self, conditions: _Optional[_Iterable[_Union[WatchCondition, _Mapping]]] = ...) -> None: ...
+
+class GetFramesRequest(_message.Message):
+    __slots__ = ("session_id", "frame_ids", "from_media_time", "to_media_time", "max_frames")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    FRAME_IDS_FIELD_NUMBER: _ClassVar[int]
+    FROM_MEDIA_TIME_FIELD_NUMBER: _ClassVar[int]
+    TO_MEDIA_TIME_FIELD_NUMBER: _ClassVar[int]
+    MAX_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    frame_ids: _containers.RepeatedScalarFieldContainer[int]
+    from_media_time: float
+    to_media_time: float
+    max_frames: int
+    def __init__(self, session_id: _Optional[str] = ..., frame_ids: _Optional[_Iterable[int]] = ..., from_media_time: _Optional[float] = ..., to_media_time: _Optional[float] = ..., max_frames: _Optional[int] = ...) -> None: ...
+
+class SampledFrame(_message.Message):
+    __slots__ = ("frame_id", "media_time", "wall_time", "jpeg", "width", "height")
+    FRAME_ID_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_TIME_FIELD_NUMBER: _ClassVar[int]
+    WALL_TIME_FIELD_NUMBER: _ClassVar[int]
+    JPEG_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    frame_id: int
+    media_time: float
+    wall_time: _timestamp_pb2.Timestamp
+    jpeg: bytes
+    width: int
+    height: int
+    def __init__(self, frame_id: _Optional[int] = ..., media_time: _Optional[float] = ..., wall_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., jpeg: _Optional[bytes] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
+
+class GetFramesResponse(_message.Message):
+    __slots__ = ("frames",)
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    frames: _containers.RepeatedCompositeFieldContainer[SampledFrame]
+    def __init__(self, frames: _Optional[_Iterable[_Union[SampledFrame, _Mapping]]] = ...) -> None: ...
+
+class ExportClipRequest(_message.Message):
+    __slots__ = ("session_id", "from_media_time", "to_media_time")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_MEDIA_TIME_FIELD_NUMBER: _ClassVar[int]
+    TO_MEDIA_TIME_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    from_media_time: float
+    to_media_time: float
+    def __init__(self, session_id: _Optional[str] = ..., from_media_time: _Optional[float] = ..., to_media_time: _Optional[float] = ...) -> None: ...
+
+class ClipChunk(_message.Message):
+    __slots__ = ("data", "mime_type", "from_media_time", "to_media_time", "from_sampled_frames")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    MIME_TYPE_FIELD_NUMBER: _ClassVar[int]
+    FROM_MEDIA_TIME_FIELD_NUMBER: _ClassVar[int]
+    TO_MEDIA_TIME_FIELD_NUMBER: _ClassVar[int]
+    FROM_SAMPLED_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    mime_type: str
+    from_media_time: float
+    to_media_time: float
+    from_sampled_frames: bool
+    def __init__(self, data: _Optional[bytes] = ..., mime_type: _Optional[str] = ..., from_media_time: _Optional[float] = ..., to_media_time: _Optional[float] = ..., from_sampled_frames: _Optional[bool] = ...) -> None: ...
 
 class ListSessionsResponse(_message.Message):
     __slots__ = ("sessions",)
@@ -244,11 +348,12 @@ class SnapshotResponse(_message.Message):
     def __init__(self, text: _Optional[str] = ..., detections: _Optional[_Iterable[_Union[Detection, _Mapping]]] = ..., backend: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("session_id", "seq", "wall_time", "media_time", "session_started", "commentary", "transcript", "detection", "audio_out", "backend_changed", "stats", "error", "session_ended")
+    __slots__ = ("session_id", "seq", "wall_time", "media_time", "run_id", "session_started", "commentary", "transcript", "detection", "audio_out", "backend_changed", "stats", "error", "session_ended", "alert")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     WALL_TIME_FIELD_NUMBER: _ClassVar[int]
     MEDIA_TIME_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_STARTED_FIELD_NUMBER: _ClassVar[int]
     COMMENTARY_FIELD_NUMBER: _ClassVar[int]
     TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
@@ -258,10 +363,12 @@ class Event(_message.Message):
     STATS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     SESSION_ENDED_FIELD_NUMBER: _ClassVar[int]
+    ALERT_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     seq: int
     wall_time: _timestamp_pb2.Timestamp
     media_time: float
+    run_id: str
     session_started: SessionStarted
     commentary: Commentary
     transcript: Transcript
@@ -271,7 +378,8 @@ class Event(_message.Message):
     stats: Stats
     error: Error
     session_ended: SessionEnded
-    def __init__(self, session_id: _Optional[str] = ..., seq: _Optional[int] = ..., wall_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., media_time: _Optional[float] = ..., session_started: _Optional[_Union[SessionStarted, _Mapping]] = ..., commentary: _Optional[_Union[Commentary, _Mapping]] = ..., transcript: _Optional[_Union[Transcript, _Mapping]] = ..., detection: _Optional[_Union[Detection, _Mapping]] = ..., audio_out: _Optional[_Union[AudioOut, _Mapping]] = ..., backend_changed: _Optional[_Union[BackendChanged, _Mapping]] = ..., stats: _Optional[_Union[Stats, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., session_ended: _Optional[_Union[SessionEnded, _Mapping]] = ...) -> None: ...
+    alert: Alert
+    def __init__(self, session_id: _Optional[str] = ..., seq: _Optional[int] = ..., wall_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., media_time: _Optional[float] = ..., run_id: _Optional[str] = ..., session_started: _Optional[_Union[SessionStarted, _Mapping]] = ..., commentary: _Optional[_Union[Commentary, _Mapping]] = ..., transcript: _Optional[_Union[Transcript, _Mapping]] = ..., detection: _Optional[_Union[Detection, _Mapping]] = ..., audio_out: _Optional[_Union[AudioOut, _Mapping]] = ..., backend_changed: _Optional[_Union[BackendChanged, _Mapping]] = ..., stats: _Optional[_Union[Stats, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., session_ended: _Optional[_Union[SessionEnded, _Mapping]] = ..., alert: _Optional[_Union[Alert, _Mapping]] = ...) -> None: ...
 
 class SessionStarted(_message.Message):
     __slots__ = ("source", "backend", "model", "sampling", "commentary_interval")
@@ -288,16 +396,18 @@ class SessionStarted(_message.Message):
     def __init__(self, source: _Optional[str] = ..., backend: _Optional[str] = ..., model: _Optional[str] = ..., sampling: _Optional[_Union[SamplingConfig, _Mapping]] = ..., commentary_interval: _Optional[float] = ...) -> None: ...
 
 class Commentary(_message.Message):
-    __slots__ = ("text", "final", "turn_id", "backend")
+    __slots__ = ("text", "final", "turn_id", "backend", "frame_ids")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     FINAL_FIELD_NUMBER: _ClassVar[int]
     TURN_ID_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
+    FRAME_IDS_FIELD_NUMBER: _ClassVar[int]
     text: str
     final: bool
     turn_id: str
     backend: str
-    def __init__(self, text: _Optional[str] = ..., final: _Optional[bool] = ..., turn_id: _Optional[str] = ..., backend: _Optional[str] = ...) -> None: ...
+    frame_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, text: _Optional[str] = ..., final: _Optional[bool] = ..., turn_id: _Optional[str] = ..., backend: _Optional[str] = ..., frame_ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Transcript(_message.Message):
     __slots__ = ("source", "text", "final")
@@ -330,7 +440,7 @@ class Region(_message.Message):
     def __init__(self, x: _Optional[float] = ..., y: _Optional[float] = ..., width: _Optional[float] = ..., height: _Optional[float] = ...) -> None: ...
 
 class Detection(_message.Message):
-    __slots__ = ("label", "description", "severity", "confidence", "region", "backend", "function_name", "call_id", "arguments_json")
+    __slots__ = ("label", "description", "severity", "confidence", "region", "backend", "function_name", "call_id", "arguments_json", "frame_ids")
     LABEL_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     SEVERITY_FIELD_NUMBER: _ClassVar[int]
@@ -340,6 +450,7 @@ class Detection(_message.Message):
     FUNCTION_NAME_FIELD_NUMBER: _ClassVar[int]
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     ARGUMENTS_JSON_FIELD_NUMBER: _ClassVar[int]
+    FRAME_IDS_FIELD_NUMBER: _ClassVar[int]
     label: str
     description: str
     severity: str
@@ -349,7 +460,58 @@ class Detection(_message.Message):
     function_name: str
     call_id: str
     arguments_json: str
-    def __init__(self, label: _Optional[str] = ..., description: _Optional[str] = ..., severity: _Optional[str] = ..., confidence: _Optional[float] = ..., region: _Optional[_Union[Region, _Mapping]] = ..., backend: _Optional[str] = ..., function_name: _Optional[str] = ..., call_id: _Optional[str] = ..., arguments_json: _Optional[str] = ...) -> None: ...
+    frame_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, label: _Optional[str] = ..., description: _Optional[str] = ..., severity: _Optional[str] = ..., confidence: _Optional[float] = ..., region: _Optional[_Union[Region, _Mapping]] = ..., backend: _Optional[str] = ..., function_name: _Optional[str] = ..., call_id: _Optional[str] = ..., arguments_json: _Optional[str] = ..., frame_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class Alert(_message.Message):
+    __slots__ = ("condition_id", "condition", "state", "confidence", "evidence", "backend", "frame_ids", "verification", "severity", "builtin")
+    class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        STATE_UNSPECIFIED: _ClassVar[Alert.State]
+        STATE_FIRED: _ClassVar[Alert.State]
+        STATE_RESOLVED: _ClassVar[Alert.State]
+    STATE_UNSPECIFIED: Alert.State
+    STATE_FIRED: Alert.State
+    STATE_RESOLVED: Alert.State
+    CONDITION_ID_FIELD_NUMBER: _ClassVar[int]
+    CONDITION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    FRAME_IDS_FIELD_NUMBER: _ClassVar[int]
+    VERIFICATION_FIELD_NUMBER: _ClassVar[int]
+    SEVERITY_FIELD_NUMBER: _ClassVar[int]
+    BUILTIN_FIELD_NUMBER: _ClassVar[int]
+    condition_id: str
+    condition: str
+    state: Alert.State
+    confidence: float
+    evidence: str
+    backend: str
+    frame_ids: _containers.RepeatedScalarFieldContainer[int]
+    verification: Verification
+    severity: str
+    builtin: bool
+    def __init__(self, condition_id: _Optional[str] = ..., condition: _Optional[str] = ..., state: _Optional[_Union[Alert.State, str]] = ..., confidence: _Optional[float] = ..., evidence: _Optional[str] = ..., backend: _Optional[str] = ..., frame_ids: _Optional[_Iterable[int]] = ..., verification: _Optional[_Union[Verification, _Mapping]] = ..., severity: _Optional[str] = ..., builtin: _Optional[bool] = ...) -> None: ...
+
+class Verification(_message.Message):
+    __slots__ = ("requested", "confirmed", "confidence", "evidence", "backend", "model", "latency_seconds")
+    REQUESTED_FIELD_NUMBER: _ClassVar[int]
+    CONFIRMED_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    requested: bool
+    confirmed: bool
+    confidence: float
+    evidence: str
+    backend: str
+    model: str
+    latency_seconds: float
+    def __init__(self, requested: _Optional[bool] = ..., confirmed: _Optional[bool] = ..., confidence: _Optional[float] = ..., evidence: _Optional[str] = ..., backend: _Optional[str] = ..., model: _Optional[str] = ..., latency_seconds: _Optional[float] = ...) -> None: ...
 
 class AudioOut(_message.Message):
     __slots__ = ("pcm_s16le", "sample_rate", "turn_id")
@@ -372,7 +534,7 @@ class BackendChanged(_message.Message):
     def __init__(self, from_backend: _Optional[str] = ..., to_backend: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Stats(_message.Message):
-    __slots__ = ("frames_in", "frames_sampled", "frames_sent", "frames_dropped", "audio_chunks_in", "audio_chunks_sent", "audio_chunks_dropped", "bad_packets", "prompts_sent", "events", "media_seconds", "encode_ms_p50", "encode_ms_p99", "prompt_tokens", "response_tokens", "reconnects", "fps_in", "fps_out", "source_state", "source_outage_seconds", "source_recoveries", "usage", "estimated_cost_usd")
+    __slots__ = ("frames_in", "frames_sampled", "frames_sent", "frames_dropped", "audio_chunks_in", "audio_chunks_sent", "audio_chunks_dropped", "bad_packets", "prompts_sent", "events", "media_seconds", "encode_ms_p50", "encode_ms_p99", "prompt_tokens", "response_tokens", "reconnects", "fps_in", "fps_out", "source_state", "source_outage_seconds", "source_recoveries", "usage", "estimated_cost_usd", "alerts", "alert_candidates_rejected")
     class UsageEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -403,6 +565,8 @@ class Stats(_message.Message):
     SOURCE_RECOVERIES_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     ESTIMATED_COST_USD_FIELD_NUMBER: _ClassVar[int]
+    ALERTS_FIELD_NUMBER: _ClassVar[int]
+    ALERT_CANDIDATES_REJECTED_FIELD_NUMBER: _ClassVar[int]
     frames_in: int
     frames_sampled: int
     frames_sent: int
@@ -426,7 +590,9 @@ class Stats(_message.Message):
     source_recoveries: int
     usage: _containers.ScalarMap[str, int]
     estimated_cost_usd: float
-    def __init__(self, frames_in: _Optional[int] = ..., frames_sampled: _Optional[int] = ..., frames_sent: _Optional[int] = ..., frames_dropped: _Optional[int] = ..., audio_chunks_in: _Optional[int] = ..., audio_chunks_sent: _Optional[int] = ..., audio_chunks_dropped: _Optional[int] = ..., bad_packets: _Optional[int] = ..., prompts_sent: _Optional[int] = ..., events: _Optional[int] = ..., media_seconds: _Optional[float] = ..., encode_ms_p50: _Optional[float] = ..., encode_ms_p99: _Optional[float] = ..., prompt_tokens: _Optional[int] = ..., response_tokens: _Optional[int] = ..., reconnects: _Optional[int] = ..., fps_in: _Optional[float] = ..., fps_out: _Optional[float] = ..., source_state: _Optional[str] = ..., source_outage_seconds: _Optional[float] = ..., source_recoveries: _Optional[int] = ..., usage: _Optional[_Mapping[str, int]] = ..., estimated_cost_usd: _Optional[float] = ...) -> None: ...
+    alerts: int
+    alert_candidates_rejected: int
+    def __init__(self, frames_in: _Optional[int] = ..., frames_sampled: _Optional[int] = ..., frames_sent: _Optional[int] = ..., frames_dropped: _Optional[int] = ..., audio_chunks_in: _Optional[int] = ..., audio_chunks_sent: _Optional[int] = ..., audio_chunks_dropped: _Optional[int] = ..., bad_packets: _Optional[int] = ..., prompts_sent: _Optional[int] = ..., events: _Optional[int] = ..., media_seconds: _Optional[float] = ..., encode_ms_p50: _Optional[float] = ..., encode_ms_p99: _Optional[float] = ..., prompt_tokens: _Optional[int] = ..., response_tokens: _Optional[int] = ..., reconnects: _Optional[int] = ..., fps_in: _Optional[float] = ..., fps_out: _Optional[float] = ..., source_state: _Optional[str] = ..., source_outage_seconds: _Optional[float] = ..., source_recoveries: _Optional[int] = ..., usage: _Optional[_Mapping[str, int]] = ..., estimated_cost_usd: _Optional[float] = ..., alerts: _Optional[int] = ..., alert_candidates_rejected: _Optional[int] = ...) -> None: ...
 
 class Error(_message.Message):
     __slots__ = ("code", "message", "retryable")

@@ -64,6 +64,21 @@ class VisionStreamStub:
                 request_serializer=vision__stream_dot_v1_dot_vision__stream__pb2.SnapshotRequest.SerializeToString,
                 response_deserializer=vision__stream_dot_v1_dot_vision__stream__pb2.SnapshotResponse.FromString,
                 _registered_method=True)
+        self.SetConditions = channel.unary_unary(
+                '/vision_stream.v1.VisionStream/SetConditions',
+                request_serializer=vision__stream_dot_v1_dot_vision__stream__pb2.SetConditionsRequest.SerializeToString,
+                response_deserializer=vision__stream_dot_v1_dot_vision__stream__pb2.SetConditionsResponse.FromString,
+                _registered_method=True)
+        self.GetFrames = channel.unary_unary(
+                '/vision_stream.v1.VisionStream/GetFrames',
+                request_serializer=vision__stream_dot_v1_dot_vision__stream__pb2.GetFramesRequest.SerializeToString,
+                response_deserializer=vision__stream_dot_v1_dot_vision__stream__pb2.GetFramesResponse.FromString,
+                _registered_method=True)
+        self.ExportClip = channel.unary_stream(
+                '/vision_stream.v1.VisionStream/ExportClip',
+                request_serializer=vision__stream_dot_v1_dot_vision__stream__pb2.ExportClipRequest.SerializeToString,
+                response_deserializer=vision__stream_dot_v1_dot_vision__stream__pb2.ClipChunk.FromString,
+                _registered_method=True)
 
 
 class VisionStreamServicer:
@@ -114,6 +129,28 @@ class VisionStreamServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetConditions(self, request, context):
+        """Replace a running session's watch conditions (all of them).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetFrames(self, request, context):
+        """The sampled JPEGs a session kept (its evidence ring), by id or media time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportClip(self, request, context):
+        """A clip of a span of the session: packets remuxed without re-encoding where
+        the source has packets, else made from the sampled JPEGs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_VisionStreamServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -146,6 +183,21 @@ def add_VisionStreamServicer_to_server(servicer, server):
                     servicer.AnalyzeSnapshot,
                     request_deserializer=vision__stream_dot_v1_dot_vision__stream__pb2.SnapshotRequest.FromString,
                     response_serializer=vision__stream_dot_v1_dot_vision__stream__pb2.SnapshotResponse.SerializeToString,
+            ),
+            'SetConditions': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetConditions,
+                    request_deserializer=vision__stream_dot_v1_dot_vision__stream__pb2.SetConditionsRequest.FromString,
+                    response_serializer=vision__stream_dot_v1_dot_vision__stream__pb2.SetConditionsResponse.SerializeToString,
+            ),
+            'GetFrames': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFrames,
+                    request_deserializer=vision__stream_dot_v1_dot_vision__stream__pb2.GetFramesRequest.FromString,
+                    response_serializer=vision__stream_dot_v1_dot_vision__stream__pb2.GetFramesResponse.SerializeToString,
+            ),
+            'ExportClip': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportClip,
+                    request_deserializer=vision__stream_dot_v1_dot_vision__stream__pb2.ExportClipRequest.FromString,
+                    response_serializer=vision__stream_dot_v1_dot_vision__stream__pb2.ClipChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -310,6 +362,87 @@ class VisionStream:
             '/vision_stream.v1.VisionStream/AnalyzeSnapshot',
             vision__stream_dot_v1_dot_vision__stream__pb2.SnapshotRequest.SerializeToString,
             vision__stream_dot_v1_dot_vision__stream__pb2.SnapshotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetConditions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vision_stream.v1.VisionStream/SetConditions',
+            vision__stream_dot_v1_dot_vision__stream__pb2.SetConditionsRequest.SerializeToString,
+            vision__stream_dot_v1_dot_vision__stream__pb2.SetConditionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFrames(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vision_stream.v1.VisionStream/GetFrames',
+            vision__stream_dot_v1_dot_vision__stream__pb2.GetFramesRequest.SerializeToString,
+            vision__stream_dot_v1_dot_vision__stream__pb2.GetFramesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportClip(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/vision_stream.v1.VisionStream/ExportClip',
+            vision__stream_dot_v1_dot_vision__stream__pb2.ExportClipRequest.SerializeToString,
+            vision__stream_dot_v1_dot_vision__stream__pb2.ClipChunk.FromString,
             options,
             channel_credentials,
             insecure,
