@@ -10,6 +10,9 @@ Fault kinds: ``close1011`` (Internal error), ``quota`` (1011 quota text),
 answering), ``goaway`` (an early goAway). ``@T`` is seconds after
 ``setupComplete``; ``/N,M`` limits it to those connection numbers (1-based,
 counting every upgrade the emulator accepted); none means every connection.
+
+Tool-call faults (``toolcall_then=goaway|1011|drop``) strike right after the
+emulator's first ``toolCall``: the moment a call is most easily lost.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields, replace
 
 FAULT_KINDS = ("close1011", "quota", "drop", "stall", "goaway")
+TOOLCALL_FAULTS = ("", "goaway", "1011", "drop")
 
 
 
@@ -76,6 +80,17 @@ class EmulatorKnobs:
     refuse_count: refuse only the first N upgrades (0: all).
     faults: injected faults (see module docstring).
     record_limit: client messages kept for inspection (oldest dropped).
+    call_function: the function the model calls for an event it sees in new frames
+        (declared by the client; else no call).
+    toolcall_then: right after the first ``toolCall``: ``goaway`` (a goAway with
+        ``timeLeft`` = notice, closed 1000 when it runs out), ``1011`` (close 1011
+        Internal error) or ``drop`` (abort TCP, no close frame: the client sees 1006).
+    reissue_calls: on a resumed connection, call again (same ids) the functions the
+        session left unanswered when its last connection died (1 on, 0 off).
+    idle_reap: drop TCP (the client sees 1006) after this many seconds without a client
+        message (WebSocket pings do not count, as with middleboxes); 0 off.
+    Always on: audio while a BLOCKING call awaits its answer closes 1008 "The operation
+    was aborted" (as in the field).
     """
 
     api_keys: tuple[str, ...] = ()
@@ -93,6 +108,10 @@ class EmulatorKnobs:
     refuse_count: int = 0
     faults: tuple[Fault, ...] = field(default_factory=tuple)
     record_limit: int = 100_000
+    call_function: str = "report_event"
+    toolcall_then: str = ""
+    reissue_calls: bool = False
+    idle_reap: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("lifetime", "notice", "av_session_limit", "audio_session_limit", "tool_timeout"):
@@ -103,6 +122,10 @@ class EmulatorKnobs:
                 raise ValueError(f"{name} must be >= 0 seconds")
         if self.frames_per_turn < 1 or self.max_queue < 1 or self.record_limit < 1:
             raise ValueError("frames_per_turn, max_queue and record_limit must be >= 1")
+        if self.toolcall_then not in TOOLCALL_FAULTS:
+            raise ValueError(f"toolcall_then must be one of {TOOLCALL_FAULTS[1:]}, got {self.toolcall_then!r}")
+        if self.idle_reap < 0:
+            raise ValueError("idle_reap must be >= 0 seconds (0: off)")
         if self.refuse_status is not None and not 400 <= self.refuse_status <= 599:
             raise ValueError("refuse_status must be an HTTP error status (4xx/5xx)")
 
@@ -137,9 +160,17 @@ class EmulatorKnobs:
                 values["refuse_status"] = int(status)
                 values["refuse_count"] = int(count or 0)
             elif name in known and name not in ("faults", "api_keys"):
-                kind = known[name].type
-                values[name] = int(value) if kind in ("int", "int | None") else float(value)
+                values[name] = _knob_value(str(known[name].type), value)
             else:
                 raise ValueError(f"unknown emulator knob {name!r}")
         knobs = cls(api_keys=tuple(keys), faults=tuple(faults), **values)  # type: ignore[arg-type]
         return knobs.scaled(scale) if scale is not None else knobs
+
+
+def _knob_value(kind: str, value: str) -> object:
+    """A CLI knob's text as its field's type (``kind``: the annotation, a string)."""
+    if kind == "str":
+        return value
+    if kind == "bool":
+        return value.strip().lower() not in ("0", "false", "no", "off", "")
+    return int(value) if kind in ("int", "int | None") else float(value)

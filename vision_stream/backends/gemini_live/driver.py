@@ -9,6 +9,12 @@ stalls). When a connection ends, the supervisor classifies how
 (``endings.py``), resumes with the newest handle after the shared backoff
 (``vision_stream.retry``), or gives up: the failure is then kept, with its
 verdict, in the session's :class:`~vision_stream.backends.session_core.SessionCore`.
+
+Tool answers are owed exactly once: before a goAway rotation closes the old
+connection, the answers (and audio) still queued are written on it, within the
+server's ``timeLeft`` (``timeouts.go_away_drain`` at most); an answer whose
+write found the connection closed goes back to the queue, and a call lost with
+its connection is answered if the server re-issues it, else reported.
 """
 
 from __future__ import annotations
@@ -78,6 +84,8 @@ class LiveDriver:
         self.wakeup.set()
         await self._core.close_worker(self.supervisor, self._settings.timeouts.close_flush)
         self._protocol.close()
+        for lost in self._protocol.expire_orphaned_calls():  # no connection left to re-issue them
+            await self._core.events.put(lost, self._schedule.turn_media_time)
 
     # ---- connecting ----------------------------------------------------------------------
 
@@ -177,7 +185,8 @@ class LiveDriver:
                     opened = time.monotonic()
                     ending = await self._serve(ws)
                     lost_at = time.monotonic()
-                    await self._dispatch(self._schedule.connection_lost())
+                    abnormal = not ending.local and ending.code != 1000  # answers may be unread
+                    await self._dispatch(self._schedule.connection_lost(abnormal=abnormal))
                     if self._core.closing and self._schedule.drained:
                         break
                     if ending.local and ending.reason == "closing":
@@ -216,8 +225,28 @@ class LiveDriver:
         else:  # pragma: no cover - the tasks only end by raising
             ending = Ending(1006, "connection tasks ended", local=True)
         if ending.local:
+            if ending.go_away:
+                await self._write_owed(ws)
             await self._close_draining(ws)  # 1000: our decision (goAway rotation, stall, close)
         return ending
+
+    async def _write_owed(self, ws: ClientConnection) -> None:
+        """Before a goAway rotation closes the old connection: write the tool answers
+        and audio still queued for it, so a call that came just before the goAway is
+        answered where it was asked. Bounded by the server's ``timeLeft`` and
+        ``timeouts.go_away_drain``. A write cut by the timeout was handed to the socket
+        already (websockets writes the frame before it waits for the buffer to drain)."""
+        schedule = self._schedule
+        limit = schedule.drain_deadline(time.monotonic(), self._settings.timeouts.go_away_drain)
+        try:
+            async with asyncio.timeout(limit):
+                while (text := schedule.next_owed()) is not None:
+                    await ws.send(text)
+                    schedule.sent(time.monotonic())
+        except ConnectionClosed:
+            schedule.unsent()  # still owed: answered if the call is re-issued, else reported
+        except TimeoutError:
+            log.info("live: goAway drain cut after %.2f s", limit)
 
     async def _close_draining(self, ws: ClientConnection) -> None:
         """Close with 1000 while still reading: whatever the server sent before it saw
@@ -257,6 +286,7 @@ class LiveDriver:
                 try:
                     await ws.send(text)
                 except ConnectionClosed as exc:
+                    schedule.unsent()  # closed before the write: a tool answer is still owed
                     raise _Ended(ending_of(exc, before_setup=False, go_away=self._go_away_seen)) from None
                 waited = schedule.sent(time.monotonic())
                 if waited is not None:
@@ -276,6 +306,9 @@ class LiveDriver:
         while True:
             await asyncio.sleep(tick)
             now = time.monotonic()
+            lost = self._schedule.expire_orphans(now)
+            if lost:
+                await self._dispatch(lost)
             if self._schedule.rotation_due(now):
                 raise _Ended(Ending(1000, "goAway deadline", go_away=True, local=True))
             if self._schedule.stalled(now):

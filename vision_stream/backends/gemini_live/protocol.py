@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import enum
 import json
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -44,6 +45,10 @@ QUIET_TURN_REASONS = frozenset({"", "TURN_COMPLETE_REASON_UNSPECIFIED", "NEED_MO
 # it); a client's own function result is spoken about once the model is idle.
 SILENT = "SILENT"
 WHEN_IDLE = "WHEN_IDLE"
+# Answers given in one logical session, kept by call id so a call re-sent on the same
+# connection is not answered twice, and one the server re-issues on a later connection
+# (it never read our answer) gets the same answer again (oldest forgotten beyond this).
+ANSWERED_IDS_KEPT = 1024
 
 
 class ConnectionState(enum.Enum):
@@ -64,10 +69,15 @@ class SetupCompleted:
 
 @dataclass(frozen=True, slots=True)
 class ToolCallRequested:
-    """The model called a function; answer it (``report_event``: at once) unless cancelled."""
+    """The model called a function; answer it (``report_event``: at once) unless cancelled.
+
+    ``reissued``: the server called it again (same id) on a new connection after the
+    one it was first called on died unanswered; its Detection was reported already.
+    """
 
     call: FunctionCall
     detection: Detection
+    reissued: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +181,14 @@ class LiveProtocol:
         self._turns = 0
         self._prompt_outstanding: str | None = None
         self._pending_calls: dict[str, str] = {}  # id -> function name
+        # Calls whose connection died before they were answered: answered if the server
+        # re-issues them on the next connection, else reported (``expire_orphaned_calls``).
+        self._orphaned_calls: dict[str, str] = {}  # id -> function name
+        # Answered on this connection with no server message since: if the connection
+        # then dies abnormally, the answer may never have been read (orphans again).
+        self._unconfirmed: dict[str, str] = {}  # id -> function name
+        # id -> (connection number, function name, response) of answers written (bounded)
+        self._answered: OrderedDict[str, tuple[int, str, dict[str, Any]]] = OrderedDict()
         self._scheduling = response_scheduling(setup.function_declarations)
         self._input_text = ""
         self.prompt_tokens = 0
@@ -193,6 +211,22 @@ class LiveProtocol:
         return dict(self._pending_calls)
 
     @property
+    def blocking_call_pending(self) -> bool:
+        """A BLOCKING call awaits our answer: the model waits for it, and streaming audio
+        meanwhile draws close 1008 (LIVE_API.md "Server messages"). A call is BLOCKING
+        unless its declaration said NON_BLOCKING (then its answer has a ``scheduling``)."""
+        return any(name not in self._scheduling for name in self._pending_calls.values())
+
+    @property
+    def orphaned_calls(self) -> Mapping[str, str]:
+        """Calls lost with the last connection, unanswered: id -> function name."""
+        return dict(self._orphaned_calls)
+
+    def awaits_reissue(self, call_id: str) -> bool:
+        """The call's connection died unanswered: its answer waits for the server to re-issue it."""
+        return call_id in self._orphaned_calls
+
+    @property
     def can_send(self) -> bool:
         return self.state in (ConnectionState.ACTIVE, ConnectionState.DRAINING)
 
@@ -205,12 +239,16 @@ class LiveProtocol:
         self.connections += 1
         return builders.encode(builders.setup(replace(self._setup, resumption_handle=self.handle)))
 
-    def connection_lost(self) -> ConnectionLoss:
+    def connection_lost(self, *, abnormal: bool = False) -> ConnectionLoss:
         """The current connection ended (any reason). Ends the partial turn cleanly.
 
         Returns the prompt whose answer never completed (to be sent again on the
         next connection) and the events that close the cut turn. Pending tool
-        calls belonged to the lost generation and are forgotten.
+        calls become orphans: answered if the server re-issues them on the next
+        connection, reported by :meth:`expire_orphaned_calls` otherwise.
+        ``abnormal`` (the server closed with an error, or the network dropped):
+        answers written after the last server message may not have been read, so
+        their calls become orphans too (answered again if re-issued).
         """
         if self.state is ConnectionState.CLOSED:
             return ConnectionLoss((), None)
@@ -227,7 +265,11 @@ class LiveProtocol:
         events.extend(self._flush_input_transcript())
         self._prompt_outstanding = None
         self._turn = None
+        self._orphaned_calls.update(self._pending_calls)
+        if abnormal:
+            self._orphaned_calls.update(self._unconfirmed)
         self._pending_calls.clear()
+        self._unconfirmed.clear()
         self.state = ConnectionState.DISCONNECTED
         return ConnectionLoss(tuple(events), unanswered)
 
@@ -275,12 +317,48 @@ class LiveProtocol:
         return builders.encode(builders.client_content(turns, turn_complete=turn_complete))
 
     def send_tool_response(self, call_id: str, name: str, response: Mapping[str, Any]) -> str | None:
-        """``toolResponse`` for a pending call; None when the call is unknown or was cancelled."""
+        """``toolResponse`` for a pending call; None when the call is unknown or was cancelled.
+
+        The call counts as answered from here (:meth:`tool_response_unsent` undoes it
+        when the write failed), so a re-issue of it is never answered twice.
+        """
         self._require_send("send a toolResponse")
         if self._pending_calls.pop(call_id, None) is None:
             return None
+        self._answered[call_id] = (self.connections, name, dict(response))
+        self._unconfirmed[call_id] = name
+        if len(self._answered) > ANSWERED_IDS_KEPT:
+            self._answered.popitem(last=False)
         scheduling = self._scheduling.get(name)  # None: a BLOCKING call, no scheduling
         return builders.encode(builders.tool_response([(call_id, name, response)], scheduling=scheduling))
+
+    def tool_response_unsent(self, call_id: str, name: str) -> None:
+        """The answer from :meth:`send_tool_response` never reached the socket (the
+        connection closed first): the call is unanswered again (an orphan once the
+        connection is lost)."""
+        self._answered.pop(call_id, None)
+        self._unconfirmed.pop(call_id, None)
+        calls = self._pending_calls if self.can_send else self._orphaned_calls
+        calls[call_id] = name
+
+    def earlier_answer(self, call_id: str) -> dict[str, Any] | None:
+        """The answer written for ``call_id`` on an earlier connection, if any: a call the
+        server re-issues after that connection died gets it again (the server never read it)."""
+        earlier = self._answered.get(call_id)
+        return earlier[2] if earlier is not None else None
+
+    def expire_orphaned_calls(self) -> list[ErrorEvent]:
+        """The server did not re-issue the calls lost with the last connection: one
+        ``tool_call_lost`` error event per call (never retryable: the model moved on
+        without the answer), and they are forgotten (a later answer is dropped)."""
+        lost, self._orphaned_calls = self._orphaned_calls, {}
+        return [
+            ErrorEvent("tool_call_lost",
+                       f"Gemini Live lost the function call {name[:64]} (id {call_id[:64]}): its connection "
+                       "ended before the answer reached the server, and the server did not call it again",
+                       retryable=False)
+            for call_id, name in lost.items()
+        ]
 
     # ---- server messages ---------------------------------------------------------------
 
@@ -292,6 +370,7 @@ class LiveProtocol:
 
     def receive_message(self, message: ServerMessage) -> list[ProtocolEvent]:
         events: list[ProtocolEvent] = []
+        self._unconfirmed.clear()  # the connection still carries traffic after our answers
         if message.setup_complete is not None:
             if self.state is not ConnectionState.SETUP_SENT:
                 raise LiveStateError(f"setupComplete in state {self.state.value}")
@@ -305,11 +384,10 @@ class LiveProtocol:
                 self.handle = update.new_handle
                 events.append(HandleUpdated(update.new_handle))
         if message.tool_call is not None:
-            for call in message.tool_call.function_calls:
-                self._pending_calls[call.id] = call.name
-                events.append(ToolCallRequested(call, detection_of(call, self.backend_name)))
+            events.extend(self._tool_calls(message.tool_call.function_calls))
         if message.tool_call_cancellation is not None:
-            ids = tuple(i for i in message.tool_call_cancellation.ids if self._pending_calls.pop(i, None))
+            ids = tuple(i for i in message.tool_call_cancellation.ids
+                        if self._pending_calls.pop(i, None) or self._orphaned_calls.pop(i, None))
             events.append(ToolCallsCancelled(ids))
         if message.server_content is not None:
             events.extend(self._content(message.server_content))
@@ -324,6 +402,21 @@ class LiveProtocol:
             if self.state is ConnectionState.ACTIVE:
                 self.state = ConnectionState.DRAINING
             events.append(GoAwayReceived(message.go_away.time_left))
+        return events
+
+    def _tool_calls(self, calls: Sequence[FunctionCall]) -> list[ProtocolEvent]:
+        """Calls to answer. One already answered on this connection (sent again) is not
+        answered twice. One lost with the last connection, or answered on a connection
+        that died before the server read it, is pending again, marked ``reissued``
+        (its answer may still wait in the outbox, or be :meth:`earlier_answer`)."""
+        events: list[ProtocolEvent] = []
+        for call in calls:
+            earlier = self._answered.get(call.id)
+            if earlier is not None and earlier[0] == self.connections:
+                continue
+            reissued = self._orphaned_calls.pop(call.id, None) is not None or earlier is not None
+            self._pending_calls[call.id] = call.name
+            events.append(ToolCallRequested(call, detection_of(call, self.backend_name), reissued=reissued))
         return events
 
     def _content(self, content: ServerContent) -> list[ProtocolEvent]:
