@@ -1,0 +1,187 @@
+"""What a pipeline session runs for its conditions: verdicts and health in, ``Alert`` payloads out.
+
+Backends judge the session's conditions their own way and yield
+:class:`~vision_stream.events.ConditionVerdict` payloads (the offline
+analyzer: :mod:`.offline`; Live/REST: the model's answers). The session hands
+each verdict to :meth:`ConditionEngine.verdict`, and what it observes about
+itself (frames arriving, source state, backend switches, the budget, a
+once-a-second tick) to the other methods; every method returns the
+:class:`~vision_stream.events.Alert` payloads to append to the event log.
+
+Verification hook (issue 12 item 2): with a :attr:`ConditionEngine.verifier`
+set, a FIRED candidate of a ``verify`` condition is awaited through it; a
+rejected one is counted (``rejected``, Stats.alert_candidates_rejected) and
+not alerted. Without a verifier the alert fires with
+``verification.requested`` set and ``confirmed`` false.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterable
+from typing import Protocol
+
+from ..events import Alert, ConditionVerdict, Verification
+from .health import HealthMonitor, health_conditions
+from .model import Condition, HealthSettings, check_conditions
+from .offline import parse_rule
+from .policy import AlertPolicy, Candidate
+
+__all__ = ["ConditionEngine", "Verifier"]
+
+FRAME_IDS_KEPT = 64  # (media time, frame id) pairs remembered to name a verdict's frame
+
+
+class Verifier(Protocol):
+    """A second opinion on a FIRED candidate (C3: a REST call with more frames)."""
+
+    async def verify(self, condition: Condition, verdict: ConditionVerdict,
+                     frame_ids: tuple[int, ...]) -> Verification:
+        ...
+
+
+class ConditionEngine:
+    """The conditions of one session, user-set and built-in, and their alerts."""
+
+    def __init__(self, conditions: Iterable[Condition] = (), *, health: HealthSettings | None = None,
+                 now: float | None = None) -> None:
+        start = time.monotonic() if now is None else now
+        self._user = AlertPolicy(check_conditions(conditions))
+        self._health_settings = health
+        self._health = HealthMonitor(health, now=start) if health is not None else None
+        self._builtin = AlertPolicy(health_conditions(health) if health is not None else ())
+        self._frames: deque[tuple[float, int]] = deque(maxlen=FRAME_IDS_KEPT)
+        self._no_frames = self._no_frame_rules()
+        self._last_frame = start
+        self.verifier: Verifier | None = None
+        self.alerts = 0
+
+    @property
+    def conditions(self) -> tuple[Condition, ...]:
+        """The user's conditions (what SetConditions replaced last)."""
+        return self._user.conditions
+
+    @property
+    def rejected(self) -> int:
+        return self._user.rejected
+
+    @property
+    def watching(self) -> bool:
+        """Anything to watch (else the session need not tick)."""
+        return bool(self._user.conditions or self._builtin.conditions)
+
+    def replace(self, conditions: Iterable[Condition]) -> tuple[Condition, ...]:
+        items = check_conditions(conditions)
+        self._user.replace(items)
+        self._no_frames = self._no_frame_rules()
+        return items
+
+    def _no_frame_rules(self) -> dict[str, float]:
+        """User conditions saying "no frames [for N s]": judged here, by the pipeline's clock."""
+        out = {}
+        for condition in self._user.conditions:
+            rule = parse_rule(condition.text)
+            if rule is not None and rule.kind == "no_frames":
+                out[condition.id] = rule.seconds
+        return out
+
+    # -- inputs -----------------------------------------------------------------
+
+    async def verdict(self, verdict: ConditionVerdict, media_time: float | None,
+                      wall: float | None = None) -> list[Alert]:
+        """A backend's verdict (cooldowns run on media time; monotonic when it has none)."""
+        now = media_time if media_time is not None else time.monotonic()
+        candidate = self._user.observe(verdict, now=now, wall=time.time() if wall is None else wall)
+        if candidate is None:
+            return []
+        frame_ids = verdict.frame_ids or self._frame_ids_at(media_time)
+        verification = Verification()
+        if candidate.state == "fired" and candidate.condition.verify:
+            verification = await self._verify(candidate, frame_ids)
+            if self.verifier is not None and not verification.confirmed:
+                self._user.reject(candidate.condition.id)
+                return []
+        return [self._alert(candidate, frame_ids, verification)]
+
+    async def _verify(self, candidate: Candidate, frame_ids: tuple[int, ...]) -> Verification:
+        if self.verifier is None:
+            return Verification(requested=True, confirmed=False, evidence="no verifier available")
+        return await self.verifier.verify(candidate.condition, candidate.verdict, frame_ids)
+
+    def frame(self, media_time: float, frame_id: int, now: float | None = None) -> list[Alert]:
+        """A sampled frame went to the backend with ``frame_id``."""
+        now = time.monotonic() if now is None else now
+        self._frames.append((media_time, frame_id))
+        self._last_frame = now
+        alerts = self._clock_verdicts(now, arrived=True)
+        if self._health is not None:
+            alerts += self._health_alerts(self._health.frame(now), now)
+        return alerts
+
+    def source_state(self, state: str, now: float | None = None) -> list[Alert]:
+        if self._health is None:
+            return []
+        now = time.monotonic() if now is None else now
+        return self._health_alerts(self._health.source_state(state, now), now)
+
+    def backend_changed(self, to_backend: str, reason: str, now: float | None = None) -> list[Alert]:
+        if self._health is None:
+            return []
+        now = time.monotonic() if now is None else now
+        return self._health_alerts(self._health.backend_changed(to_backend, reason), now)
+
+    def budget_exhausted(self, exhausted: bool, reason: str, now: float | None = None) -> list[Alert]:
+        """The hook the budget governor calls: ``exhausted`` true when the bound is reached."""
+        if self._health is None:
+            return []
+        now = time.monotonic() if now is None else now
+        return self._health_alerts(self._health.budget(exhausted, reason), now)
+
+    def tick(self, frames_in: int, now: float | None = None) -> list[Alert]:
+        """About once a second: the conditions that hold by time passing (no frames, reconnecting, fps)."""
+        now = time.monotonic() if now is None else now
+        alerts = self._clock_verdicts(now, arrived=False)
+        if self._health is not None:
+            alerts += self._health_alerts(self._health.tick(now, frames_in), now)
+        return alerts
+
+    # -- outputs ----------------------------------------------------------------
+
+    def _clock_verdicts(self, now: float, *, arrived: bool) -> list[Alert]:
+        out = []
+        gap = now - self._last_frame
+        for cid, seconds in self._no_frames.items():
+            met = not arrived and gap >= seconds
+            if arrived or met or self._user.holding(cid):
+                verdict = ConditionVerdict(cid, met, 1.0, f"no frames for {gap:.1f} s" if met else "frames again",
+                                           "pipeline")
+                candidate = self._user.observe(verdict, now=now, wall=time.time())
+                if candidate is not None:
+                    out.append(self._alert(candidate, (), Verification()))
+        return out
+
+    def _health_alerts(self, verdicts: list[ConditionVerdict], now: float) -> list[Alert]:
+        out = []
+        for verdict in verdicts:
+            candidate = self._builtin.observe(verdict, now=now, wall=time.time())
+            if candidate is not None:
+                out.append(self._alert(candidate, (), Verification()))
+        return out
+
+    def _frame_ids_at(self, media_time: float | None) -> tuple[int, ...]:
+        """The id of the newest frame at or before ``media_time`` (the frame a verdict judged)."""
+        if media_time is None:
+            return ()
+        for t, frame_id in reversed(self._frames):
+            if t <= media_time + 1e-6:
+                return (frame_id,)
+        return ()
+
+    def _alert(self, candidate: Candidate, frame_ids: tuple[int, ...], verification: Verification) -> Alert:
+        self.alerts += 1
+        verdict, condition = candidate.verdict, candidate.condition
+        return Alert(condition_id=condition.id, condition=condition.text, state=candidate.state,
+                     confidence=round(verdict.confidence, 3), evidence=verdict.evidence, backend=verdict.backend,
+                     frame_ids=tuple(frame_ids), verification=verification, severity=condition.severity,
+                     builtin=condition.builtin)
