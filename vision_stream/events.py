@@ -11,11 +11,12 @@ Knows nothing about protobuf: ``server/convert.py`` maps these to the wire.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from .config import SamplingPolicy
 from .errors import ResumeAheadError, RetentionGapError, UsageError
@@ -150,6 +151,7 @@ class Event:
     wall_time: float  # seconds since the epoch (for display only)
     media_time: float | None
     payload: Payload
+    run_id: str = ""  # the run of the session this seq belongs to (vision_stream.store)
 
     @property
     def kind(self) -> str:
@@ -173,6 +175,47 @@ T = TypeVar("T")
 
 _NOT_ENCODED: Any = object()
 
+log = logging.getLogger(__name__)
+
+
+class EventSink(Protocol):
+    """Where a persisted log writes (``vision_stream.store.StoreSink``): the run its
+    events belong to, their encoded form, and the history below the in-memory tail."""
+
+    run_id: str
+
+    def encode(self, event: Event) -> Any:
+        """The stored (and wire) form of an event: computed once, shared with followers."""
+
+    def write(self, event: Event, encoded: Any) -> bool:
+        """Hand the event to the store; never blocks. False: the store refused it (behind)."""
+
+    def history(self, after_seq: int, limit: int) -> Awaitable[list[tuple[int, Any]]]:
+        """Stored (seq, encoded) pairs after ``after_seq``, oldest first, at most ``limit``."""
+
+
+async def replay_history(
+    read: Callable[[int, int], Awaitable[list[tuple[int, Any]]]], after_seq: int, until_seq: int,
+    *, allow_gap: bool, page: int = 500,
+) -> AsyncIterator[tuple[int, Any]]:
+    """Stored events after ``after_seq`` up to ``until_seq``, paged, checked gap-free: a
+    seq that is missing (left retention, or a write the store refused) raises
+    :class:`RetentionGapError`, or with ``allow_gap`` is skipped over (never in silence:
+    the caller sees the seq jump)."""
+    cursor = after_seq
+    while cursor < until_seq:
+        batch = await read(cursor, min(page, until_seq - cursor))
+        if not batch:
+            if not allow_gap:
+                raise RetentionGapError(cursor, until_seq + 1)
+            return
+        for seq, item in batch:
+            if seq != cursor + 1 and not allow_gap:
+                raise RetentionGapError(cursor, seq)
+            cursor = seq
+            yield seq, item
+
+
 
 class EventLog:
     """Gap-free, bounded, resumable log of one session's events.
@@ -187,16 +230,23 @@ class EventLog:
     (so it leaves the window with it: memory stays bounded by ``retention``).
     """
 
-    def __init__(self, session_id: str, *, retention: int) -> None:
+    def __init__(self, session_id: str, *, retention: int, sink: EventSink | None = None,
+                 first_seq: int = 1) -> None:
         if retention < 1:
             raise UsageError(f"event retention must be >= 1, got {retention}")
         self.session_id = session_id
+        # Persisted (a store's sink): events carry its run_id, seq continues from first_seq
+        # (a continued run), and follow_stored reaches below the in-memory tail.
+        self.sink = sink
+        self.run_id = sink.run_id if sink is not None else ""
+        self._store_behind = False
+        self._pending_error: ErrorEvent | None = None  # store_behind, appended after the event it is about
         self._events: deque[Event] = deque(maxlen=retention)
         # The encoded form of each retained event (or _NOT_ENCODED), index-aligned
         # with _events: both are appended together and share maxlen.
         self._encoded: deque[Any] = deque(maxlen=retention)
-        self._encoder: Callable[[Event], Any] | None = None
-        self._last_seq = 0
+        self._encoder: Callable[[Event], Any] | None = sink.encode if sink is not None else None
+        self._last_seq = first_seq - 1
         self._closed = False
         # Replaced on every append: waiters hold the old one, which is set.
         self._wakeup = asyncio.Event()
@@ -219,13 +269,35 @@ class EventLog:
         if self._closed:
             raise RuntimeError(f"event log of session {self.session_id} is closed")
         self._last_seq += 1
-        event = Event(self.session_id, self._last_seq, time.time(), media_time, payload)
+        event = Event(self.session_id, self._last_seq, time.time(), media_time, payload, self.run_id)
         self._events.append(event)
-        self._encoded.append(_NOT_ENCODED)
+        if self.sink is None:
+            self._encoded.append(_NOT_ENCODED)
+        else:
+            self._persist(event)
         if isinstance(payload, SessionEnded):
             self._closed = True
         self._notify()
+        if self._pending_error is not None:
+            error, self._pending_error = self._pending_error, None
+            self.append(error, media_time)
         return event
+
+    def _persist(self, event: Event) -> None:
+        """Encode once (the store and every follower share it) and hand it to the store.
+        A refusal is reported once per episode as a ``store_behind`` error event (kept in
+        memory; the store sees the hole and a resume across it gets RetentionGapError)."""
+        assert self.sink is not None
+        encoded = self.sink.encode(event)
+        self._encoded.append(encoded)
+        if self.sink.write(event, encoded):
+            self._store_behind = False
+        elif not self._store_behind and not isinstance(event.payload, SessionEnded):
+            self._store_behind = True
+            message = (f"the event store is behind: event {event.seq} of session {self.session_id} "
+                       "was not persisted (kept in memory only)")
+            log.error("%s", message)
+            self._pending_error = ErrorEvent("store_behind", message, retryable=True)
 
     def close(self) -> None:
         """Mark the log finished (no more events); subscribers drain then stop."""
@@ -264,10 +336,12 @@ class EventLog:
         try:
             while True:
                 events = self._events
-                if events and cursor + 1 < events[0].seq:
+                # A continued run's log starts empty after first_seq - 1: then last_seq + 1.
+                oldest = events[0].seq if events else self._last_seq + 1
+                if cursor + 1 < oldest:
                     if not allow_gap:
-                        raise RetentionGapError(cursor, events[0].seq)
-                    cursor = events[0].seq - 1
+                        raise RetentionGapError(cursor, oldest)
+                    cursor = oldest - 1
                 if self._last_seq > cursor:
                     # Everything pending, taken at once (no await in between, so
                     # the indices hold); seqs are contiguous, so the batch ends
@@ -282,6 +356,28 @@ class EventLog:
                 await self._wakeup.wait()
         finally:
             self.subscribers -= 1
+
+    def follow_stored(self, after_seq: int = 0, *, allow_gap: bool = False) -> AsyncIterator[Any]:
+        """As :meth:`follow_encoded` with the sink's encoding, reaching below the in-memory
+        tail into the store (the events of earlier processes of a continued run too)."""
+        if self.sink is None:
+            raise RuntimeError(f"event log of session {self.session_id} is not persisted")
+        return self._follow_stored(self.sink, after_seq, allow_gap)
+
+    async def _follow_stored(self, sink: EventSink, after_seq: int, allow_gap: bool) -> AsyncIterator[Any]:
+        if after_seq > self._last_seq:
+            raise ResumeAheadError(after_seq, self._last_seq)
+        cursor = after_seq
+        if cursor + 1 < self.oldest_seq:
+            # Below the tail: from the store, up to the tail's oldest as it is now (the
+            # tail moves meanwhile; _follow then serves the rest, or reports the gap).
+            async for seq, item in replay_history(sink.history, cursor, self.oldest_seq - 1, allow_gap=allow_gap):
+                cursor = seq
+                yield item
+            if allow_gap:
+                cursor = max(cursor, self.oldest_seq - 1)
+        async for item in self._follow(cursor, allow_gap, sink.encode):
+            yield item
 
     def _pending_after(self, cursor: int, encode: Callable[[Event], Any] | None) -> list[Any]:
         events = self._events
