@@ -36,9 +36,11 @@ def _check_pixels(width: int, height: int, limits: Limits) -> None:
 
 
 def prepare_pixels(data: bytes, *, raw: tuple[str, int, int] | None, sampling: SamplingPolicy,
-                   limits: Limits) -> np.ndarray:
+                   limits: Limits) -> tuple[np.ndarray, tuple[int, int]]:
     """Decode (or wrap raw pixels) and bound the size as for streams: BGR pixels
-    whose longest side is at most ``sampling.max_side``.
+    whose longest side is at most ``sampling.max_side``, and the picture's own
+    (width, height), which is what a user means by the image's size (the
+    analysis reports it, not the resized one).
 
     The size is checked on the image's own header before anything is decoded
     (a 272 KiB PNG can say 16000x16000: decoding it first would take 0.8 GB),
@@ -59,7 +61,7 @@ def prepare_pixels(data: bytes, *, raw: tuple[str, int, int] | None, sampling: S
         bgr = decode_image(data)
     _check_pixels(bgr.shape[1], bgr.shape[0], limits)
     small: np.ndarray = resize_bgr(bgr, sampling.max_side)
-    return small
+    return small, (bgr.shape[1], bgr.shape[0])
 
 
 async def analyze_snapshot(
@@ -72,12 +74,12 @@ async def analyze_snapshot(
     name = "local" if resolve_name(backend, options) == "local" else "rest"
     if name == "rest" and not options.api_key:
         raise UsageError("snapshot backend 'rest' needs an API key (set GEMINI_API_KEY or GOOGLE_API_KEY)")
-    pixels = await asyncio.to_thread(prepare_pixels, data, raw=raw, sampling=sampling, limits=limits)
+    pixels, size = await asyncio.to_thread(prepare_pixels, data, raw=raw, sampling=sampling, limits=limits)
     if name == "local":
         from .analysis.describe import describe_images
 
         # The analyzer works on pixels: no JPEG encode and decode in between.
-        text, detections = await asyncio.to_thread(describe_images, [pixels], prompt=prompt)
+        text, detections = await asyncio.to_thread(describe_images, [pixels], prompt=prompt, sizes=[size])
         return SnapshotResult(text=text, detections=list(detections), backend="local")
     jpeg = await asyncio.to_thread(encode_jpeg, pixels, sampling.jpeg_quality)
     from .backends.factory import make_rest_backend
