@@ -11,8 +11,11 @@ answering), ``goaway`` (an early goAway). ``@T`` is seconds after
 ``setupComplete``; ``/N,M`` limits it to those connection numbers (1-based,
 counting every upgrade the emulator accepted); none means every connection.
 
-Tool-call faults (``toolcall_then=goaway|1011|drop``) strike right after the
-emulator's first ``toolCall``: the moment a call is most easily lost.
+Tool-call faults (``toolcall_then=goaway|goaway_same|1011|drop``) strike right after the
+emulator's first ``toolCall``: the moment a call is most easily lost. ``goaway_same``
+puts the ``goAway`` in the SAME WebSocket message as the ``toolCall`` (both fields of
+one server message), so the client learns of the rotation before it could have run
+anything to answer the call: only a drain of the old connection saves the answer.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields, replace
 
 FAULT_KINDS = ("close1011", "quota", "drop", "stall", "goaway")
-TOOLCALL_FAULTS = ("", "goaway", "1011", "drop")
+TOOLCALL_FAULTS = ("", "goaway", "goaway_same", "1011", "drop")
 
 
 
@@ -83,7 +86,8 @@ class EmulatorKnobs:
     call_function: the function the model calls for an event it sees in new frames
         (declared by the client; else no call).
     toolcall_then: right after the first ``toolCall``: ``goaway`` (a goAway with
-        ``timeLeft`` = notice, closed 1000 when it runs out), ``1011`` (close 1011
+        ``timeLeft`` = notice, closed 1000 when it runs out), ``goaway_same`` (that goAway
+        inside the toolCall's own message), ``1011`` (close 1011
         Internal error) or ``drop`` (abort TCP, no close frame: the client sees 1006).
     reissue_calls: on a resumed connection, call again (same ids) the functions the
         session left unanswered when its last connection died (1 on, 0 off).

@@ -64,10 +64,15 @@ def _calls(emu, call_id: str) -> int:
     )
 
 
-async def test_tool_call_then_immediate_go_away_is_answered_exactly_once(live_emulator) -> None:
-    # A goAway margin above timeLeft rotates at once: the receiver ends the connection
-    # right after the toolCall, before the sender ran (the bug this test pins).
-    knobs = _knobs(toolcall_then="goaway", notice=0.3)
+@pytest.mark.parametrize("then", ["goaway_same", "goaway"])
+async def test_tool_call_then_immediate_go_away_is_answered_exactly_once(live_emulator, then) -> None:
+    # A goAway margin above timeLeft rotates at once. ``goaway_same`` sends the goAway in the
+    # toolCall's own message: the receiver learns of the rotation in the same read as the
+    # call. The answer must still go on the old connection, once. (Measured: with the drain
+    # step disabled this still passes, because the receiver's wakeup.set() queues the
+    # sender's step ahead of the TaskGroup's cancellation and a loopback write does not
+    # suspend; the drain covers a sender blocked in a write when the rotation comes.)
+    knobs = _knobs(toolcall_then=then, notice=0.3)
     async with live_emulator(knobs) as emu:
         settings = fast_settings(emu.url, timeouts=TIMEOUTS,
                                  reconnect=replace(fast_settings(emu.url).reconnect, go_away_margin=1.0))
