@@ -71,6 +71,7 @@ async def test_zone_conditions_fire_once_per_cooldown_with_frame_ids_and_resolve
     assert totals.alerts == len([e for e in session.log.snapshot() if e.kind == "alert"])
 
 
+@pytest.mark.slow
 async def test_max_triggers_and_a_long_cooldown(cars: Path) -> None:
     session = await replay(
         cars,
