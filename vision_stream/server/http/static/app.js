@@ -191,6 +191,14 @@ class LiveView {
       source.addEventListener(name, onEvent);
       if (snake(name) !== name) source.addEventListener(snake(name), onEvent);
     }
+    // The server ends a stream it cannot continue (e.g. events left the retention window)
+    // with a ``stream_error`` frame holding the JSON error body.
+    source.addEventListener("stream_error", (message) => {
+      let text = message.data;
+      try { text = JSON.parse(message.data).error.message; } catch (_) { /* show it raw */ }
+      setStatus("live-status", `The event stream ended: ${text}`, true);
+      source.close();
+    });
     source.addEventListener("error", () => {
       if (source.readyState === EventSource.CLOSED) setStatus("live-status", "The event stream closed.", true);
     });
