@@ -252,6 +252,14 @@ class EventLog:
         self._wakeup = asyncio.Event()
         self.subscribers = 0
 
+    def persist(self, sink: EventSink, first_seq: int = 1) -> None:
+        """Write through ``sink`` from now on, seq continuing at ``first_seq``: the server
+        attaches its store to a session's log once the run is decided, before the first event."""
+        if self._last_seq or self._events:
+            raise RuntimeError(f"event log of session {self.session_id} already has events")
+        self.sink, self.run_id, self._encoder = sink, sink.run_id, sink.encode
+        self._last_seq = first_seq - 1
+
     @property
     def last_seq(self) -> int:
         return self._last_seq

@@ -116,6 +116,17 @@ async def test_runs_continue_for_a_camera_and_restart_otherwise(make_store: Fact
     assert [e.seq for e in await store.read("cam", 0)] == [1, 2]
 
 
+async def test_a_run_that_did_not_end_cleanly_is_not_continued(make_store: Factory) -> None:
+    """Killed mid-run (no end_session): the events followers saw may not all be stored,
+    so the camera starts a new run naming the old one, rather than reusing its seqs."""
+    store = await make_store()
+    first = await store.begin_run("cam", resume=True, meta=META)
+    store.append("cam", first.run_id, _events(1, 4))
+    await store.flush()
+    again = await store.begin_run("cam", resume=True, meta=META)
+    assert not again.continued and again.previous_run == first.run_id and again.last_seq == 0
+
+
 async def test_retention_by_count(make_store: Factory) -> None:
     store = await make_store(Retention(max_events=5, max_age=0, max_bytes=0))
     run = await store.begin_run("s", resume=False, meta=META)

@@ -119,8 +119,12 @@ class EventStore(Protocol):
 
     async def begin_run(self, session_id: str, *, resume: bool, meta: SessionMeta) -> RunInfo:
         """Start writing ``session_id``: with ``resume`` (a configured camera) and a run the
-        store still knows, continue it (same run_id, seq after its last); otherwise a new run
-        (new run_id, seq from 1; the session's earlier events are dropped)."""
+        store knows that ended cleanly, continue it (same run_id, seq after its last);
+        otherwise a new run (new run_id, seq from 1; the session's earlier events are dropped).
+
+        A run that did not end cleanly (the process was killed) is not continued: events
+        its followers saw may not have reached the store, and reusing their seqs would
+        hand a resuming client different events under numbers it already has."""
 
     def append(self, session_id: str, run_id: str, events: Sequence[StoredEvent]) -> bool:
         """Hand events over for writing; never blocks. False: refused (queue full, counted)."""

@@ -50,7 +50,7 @@ class MemoryStore:
 
     async def begin_run(self, session_id: str, *, resume: bool, meta: SessionMeta) -> RunInfo:
         known = self._sessions.get(session_id)
-        if resume and known is not None:
+        if resume and known is not None and known.record.ended:
             known.record = replace(known.record, ended=False, end_reason="", meta=meta)
             return RunInfo(session_id, known.record.run_id, known.record.last_seq, continued=True)
         previous = known.record.run_id if known is not None else ""

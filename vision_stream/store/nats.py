@@ -131,7 +131,7 @@ class NatsStore:
         await self.flush()
         js, _kv = self._jetstream()
         known = await self.session(session_id)
-        if resume and known is not None:
+        if resume and known is not None and known.ended:
             await self._put_record(session_id, known.run_id, known.last_seq, False, "", meta)
             self._runs[session_id] = known.run_id
             return RunInfo(session_id, known.run_id, known.last_seq, continued=True)

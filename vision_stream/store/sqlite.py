@@ -116,8 +116,9 @@ class SqliteStore:
     def _begin_run(self, session_id: str, resume: bool, meta: SessionMeta) -> RunInfo:
         conn = self._conn()
         with self._lock, conn:
-            row = conn.execute("SELECT run_id, last_seq FROM sessions WHERE session = ?", (session_id,)).fetchone()
-            if resume and row is not None and row[0]:
+            row = conn.execute("SELECT run_id, last_seq, ended FROM sessions WHERE session = ?",
+                               (session_id,)).fetchone()
+            if resume and row is not None and row[0] and row[2]:
                 conn.execute("UPDATE sessions SET ended = 0, end_reason = '', meta = ? WHERE session = ?",
                              (_meta_json(meta), session_id))
                 self._runs[session_id] = row[0]
