@@ -152,12 +152,15 @@ async def cmd_serve(args: argparse.Namespace, options: BackendOptions) -> int:
     config = _service_config(args, options)
     cameras = load_cameras(args.config, env=os.environ) if args.config is not None else ()
     running = await start_server(config, host=args.host, port=args.port, cameras=cameras, tokens=tokens, tls=tls,
-                                 insecure=args.insecure)
+                                 insecure=args.insecure, http_port=args.http_port or None)  # 0: no HTTP side
     for camera in cameras:
         print(f"camera {camera.name}: {camera.description}", flush=True)
     security = [("mTLS" if tls.mutual else "TLS") if tls else "", f"{len(tokens.names)} tokens" if tokens else ""]
     shown = f" ({', '.join(w for w in security if w)})" if any(security) else ""
     print(f"vision-stream serving on {args.host}:{running.port}{shown}", flush=True)
+    if running.http_port is not None:
+        scheme = "https" if tls else "http"
+        print(f"vision-stream page and HTTP API on {scheme}://{args.host}:{running.http_port}/", flush=True)
     await serve_forever(running, grace=args.grace)
     return 0
 

@@ -144,6 +144,9 @@ def _add_serve(sub: Any) -> None:
     p = sub.add_parser("serve", help="run the gRPC server")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=50051)
+    p.add_argument("--http-port", type=int, default=8080,
+                   help="HTTP side on the same --host: JSON API, SSE, WebSocket, the page at /, /metrics "
+                        "(default 8080; 0 disables it); same TLS and tokens as gRPC")
     p.add_argument("--media-root", type=Path, default=None, help="directory Watch may read files from")
     p.add_argument("--allow-remote", default="",
                    help="comma-separated URL schemes Watch may open (e.g. rtsp,rtsps,http,https)")

@@ -23,6 +23,7 @@ from ..v1 import vision_stream_pb2 as pb
 from ..v1 import vision_stream_pb2_grpc as pb_grpc
 from .auth import ServerTls, TokenTable, check_exposure, guard_handler
 from .cameras import CameraConfig
+from .http import HttpServer, start_http
 from .registry import SessionRegistry
 from .service import ServiceConfig, VisionStreamService
 from .stream_input import transport_receive_limit
@@ -76,6 +77,12 @@ class RunningServer:
     registry: SessionRegistry
     health: health.aio.HealthServicer
     service: VisionStreamService
+    http: HttpServer | None = None  # the HTTP side (server/http), when started
+
+    @property
+    def http_port(self) -> int | None:
+        """The HTTP side's bound port (None: not serving HTTP)."""
+        return self.http.port if self.http is not None else None
 
     async def stop(self, grace: float = 10.0) -> None:
         """Graceful shutdown: refuse new RPCs, end sessions with session_ended, exit within ``grace``."""
@@ -83,11 +90,14 @@ class RunningServer:
         # Sessions end first (their streams then finish by themselves);
         # server.stop refuses new RPCs at once and cancels what outlives grace.
         await asyncio.gather(self.registry.shutdown(grace * 0.8), self.server.stop(grace))
+        if self.http is not None:  # its SSE streams and WebSockets ended with their sessions
+            await self.http.stop()
 
 
 async def start_server(
     config: ServiceConfig, *, host: str = "127.0.0.1", port: int = 0, cameras: Sequence[CameraConfig] = (),
     tokens: TokenTable | None = None, tls: ServerTls | None = None, insecure: bool = False,
+    http_port: int | None = None,
 ) -> RunningServer:
     """Start serving on ``host:port`` (0 = a free port); returns once listening.
 
@@ -97,6 +107,10 @@ async def start_server(
     caller is ANONYMOUS, with every right). ``tls``: serve TLS (mTLS with a
     client CA). A non-loopback ``host`` needs both (or mTLS instead of tokens)
     unless ``insecure``: then it only logs a warning.
+    ``http_port``: also serve the HTTP side (server/http: JSON API, SSE, WebSocket, the
+    page, /metrics) on ``host:http_port`` in this loop, with the same tokens and TLS;
+    0 picks a free port (``RunningServer.http_port``), None serves no HTTP (the CLI's
+    ``--http-port 0`` means None).
     """
     if check_exposure(host, tls=tls, tokens=tokens, insecure=insecure):
         log.warning("listening on %s without %s: anyone who can reach it can use it (--insecure)",
@@ -128,6 +142,8 @@ async def start_server(
     await server.start()
     running = RunningServer(server, bound, registry, health_servicer, service)
     try:
+        if http_port is not None:
+            running.http = await start_http(service, host=host, port=http_port, tokens=tokens, tls=tls)
         for camera in cameras:
             await service.start_camera(camera)
             log.info("camera %s started: %s", camera.name, camera.description)

@@ -82,11 +82,30 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
     async def Stream(
         self, request_iterator: AsyncIterator[object], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[bytes]:  # serialized pb.Event
-        key = client_key(current_principal(), context.peer())
+        call = await self.open_push(request_iterator, client_key(current_principal(), context.peer()))
+        try:
+            # Pre-serialized pb.Event bytes, shared by all subscribers (app.add_service
+            # registers a pass-through serializer for the event streams). A reader
+            # that falls out of the retention window gets RetentionGapError
+            # (OUT_OF_RANGE, like Subscribe).
+            async for wire in call.session.log.follow_encoded(event_to_wire):
+                yield wire
+        finally:
+            await call.close()
+        call.raise_input_error()
+
+    async def open_push(self, requests: AsyncIterator[object], key: str) -> PushCall:
+        """Start a client-pushed session from ``requests`` (the transport-neutral part of
+        ``Stream``, shared with the HTTP side's WebSocket ``/v1/stream``).
+
+        ``requests`` yields ``pb.StreamRequest`` or ``BadMessage`` (stream_input.py), the
+        first a config; ``key`` is the client the limits count under. Returns once the
+        session runs, its input fed by a task until the client's end of input.
+        """
         # The slot is taken before the first message is read: a call that never
         # sends its config holds one (until first_message_timeout) like a session.
         slot = self.clients.acquire(key)
-        stream_input = StreamInput(request_iterator, clients=self.clients, key=key)
+        stream_input = StreamInput(requests, clients=self.clients, key=key)
         try:
             with _held(slot):
                 first = await stream_input.first()
@@ -100,24 +119,7 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
             raise
         feeder = asyncio.create_task(self._feed_stream(stream_input, source, session),
                                      name=f"stream-input-{session.session_id}")
-        try:
-            # Pre-serialized pb.Event bytes, shared by all subscribers (app.add_service
-            # registers a pass-through serializer for the event streams). A reader
-            # that falls out of the retention window gets RetentionGapError
-            # (OUT_OF_RANGE, like Subscribe).
-            async for wire in session.log.follow_encoded(event_to_wire):
-                yield wire
-        finally:
-            if not feeder.done():
-                # The client went away: its input ends here; what it already
-                # sent is still processed and stays subscribable.
-                feeder.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await feeder
-                source.end()
-        error = feeder.exception() if feeder.done() and not feeder.cancelled() else None
-        if error is not None:
-            raise error
+        return PushCall(session, source, feeder)
 
     async def _feed_stream(self, stream_input: StreamInput, source: PushSource, session: Session) -> None:
         """Client messages into the session; the first bad one ends the input.
@@ -180,7 +182,18 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
     async def Watch(
         self, request: pb.WatchRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[bytes]:  # serialized pb.Event
-        slot = self.clients.acquire(client_key(current_principal(), context.peer()))
+        session = await self.open_watch(request, client_key(current_principal(), context.peer()))
+        try:
+            async for wire in session.log.follow_encoded(event_to_wire):
+                yield wire
+        finally:
+            if not session.ended and not request.detach and session.log.subscribers == 0:
+                session.stop("watcher left")
+
+    async def open_watch(self, request: pb.WatchRequest, key: str) -> Session:
+        """Start a session on a server-side source for the current principal (``Watch``,
+        and the HTTP side's ``POST /v1/sessions``); ``key`` is the client the limits count under."""
+        slot = self.clients.acquire(key)
         with _held(slot):
             target = self.config.access.resolve(request.source)
             shown = redact_url(request.source) if "://" in request.source else request.source
@@ -191,12 +204,7 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
                 connection=self.config.connection, url_policy=self.config.access.url_policy,
             )
             _bind(slot, session)
-        try:
-            async for wire in session.log.follow_encoded(event_to_wire):
-                yield wire
-        finally:
-            if not session.ended and not request.detach and session.log.subscribers == 0:
-                session.stop("watcher left")
+        return session
 
     # --------------------------------------------------------------- Subscribe
 
@@ -227,6 +235,10 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
     async def AnalyzeSnapshot(
         self, request: pb.SnapshotRequest, context: grpc.aio.ServicerContext
     ) -> pb.SnapshotResponse:
+        return await self.analyze_snapshot(request)
+
+    async def analyze_snapshot(self, request: pb.SnapshotRequest) -> pb.SnapshotResponse:
+        """One image in, one answer out (``AnalyzeSnapshot`` and ``POST /v1/snapshots:analyze``)."""
         size, limit = request.ByteSize(), self.config.limits.max_message_bytes
         if size > limit:  # gRPC's own bound is RECEIVE_SLACK_BYTES higher (stream_input)
             raise LimitExceededError(f"the request is {size} bytes, over the server's {limit}-byte message limit")
@@ -285,6 +297,31 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
         )
 
 
+@dataclass(slots=True)
+class PushCall:
+    """A running client-pushed session and the task feeding it the client's messages."""
+
+    session: Session
+    source: PushSource
+    feeder: asyncio.Task[None]
+
+    async def close(self) -> None:
+        """The client went away (or the events ended): its input ends here; what it
+        already sent is still processed and stays subscribable."""
+        if not self.feeder.done():
+            self.feeder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.feeder
+            self.source.end()
+
+    def raise_input_error(self) -> None:
+        """Re-raise the error that ended the client's input, for the call's status."""
+        if self.feeder.done() and not self.feeder.cancelled():
+            error = self.feeder.exception()
+            if error is not None:
+                raise error
+
+
 def _tool_result(msg: pb.ToolResult, count: int) -> tuple[str, str, dict[str, object]]:
     if not msg.call_id:
         raise InvalidInputError(f"message {count}: tool_result.call_id is required")
@@ -326,4 +363,4 @@ def session_info(session: Session) -> pb.SessionInfo:
     return info
 
 
-__all__ = ["ServiceConfig", "VisionStreamService", "session_info", "status_for"]
+__all__ = ["PushCall", "ServiceConfig", "VisionStreamService", "session_info", "status_for"]
