@@ -14,10 +14,11 @@ from pathlib import Path
 
 import av
 import pytest
-from helpers.server import Served, serve
+from helpers.server import Served, serve, write_tokens
 
 from vision_stream.config import Limits
 from vision_stream.server.access import SourceAccess
+from vision_stream.server.auth import load_tokens
 from vision_stream.server.service import ServiceConfig
 
 
@@ -67,6 +68,19 @@ async def http_served(media_root: Path, monkeypatch: pytest.MonkeyPatch) -> Asyn
     config = ServiceConfig(access=SourceAccess(media_root=media_root), limits=Limits(max_sessions=8))
     async for s in serve(config, media_root, http_port=0):
         yield s
+
+
+@pytest.fixture
+async def token_served(media_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                       ) -> AsyncIterator[tuple[Served, str]]:
+    """As ``http_served`` with --auth-tokens; yields the server and the token of a user who may
+    push, subscribe and manage."""
+    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    tokens = write_tokens(tmp_path / "tokens.toml", {"alice": ["push", "subscribe", "manage"]})
+    config = ServiceConfig(access=SourceAccess(media_root=media_root), limits=Limits(max_sessions=8))
+    async for s in serve(config, media_root, http_port=0, tokens=load_tokens(tmp_path / "tokens.toml")):
+        yield s, tokens["alice"]
 
 
 @pytest.fixture

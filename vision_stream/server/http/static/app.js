@@ -309,32 +309,27 @@ class LiveView {
     pushItem($("detections"), item);
   }
 
-  /** The frame a detection refers to: by its newest frame id when it names some (frameIds),
-   * else the frame on show when it arrived (marked as such: it may be a later frame);
-   * its region, when given, outlined on top. */
+  /** The frame a detection refers to, when it names some (frameIds: the newest), with its
+   * region outlined on top; none for a detection of no frame (e.g. audio_activity). */
   thumbnail(detection) {
     const ids = detection.frameIds || [];
-    const frameId = ids.length ? ids[ids.length - 1] : undefined;
-    const img = el("img", { class: "thumb", alt: "frame of this detection" });
+    if (!ids.length) return null;
+    const frameId = ids[ids.length - 1];
+    const img = el("img", { class: "thumb", alt: `frame ${frameId} of this detection`, title: `frame ${frameId}` });
     const box = el("span", { class: "thumb-box" }, img);
     const r = detection.region;
     if (r && (r.width || r.height)) {
       const pct = (v) => `${(Number(v || 0) * 100).toFixed(1)}%`;
       box.append(el("span", { class: "region", style: `left:${pct(r.x)};top:${pct(r.y)};width:${pct(r.width)};height:${pct(r.height)}` }));
     }
-    if (frameId !== undefined && frameId !== "") {
-      const id = this.sessionId;
-      api(`/v1/sessions/${encodeURIComponent(id)}/frames/${encodeURIComponent(frameId)}`)
-        .then((r) => r.blob())
-        .then((blob) => { img.src = URL.createObjectURL(blob); img.title = `frame ${frameId}`; })
-        .catch(() => { img.alt = "frame no longer kept"; });
-    } else if (this.frameUrl) {
-      // Not revoked with the live frame: fetch a copy of the bytes through the object URL.
-      fetch(this.frameUrl).then((r) => r.blob()).then((blob) => { img.src = URL.createObjectURL(blob); })
-        .catch(() => {});
-      img.title = "the latest frame when this detection arrived";
-      img.classList.add("approx");
-    }
+    const id = this.sessionId;
+    api(`/v1/sessions/${encodeURIComponent(id)}/frames/${encodeURIComponent(frameId)}`)
+      .then((response) => response.blob())
+      .then((blob) => {
+        img.addEventListener("load", () => URL.revokeObjectURL(img.src), { once: true });  // decoded: free the blob
+        img.src = URL.createObjectURL(blob);
+      })
+      .catch(() => { box.replaceChildren(el("small", { class: "gone" }, "frame no longer kept")); });
     return box;
   }
 
