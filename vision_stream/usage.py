@@ -18,15 +18,31 @@ Kinds (the keys of ``Stats.usage``): ``input_text``, ``input_audio``,
 the details is counted as ``input_text`` (it is the system instruction and
 declarations, text; and it keeps the kinds' sum equal to what Google bills).
 Likewise a response remainder goes to ``output_text``.
+
+It also holds the ONE token estimator (what a frame, a second of audio, a text
+will cost before Google says so): the emulators' token model
+(testing/live_usage.py) and the budget governor's forecast (pipeline/budget.py)
+both use it, so what the governor predicts is what the emulator bills. The
+published figures (LIVE_API.md "Cost"): 64 tokens a frame at
+``MEDIA_RESOLUTION_LOW``, else 258 per started 768x768 tile; audio 32 tokens a
+second; text about one token per 4 characters.
 """
 
 from __future__ import annotations
 
+import io
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["KINDS", "Usage", "usage_from_metadata"]
+__all__ = ["AUDIO_TOKENS_PER_SECOND", "KINDS", "Usage", "audio_tokens", "image_tokens", "jpeg_tokens",
+           "text_tokens", "usage_from_metadata"]
+
+TILE_PX = 768
+TOKENS_PER_TILE = 258
+LOW_TOKENS_PER_FRAME = 64
+AUDIO_TOKENS_PER_SECOND = 32
 
 KINDS = ("input_text", "input_audio", "input_video", "input_image",
          "output_text", "output_audio", "thoughts", "tool_use")
@@ -111,3 +127,35 @@ def usage_from_metadata(meta: Mapping[str, Any]) -> Usage:
         if count := _count(meta.get(key)):
             tokens[kind] = count
     return Usage({k: v for k, v in tokens.items() if v})
+
+
+# ---- the token estimator (see the module docstring) ----------------------------------------
+
+
+def text_tokens(text: str) -> int:
+    """About one token per 4 characters (at least 1 for any text)."""
+    return max(1, math.ceil(len(text) / 4)) if text else 0
+
+
+def image_tokens(width: int, height: int, resolution: str) -> int:
+    """Tokens of one frame: 64 at LOW, else 258 per started 768x768 tile."""
+    if resolution.upper().endswith("LOW"):
+        return LOW_TOKENS_PER_FRAME
+    return TOKENS_PER_TILE * max(1, math.ceil(width / TILE_PX)) * max(1, math.ceil(height / TILE_PX))
+
+
+def jpeg_tokens(data: bytes, resolution: str) -> int:
+    """Tokens of an encoded JPEG/PNG (Pillow reads the size from the header only)."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+    except (OSError, ValueError):
+        width = height = TILE_PX
+    return image_tokens(width, height, resolution)
+
+
+def audio_tokens(seconds: float) -> int:
+    """Tokens of ``seconds`` of audio input (32 a second, rounded up)."""
+    return math.ceil(max(0.0, seconds) * AUDIO_TOKENS_PER_SECOND)

@@ -15,9 +15,11 @@ from helpers.live import API_KEY
 from helpers.timing import scaled
 
 from vision_stream.config import SamplingPolicy
-from vision_stream.pipeline.budget import LADDER, BudgetGovernor
+from vision_stream.pipeline.budget import LADDER, Admission, BudgetGovernor
+from vision_stream.pricing import estimate_cost
 from vision_stream.testing.live_emulator import LiveEmulator
 from vision_stream.testing.live_knobs import EmulatorKnobs
+from vision_stream.usage import Usage
 
 
 def _governor(**kw: float) -> BudgetGovernor:
@@ -56,20 +58,57 @@ def test_token_budget_and_ladder_bottom() -> None:
     assert last.interval(10.0) == 40.0 and last.sampling(SamplingPolicy()).fps == 0.25
 
 
-@pytest.mark.slow
-async def test_cli_replay_on_live_prints_cost_and_reports_budget_steps(shared_media: Path) -> None:
-    """``replay CLIP --backend live --fast --max-cost-per-hour X`` against the emulator."""
-    clip = shared_media / "intel_car-detection.mp4"
+def test_forecast_holds_a_turn_that_would_pass_the_budget_and_learns_from_real_usage() -> None:
+    """Before any usage arrived, the first prompt is admitted only when its forecast turn
+    (and the closing reserve) fits; a real turn then anchors the next forecast."""
+    governor = _governor(max_cost_per_hour=4.0)
+
+    def price(turn: Usage) -> float:
+        return estimate_cost(turn, "gemini-3.8-live")
+
+    def admit(media: float, usage: Usage, frames: int) -> Admission:
+        return governor.admit(media, usage=usage, cost_usd=price(usage), frames_sent=frames,
+                              audio_chunks_sent=frames, price=price)
+
+    held = admit(10.0, Usage(), 20)
+    assert not held.send and held.messages and "holding commentary" in held.messages[0]
+    assert held.change is not None and held.change.level == 1  # the ladder steps down too
+    sent = admit(120.0, Usage(), 160)  # 2 min of budget ($0.13) pays for one turn and the reserve
+    assert sent.send and "commentary resumes" in sent.messages[0]
+    turn = Usage({"input_text": 400, "input_video": 5120, "input_audio": 1920, "output_audio": 700})
+    assert governor.forecast.next_turn().get("output_audio") == 1000  # the prior, before an answer
+    admit(121.0, turn, 161)
+    assert governor.forecast.response == 700 and governor.forecast.last == turn
+    # Anchored on the real turn: the next one re-bills its prompt and its answer.
+    assert governor.forecast.next_turn().prompt >= turn.prompt + turn.response
+
+
+async def _replay_live(clip: Path, budget: float) -> tuple[list[dict], dict]:
+    """``replay CLIP --backend live --fast --max-cost-per-hour X`` against the emulator:
+    the JSON events and the session's totals."""
     async with LiveEmulator(EmulatorKnobs(api_keys=(API_KEY,))) as emu:
         env = {**os.environ, "GEMINI_API_KEY": API_KEY, "VISION_STREAM_LIVE_URL": emu.url}
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "vision_stream.cli", "replay", str(clip), "--backend", "live", "--fast",
-            "--json", "--commentary-interval", "5", "--max-cost-per-hour", "4", env=env,
+            "--json", "--commentary-interval", "5", "--max-cost-per-hour", f"{budget:g}", env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         out, err = await asyncio.wait_for(proc.communicate(), scaled(90))
     assert proc.returncode == 0, err.decode()[-2000:]
     events = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
-    budget = [e["error"] for e in events if e.get("error", {}).get("code") == "budget"]
-    assert budget and all(b["retryable"] for b in budget) and "over $4/h" in budget[0]["message"]
-    totals = events[-1]["sessionEnded"]["totals"]
-    assert totals["estimatedCostUsd"] > 0 and int(totals["usage"]["input_video"]) > 0
+    return events, events[-1]["sessionEnded"]["totals"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("budget", [4.0, 8.0])
+async def test_cli_replay_on_live_keeps_the_budget_and_reports_each_step(shared_media: Path, budget: float) -> None:
+    """The 30 s traffic clip at a 5 s cadence runs at about $15/h unbounded: under
+    ``--max-cost-per-hour X`` it ends at most 10 % over X per media-hour, each hold,
+    resume and rung change one retryable ``budget`` event, the cost in the totals."""
+    events, totals = await _replay_live(shared_media / "intel_car-detection.mp4", budget)
+    steps = [e["error"] for e in events if e.get("error", {}).get("code") == "budget"]
+    assert steps and all(s["retryable"] for s in steps)
+    assert f"${budget:g}/h" in steps[0]["message"]
+    assert len({s["message"] for s in steps}) == len(steps)  # one event per step, not per prompt
+    cost, media = totals["estimatedCostUsd"], totals["mediaSeconds"]
+    assert cost > 0 and int(totals["usage"]["input_video"]) > 0
+    assert cost * 3600 / media <= budget * 1.1

@@ -13,8 +13,26 @@ settings, one rung at a time:
   3. and twice the commentary interval (half the turns, each re-billing the context);
   4. a quarter of the frame rate and four times the interval.
 
-Moving to REST snapshots would be the next rung; it needs a backend switch the
-pipeline cannot yet make from here, so the ladder stops at 4.
+Moving to REST snapshots would be the next rung; the failover chain switches
+links only when one fails (backends/failover_switch.py has no "switch on
+request"), and a session that is not a chain has no REST link to move to, so
+the ladder's last rung is "fewest frames + longest cadence" (4), and below it
+the gate simply holds the commentary.
+
+The ladder alone acts only after a turn's ``usageMetadata`` arrived: too late
+for a 30 s clip, whose first few turns already cost more than the budget. So
+each prompt is first ADMITTED against a forecast (:class:`TurnForecast`): the
+next turn re-bills the last turn's real prompt plus its answer plus what was
+sent since (frames, audio and the prompt, priced by the one token estimator in
+vision_stream/usage.py, the model the emulator bills with), and answers about as
+long as the answers so far. The prompt goes only if, with that turn and a
+reserve for the closing summary turn, (a) the session's spend stays within the
+budget for the media time so far, and (b) the spend of the last ``window`` media
+seconds stays within the budget for that window (no bursts after a quiet
+spell). Otherwise it is held (and the ladder steps down). The real
+``usageMetadata`` then corrects the forecast: the next turn is anchored on the
+real prompt count, new-input estimates are scaled by how the last ones compared.
+Holding and resuming are one ``budget`` event each, like a rung change.
 
 Rates are smoothed: the rate of the last ``window`` media seconds (an EMA of
 per-check rates), and the session's average so far. It steps DOWN when either
@@ -29,11 +47,16 @@ degraded-but-working session, not a backend switch, which is what
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ..config import SamplingPolicy
+from ..usage import Usage, audio_tokens, image_tokens, text_tokens
 
-__all__ = ["LADDER", "BudgetChange", "BudgetGovernor", "Rung"]
+__all__ = ["LADDER", "Admission", "BudgetChange", "BudgetGovernor", "Rung", "TurnForecast"]
+
+# The prompt text the backends send for a cadence turn is short: a generous guess.
+PROMPT_TOKENS = text_tokens("x" * 240)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,12 +100,107 @@ class BudgetChange:
     reason: str
 
 
+def _as_input(kind: str) -> str:
+    """An answer is re-billed as input on the next turn: ``output_audio`` -> ``input_audio``."""
+    return "input_" + kind.removeprefix("output_") if kind.startswith("output_") else "input_text"
+
+
+def _minus(a: Usage, b: Usage) -> Usage:
+    return Usage({k: v - b.get(k) for k, v in a.tokens.items() if v > b.get(k)})
+
+
+def _scaled(tokens: Mapping[str, int], factor: float) -> dict[str, int]:
+    return {k: round(v * factor) for k, v in tokens.items()}
+
+
+class TurnForecast:
+    """The tokens of the next turn before it is asked (see the module docstring).
+
+    ``system_prior``: the system instruction and declarations, before the first
+    real count says; ``response_prior``: the answer length before the first
+    answer (about 30 s of speech: conservative).
+    """
+
+    def __init__(self, *, resolution: str, frame_side: int, system_prior: int = 600,
+                 response_prior: int = 1000) -> None:
+        # Frames within ``frame_side`` (the sampler's max side): one estimate per frame.
+        self.frame_tokens = image_tokens(frame_side, frame_side, resolution or "MEDIA_RESOLUTION_LOW")
+        self.system_prior = system_prior
+        self.response = response_prior
+        self.response_kind = "output_audio"
+        self.scale = 1.0  # real new input / estimated, from the turns so far
+        self.last: Usage | None = None  # the last turn's real usage
+        self._new: dict[str, int] = {}  # estimated input since the last prompt went
+        self._in_flight = 0  # the estimated new input of the turn asked last
+        self._seen = (0, 0, 0.0)  # frames sent, audio chunks sent, media seconds at the last note
+        self._input_rate = 0.0  # estimated input tokens per media second
+
+    def note(self, frames_sent: int, audio_chunks_sent: int, media_seconds: float) -> None:
+        """What went to the backend since the last note (the session's counters)."""
+        frames, chunks, media = self._seen
+        if frames_sent > frames:
+            self._new["input_video"] = self._new.get("input_video", 0) + (frames_sent - frames) * self.frame_tokens
+        if audio_chunks_sent > chunks and media_seconds > media:
+            self._new["input_audio"] = self._new.get("input_audio", 0) + audio_tokens(media_seconds - media)
+        if media_seconds > media:
+            added = (frames_sent - frames) * self.frame_tokens + (
+                audio_tokens(media_seconds - media) if audio_chunks_sent > chunks else 0)
+            rate = added / (media_seconds - media)
+            self._input_rate = rate if not self._input_rate else 0.8 * self._input_rate + 0.2 * rate
+        self._seen = (frames_sent, audio_chunks_sent, max(media, media_seconds))
+
+    def next_turn(self, *, extra_seconds: float = 0.0) -> Usage:
+        """The next turn's usage by kind; ``extra_seconds`` more media first (the closing
+        turn's reserve: what arrives before the next chance to hold)."""
+        new = dict(self._new)
+        if extra_seconds > 0:
+            new["input_video"] = new.get("input_video", 0) + round(self._input_rate * extra_seconds)
+        new["input_text"] = new.get("input_text", 0) + PROMPT_TOKENS
+        tokens = _scaled(new, self.scale)
+        if self.last is None:
+            tokens["input_text"] += self.system_prior
+        else:
+            for kind, count in self.last.tokens.items():  # the context, billed again, and the answer
+                kind = kind if kind.startswith("input_") or kind == "tool_use" else _as_input(kind)
+                tokens[kind] = tokens.get(kind, 0) + count
+        tokens[self.response_kind] = tokens.get(self.response_kind, 0) + self.response
+        return Usage(tokens)
+
+    def asked(self) -> None:
+        """A prompt went: what was sent since joins the turn in flight."""
+        self._in_flight = sum(self._new.values()) + PROMPT_TOKENS
+        self._new = {}
+
+    def answered(self, turn: Usage) -> None:
+        """A turn's real usage arrived: anchor on it, correct the estimates."""
+        if self.last is not None and self._in_flight > 0:
+            real_new = turn.prompt - self.last.prompt - self.last.response
+            if real_new > 0:  # (<= 0: the context was compressed; nothing to learn)
+                self.scale = min(4.0, max(0.25, (self.scale + real_new / self._in_flight) / 2))
+        outputs = {k: v for k, v in turn.tokens.items() if k.startswith("output_")}
+        if outputs:
+            self.response_kind = max(outputs, key=lambda k: outputs[k])
+            answer = turn.response
+            self.response = answer if self.last is None else max(answer, round(0.7 * self.response + 0.3 * answer))
+        self.last = turn
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The governor's answer before a prompt: send it or hold it; a rung change to
+    apply; the ``budget`` events to report (hold, resume)."""
+
+    send: bool
+    change: BudgetChange | None = None
+    messages: tuple[str, ...] = ()
+
+
 class BudgetGovernor:
     """Decides the ladder level from the session's running usage (see the module docstring)."""
 
     def __init__(self, *, max_cost_per_hour: float = 0.0, max_tokens_per_hour: int = 0,
                  base_sampling: SamplingPolicy, base_interval: float, window: float = 60.0,
-                 resume: float = 0.9, dwell: float | None = None) -> None:
+                 resume: float = 0.9, dwell: float | None = None, resolution: str = "") -> None:
         self.max_cost = max_cost_per_hour
         self.max_tokens = max_tokens_per_hour
         self.base_sampling = base_sampling
@@ -94,6 +212,12 @@ class BudgetGovernor:
         self.changes = 0
         self._samples: deque[tuple[float, int, float]] = deque()  # (media s, tokens, $) at each check
         self._changed_at = 0.0
+        self.forecast = TurnForecast(resolution=resolution, frame_side=base_sampling.max_side)
+        self.holding = False
+        self.held = 0  # prompts held so far
+        self._spend: deque[tuple[float, int, float]] = deque([(0.0, 0, 0.0)])  # (media s, tokens, $) admitted
+        self._pending: deque[tuple[int, float]] = deque()  # forecast (tokens, $) of turns asked, not billed yet
+        self._billed = Usage()
 
     @property
     def active(self) -> bool:
@@ -143,7 +267,88 @@ class BudgetGovernor:
         rung = LADDER[level]
         limits = " and ".join(x for x in (f"${self.max_cost:g}/h" if self.max_cost > 0 else "",
                                             f"{self.max_tokens} tokens/h" if self.max_tokens > 0 else "") if x)
-        direction = "over" if why == "over" else f"well under ({self.resume:.0%} of)"
-        reason = (f"budget: running at ${cost_h:.2f}/h, {tokens_h:,.0f} tokens/h of media, {direction} {limits}; "
+        direction = "over" if why in ("over", "forecast") else f"well under ({self.resume:.0%} of)"
+        running = "with the next turn heading for" if why == "forecast" else "running at"
+        reason = (f"budget: {running} ${cost_h:.2f}/h, {tokens_h:,.0f} tokens/h of media, {direction} {limits}; "
                   f"now {rung.name} (level {level}/{len(LADDER) - 1})")
         return BudgetChange(level, rung.sampling(self.base_sampling), rung.interval(self.base_interval), reason)
+
+    # ---- admission: the forecast gate (module docstring) ------------------------------------
+
+    def admit(self, media_seconds: float, *, usage: Usage, cost_usd: float, frames_sent: int,
+              audio_chunks_sent: int, price: Callable[[Usage], float], closing: bool = False) -> Admission:
+        """Before a prompt at ``media_seconds`` (the session's totals so far): send or hold.
+        ``price`` prices a :class:`Usage` at the session's model; ``closing``: the summary turn."""
+        if not self.active:
+            return Admission(True)
+        self.forecast.note(frames_sent, audio_chunks_sent, media_seconds)
+        self._settle(usage)
+        turn = self.forecast.next_turn()
+        reserve = Usage() if closing else self.forecast.next_turn(extra_seconds=self.base_interval)
+        fits = self._fits(media_seconds, usage.total, cost_usd, turn.total, price(turn), reserve.total, price(reserve))
+        if fits:
+            messages: tuple[str, ...] = ()
+            if self.holding:
+                self.holding = False
+                messages = (f"budget: commentary resumes: the next turn (~{turn.total:,} tokens, "
+                            f"${price(turn):.4f}) fits {self._limits()} after {self.held} held",)
+            self.forecast.asked()
+            self._pending.append((turn.total, price(turn)))
+            change = None if closing else self.observe(media_seconds, usage.total, cost_usd)
+            return Admission(True, change, messages)
+        self.held += 1
+        messages = ()
+        if not self.holding:
+            self.holding = True
+            what = "the closing summary" if closing else "commentary"
+            messages = (f"budget: holding {what}: the next turn (~{turn.total:,} tokens, ${price(turn):.4f}) "
+                        f"would pass {self._limits()} of media (spent ${cost_usd:.4f}, {usage.total:,} tokens "
+                        f"in {media_seconds:.0f} s)",)
+        change = None
+        since = media_seconds - self._changed_at
+        if not closing and self.level < len(LADDER) - 1 and since >= self.base_interval:
+            pending_k, pending_c = sum(k for k, _ in self._pending), sum(c for _, c in self._pending)
+            change = self._move(self.level + 1, media_seconds,
+                                self._rate(usage.total + pending_k + turn.total + reserve.total, media_seconds),
+                                self._rate(cost_usd + pending_c + price(turn) + price(reserve), media_seconds),
+                                "forecast")  # the rate the check saw: with the closing reserve
+        return Admission(False, change, messages)
+
+    @staticmethod
+    def _rate(amount: float, media: float) -> float:
+        return amount * 3600 / media if media > 0 else 0.0
+
+    def _limits(self) -> str:
+        return " and ".join(x for x in (f"${self.max_cost:g}/h" if self.max_cost > 0 else "",
+                                        f"{self.max_tokens} tokens/h" if self.max_tokens > 0 else "") if x)
+
+    def _settle(self, usage: Usage) -> None:
+        """Turns billed since the last check: the forecast learns; their forecasts stop counting."""
+        turn = _minus(usage, self._billed)
+        if turn.total > 0:
+            self._billed = usage
+            self.forecast.answered(turn)
+            if self._pending:
+                self._pending.popleft()
+
+    def _fits(self, media: float, tokens: int, cost: float, turn_tokens: int, turn_cost: float,
+              reserve_tokens: int, reserve_cost: float) -> bool:
+        """(a) the session so far + the turns in flight + this turn + the closing reserve within
+        the budget for ``media`` seconds; (b) the last ``window`` seconds + in flight + this
+        turn within the budget for the window."""
+        while len(self._spend) > 1 and self._spend[1][0] <= media - self.window:
+            self._spend.popleft()
+        # The newest check at least ``window`` s back (the session's start while younger).
+        base_t, base_k, base_c = self._spend[0]
+        self._spend.append((media, tokens, cost))
+        window = media - base_t
+        pending_k = sum(k for k, _ in self._pending)
+        pending_c = sum(c for _, c in self._pending)
+        checks = []
+        if self.max_cost > 0:
+            checks.append((cost + pending_c + turn_cost + reserve_cost, self.max_cost * media / 3600))
+            checks.append((cost - base_c + pending_c + turn_cost, self.max_cost * window / 3600))
+        if self.max_tokens > 0:
+            checks.append((tokens + pending_k + turn_tokens + reserve_tokens, self.max_tokens * media / 3600))
+            checks.append((tokens - base_k + pending_k + turn_tokens, self.max_tokens * window / 3600))
+        return all(spend <= limit for spend, limit in checks)

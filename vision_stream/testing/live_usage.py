@@ -21,45 +21,18 @@ Pure bookkeeping, no I/O; the emulators feed it what they received.
 
 from __future__ import annotations
 
-import io
-import math
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ContextMeter", "image_tokens", "jpeg_tokens", "text_tokens"]
+# The one token estimator lives in vision_stream/usage.py (the budget governor predicts with it).
+from ..usage import AUDIO_TOKENS_PER_SECOND, image_tokens, jpeg_tokens, text_tokens
 
-TILE_PX = 768
-TOKENS_PER_TILE = 258
-LOW_TOKENS_PER_FRAME = 64
-AUDIO_TOKENS_PER_SECOND = 32
+__all__ = ["CONTEXT_WINDOW", "ContextMeter", "image_tokens", "jpeg_tokens", "text_tokens"]
+
 SPOKEN_WORDS_PER_SECOND = 2.5
 CONTEXT_WINDOW = 131_072
-
-
-def text_tokens(text: str) -> int:
-    """About one token per 4 characters (at least 1 for any text)."""
-    return max(1, math.ceil(len(text) / 4)) if text else 0
-
-
-def image_tokens(width: int, height: int, resolution: str) -> int:
-    """Tokens of one frame: 64 at LOW, else 258 per started 768x768 tile."""
-    if resolution.upper().endswith("LOW"):
-        return LOW_TOKENS_PER_FRAME
-    return TOKENS_PER_TILE * max(1, math.ceil(width / TILE_PX)) * max(1, math.ceil(height / TILE_PX))
-
-
-def jpeg_tokens(data: bytes, resolution: str) -> int:
-    """Tokens of an encoded JPEG/PNG (Pillow reads the size from the header only)."""
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-    except (OSError, ValueError):
-        width = height = TILE_PX
-    return image_tokens(width, height, resolution)
 
 
 def _int(value: Any, default: int) -> int:
