@@ -186,8 +186,13 @@ async def test_page_with_tokens_in_chromium(token_served: tuple[Served, str], fa
         await page.wait_for_function(
             "document.getElementById('sessions-status').textContent.startsWith('No sessions')")
         session_id = await _use_camera(page)           # WebSocket with ?access_token=, fetch with Bearer
+        # Stop ends the input ({"end": true}): the session drains, session_ended comes back on the
+        # socket, then the server closes it with 1000.
         await page.click("#camera-stop")
-        await page.locator(f'#sessions tr[data-session="{session_id}"]').wait_for()
+        await page.wait_for_function(
+            "document.getElementById('live-status').textContent === 'Session ended: end_of_input'")
+        await page.wait_for_function(
+            "document.getElementById('camera-status').textContent === 'Camera session ended.'")
         await page.evaluate("live.reset('')")          # forget the camera's view, then reopen it by SSE
         await _open_from_list(page, session_id)        # EventSource with ?access_token=
         await _screenshot(page, tmp_path / "page_tokens.png")

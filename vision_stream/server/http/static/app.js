@@ -12,6 +12,7 @@ const PCM_RATE = 16000;       // what the Stream input expects for audio: PCM16 
 const PCM_CHUNK = 1600;       // 100 ms of audio per WebSocket message
 const MAX_ITEMS = 60;         // each feed keeps its newest items only
 const MAX_BUFFERED = 1 << 20; // camera: skip a frame while the socket still holds 1 MiB unsent
+const DRAIN_MS = 15000;       // camera stop: how long the ended session may take to drain
 const TAG_VIDEO = 0x01;
 const TAG_AUDIO = 0x02;
 const PAYLOADS = ["sessionStarted", "commentary", "transcript", "detection", "audioOut",
@@ -358,7 +359,6 @@ class Camera {
   constructor() {
     this.stream = null;
     this.socket = null;
-    this.sessionId = "";      // named by the first event the server sends back
     this.timer = 0;
     this.audio = null;
     this.canvas = document.createElement("canvas");
@@ -375,16 +375,16 @@ class Camera {
     const socket = new WebSocket(`${scheme}//${location.host}${token.url("/v1/stream")}`);
     socket.binaryType = "arraybuffer";
     this.socket = socket;
-    this.sessionId = "";
+    let sessionId = "";  // this socket's session (an ended socket may still be draining)
     socket.addEventListener("open", () => this.onOpen());
     socket.addEventListener("message", (m) => {
       if (typeof m.data !== "string") return;
       const event = JSON.parse(m.data);
-      if (!this.sessionId && event.sessionId) this.sessionId = event.sessionId;
+      if (!sessionId && event.sessionId) sessionId = event.sessionId;
       // Into the live view unless the user opened another session meanwhile.
-      if (!live.sessionId || live.sessionId === this.sessionId) live.handle(event);
+      if (!live.sessionId || live.sessionId === sessionId) live.handle(event);
     });
-    socket.addEventListener("close", (e) => this.onClose(e));
+    socket.addEventListener("close", (e) => this.onClose(e, socket));
     $("camera-start").disabled = true;
     $("camera-stop").disabled = false;
   }
@@ -401,15 +401,19 @@ class Camera {
     this.timer = setInterval(() => this.sendFrame(), SEND_EVERY_MS);
     this.sendFrame();
     if (this.stream.getAudioTracks().length) {
-      startAudio(this.stream, (pcm) => this.send(TAG_AUDIO, pcm)).then((a) => { this.audio = a; })
+      const stream = this.stream;
+      startAudio(stream, (pcm) => this.send(TAG_AUDIO, pcm))
+        .then((a) => { if (this.stream === stream) this.audio = a; else a.close(); })  // stopped meanwhile
         .catch((err) => setStatus("camera-status", `Streaming video; microphone failed: ${err.message}`, true));
     }
   }
 
-  onClose(event) {
+  /** The server closes with 1000 after session_ended, else with the error's code and reason. */
+  onClose(event, socket) {
+    if (this.socket && this.socket !== socket) return;  // an earlier camera session finished draining
     const reason = event.reason ? `: ${event.reason}` : "";
     const normal = event.code === 1000 || event.code === 1005;
-    setStatus("camera-status", normal ? "Camera session closed." : `Closed by the server (${event.code}${reason}).`, !normal);
+    setStatus("camera-status", normal ? "Camera session ended." : `Closed by the server (${event.code}${reason}).`, !normal);
     this.stop(false);
   }
 
@@ -448,8 +452,17 @@ class Camera {
     this.audio = null;
     if (this.stream) for (const track of this.stream.getTracks()) track.stop();
     this.stream = null;
-    if (close && this.socket && this.socket.readyState <= WebSocket.OPEN) this.socket.close(1000, "stopped");
+    const socket = this.socket;
     this.socket = null;
+    if (close && socket && socket.readyState === WebSocket.OPEN) {
+      // End the input and let the session drain: its last events (session_ended) still arrive,
+      // then the server closes with 1000. A server that does not within DRAIN_MS is left.
+      socket.send(JSON.stringify({ end: true }));
+      setStatus("camera-status", "Ending: the session finishes what it has…");
+      setTimeout(() => { if (socket.readyState <= WebSocket.OPEN) socket.close(1000, "stopped"); }, DRAIN_MS);
+    } else if (close && socket && socket.readyState === WebSocket.CONNECTING) {
+      socket.close(1000, "stopped");
+    }
     $("camera-preview").hidden = true;
     $("prompt-form").hidden = true;
     $("camera-start").disabled = false;
