@@ -146,6 +146,13 @@ async def test_replay_server_a_text_file_named_mp4(server: str, tmp_path: Path, 
     one_line(err, "notes.mp4", "session failed", "not a readable media container")
 
 
+async def test_watch_of_a_file_that_is_not_media_is_one_line_exit_1(server: str, media_root: Path) -> None:
+    (media_root / "notes.mp4").write_text("not a video\n" * 50)
+    code, out, err = await cli("watch", "notes.mp4", "--server", server)
+    assert code == 1, (out, err)  # the server refuses it before a session starts (a status, not an event)
+    one_line(err, "notes.mp4", "not a readable media container")
+
+
 async def test_replay_a_directory(server: str, tmp_path: Path) -> None:
     folder = tmp_path / "clips.mp4"
     folder.mkdir()
@@ -241,6 +248,12 @@ async def test_snapshot_reports_the_image_s_own_size() -> None:
     code, out, err = await cli("snapshot", str(SAMPLES / "still.jpg"), "--json")
     assert code == 0, err
     assert "800x600" in json.loads(out)["text"]  # still.jpg is 800x600; analysed at 768x576
+
+
+async def test_snapshot_says_it_ignores_persona() -> None:
+    code, out, err = await cli("snapshot", str(SAMPLES / "still.jpg"), "--persona", "a pirate")
+    assert code == 0 and out.strip()
+    assert err.count("\n") == 1 and "warning:" in err and "--prompt" in err, err
 
 
 async def test_persona_and_language_offline_say_they_are_ignored() -> None:
