@@ -7,19 +7,27 @@ import asyncio
 import itertools
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
 from helpers.live import API_KEY
+from helpers.server import serve
 from helpers.timing import scaled
 
-from vision_stream.config import SamplingPolicy
+from vision_stream.backends.factory import BackendOptions
+from vision_stream.config import Limits, SamplingPolicy
 from vision_stream.pipeline.budget import LADDER, Admission, BudgetGovernor
 from vision_stream.pricing import estimate_cost
+from vision_stream.redact import Secret
+from vision_stream.server.access import SourceAccess
+from vision_stream.server.cameras import CameraConfigError, parse_cameras
+from vision_stream.server.service import ServiceConfig
 from vision_stream.testing.live_emulator import LiveEmulator
 from vision_stream.testing.live_knobs import EmulatorKnobs
 from vision_stream.usage import Usage
+from vision_stream.v1 import vision_stream_pb2 as pb
 
 
 def _governor(**kw: float) -> BudgetGovernor:
@@ -112,3 +120,35 @@ async def test_cli_replay_on_live_keeps_the_budget_and_reports_each_step(shared_
     cost, media = totals["estimatedCostUsd"], totals["mediaSeconds"]
     assert cost > 0 and int(totals["usage"]["input_video"]) > 0
     assert cost * 3600 / media <= budget * 1.1
+
+
+def test_configured_cameras_take_budget_keys() -> None:
+    cams = parse_cameras('[defaults]\nmax_tokens_per_hour = 500000\n[cameras.gate]\nsource = "/dev/video0"\n'
+                         'max_cost_per_hour = 4\n', origin=Path("cameras.toml"), env={})
+    settings = cams[0].settings()
+    assert settings.max_cost_per_hour == 4.0 and settings.max_tokens_per_hour == 500_000
+    with pytest.raises(CameraConfigError, match="max_cost_per_hour"):
+        parse_cameras('[cameras.gate]\nsource = "/dev/video0"\nmax_cost_per_hour = -1\n',
+                      origin=Path("cameras.toml"), env={})
+
+
+@pytest.mark.slow
+async def test_list_sessions_shows_usage_and_cost_over_grpc(shared_media: Path, tmp_path: Path) -> None:
+    shutil.copy(shared_media / "intel_car-detection.mp4", tmp_path / "traffic.mp4")
+    async with LiveEmulator(EmulatorKnobs(api_keys=(API_KEY,))) as emu:
+        config = ServiceConfig(access=SourceAccess(media_root=tmp_path), limits=Limits(max_sessions=2),
+                               backends=BackendOptions(api_key=Secret(API_KEY), live_url=emu.url))
+        async for served in serve(config, tmp_path):
+            watch = served.stub.Watch(pb.WatchRequest(source="traffic.mp4", config=pb.SessionConfig(
+                backend="live", commentary_interval=5, max_cost_per_hour=8)))
+            first = await anext(aiter(watch))
+            info = None
+            for _ in range(int(scaled(60) / 0.5)):  # until a turn was billed
+                listed = await served.stub.ListSessions(pb.ListSessionsRequest())
+                info = {s.session_id: s for s in listed.sessions}.get(first.session_id)
+                if info is not None and info.stats.estimated_cost_usd > 0:
+                    break
+                await asyncio.sleep(0.5)
+            watch.cancel()
+    assert info is not None and info.stats.estimated_cost_usd > 0
+    assert info.stats.usage["output_audio"] > 0 and info.stats.usage["input_video"] > 0
