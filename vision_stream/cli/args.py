@@ -13,10 +13,12 @@ from typing import Any
 
 from ..backends.factory import BackendOptions
 from ..client import ClientTls
+from ..conditions.model import Condition, check_conditions, parse_condition_arg
 from ..config import SamplingPolicy, SessionSettings
 from ..redact import Secret
 
-__all__ = ["backend_options_from", "connection_from", "given", "sampling_from_args", "session_settings_from"]
+__all__ = ["backend_options_from", "connection_from", "given", "model_settings_from", "sampling_from_args",
+           "session_settings_from"]
 
 
 def given(**values: Any) -> dict[str, Any]:
@@ -40,7 +42,8 @@ def backend_options_from(args: argparse.Namespace, env: Mapping[str, str]) -> Ba
                 snapshot_model=getattr(args, "snapshot_model", None) or None,
                 rest_requests_per_minute=getattr(args, "rest_rpm", None) or None,
                 api_version=getattr(args, "api_version", None),
-                stall_timeout=getattr(args, "stall_timeout", None)),
+                stall_timeout=getattr(args, "stall_timeout", None),
+                keepalive=getattr(args, "keepalive", None)),
     )
 
 
@@ -48,7 +51,24 @@ def session_settings_from(args: argparse.Namespace, session_id: str, source: str
     """The settings of a session the CLI runs itself (``replay`` without ``--server``)."""
     return SessionSettings(session_id=session_id, source_description=source, persona=args.persona,
                            model=args.model or "",
-                           **given(commentary_interval=args.commentary_interval, language=args.language))
+                           **given(commentary_interval=args.commentary_interval, language=args.language),
+                           **model_settings_from(args))
+
+
+def model_settings_from(args: argparse.Namespace) -> dict[str, Any]:
+    """``voice=``, ``media_resolution=``, ``tools=`` as given (``--voice``, ``--media-resolution``,
+    ``--tool``), for SessionSettings and the client's SessionConfig alike."""
+    return given(voice=getattr(args, "voice", None), media_resolution=getattr(args, "media_resolution", None),
+                 tools=tuple(getattr(args, "tools", None) or ()) or None,
+                 max_cost_per_hour=getattr(args, "max_cost_per_hour", None),
+                 max_tokens_per_hour=getattr(args, "max_tokens_per_hour", None),
+                 conditions=conditions_from(args) or None)
+
+
+def conditions_from(args: argparse.Namespace) -> tuple[Condition, ...]:
+    """``--condition`` values (conditions/model.py: parse_condition_arg), checked as a set."""
+    return check_conditions(parse_condition_arg(text, i) for i, text in enumerate(getattr(args, "conditions", None)
+                                                                                   or ()))
 
 
 def connection_from(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, Any]:

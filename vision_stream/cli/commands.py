@@ -13,18 +13,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..backends.factory import BackendOptions
 from ..config import AudioPolicy, Limits, SamplingPolicy
-from ..errors import UsageError
+from ..errors import SessionError, UsageError
 from ..redact import redact_url
-from .args import connection_from, given, sampling_from_args, session_settings_from
+from ..v1 import vision_stream_pb2 as pb
+from . import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE  # defined in the package: its import stays light
+from .args import connection_from, given, model_settings_from, sampling_from_args, session_settings_from
 from .render import Printer, print_snapshot, progress_for
 from .sessions import cmd_follow, cmd_sessions, cmd_stop
 
@@ -33,10 +36,6 @@ if TYPE_CHECKING:
 
 __all__ = ["COMMANDS", "EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_USAGE", "Command"]
 
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-
 Command = Callable[[argparse.Namespace, BackendOptions], Awaitable[int]]
 
 
@@ -44,10 +43,10 @@ async def cmd_replay(args: argparse.Namespace, options: BackendOptions) -> int:
     """Run a file or camera through the pipeline here (the server's path, without a registry)."""
     if args.server:
         return await _replay_via_server(args)
-    from ..pipeline import SessionState
     from ..proto import event_to_proto
     from ..session_factory import open_session
 
+    _warn_ignored_model_flags(args, options)
     session = await open_session(
         args.source, settings=session_settings_from(args, "replay", _shown(args.source)), backend=args.backend,
         options=options, sampling=sampling_from_args(args), limits=Limits(), paced=not args.fast,
@@ -56,12 +55,11 @@ async def cmd_replay(args: argparse.Namespace, options: BackendOptions) -> int:
     printer = Printer(args.json, progress=progress_for(args.source, loop=args.loop))
     with _on_interrupt(lambda: session.stop("interrupted")):
         runner = asyncio.create_task(session.run())
-        async for event in session.log.follow():
-            printer(event_to_proto(event))
+        ended = await _print_events((event_to_proto(e) async for e in session.log.follow()), printer)
         await runner
     if session.stop_reason == "interrupted":
         return EXIT_INTERRUPTED
-    return EXIT_ERROR if session.state is SessionState.FAILED else 0
+    return session_exit_code(ended, _shown(args.source))
 
 
 async def _replay_via_server(args: argparse.Namespace) -> int:
@@ -70,11 +68,12 @@ async def _replay_via_server(args: argparse.Namespace) -> int:
     printer = Printer(args.json, progress=progress_for(args.source))
     sampling = sampling_from_args(args)
     # No --commentary-interval: 0, the server's default.
-    async for event in push_file(args.server, Path(args.source), sampling=sampling, backend=args.backend,
-                                 commentary_interval=args.commentary_interval or 0.0, fast=args.fast,
-                                 **connection_from(args, os.environ)):
-        printer(event)
-    return 0
+    # --persona and --language travel in the SessionConfig (the server's backend decides what they do).
+    events = push_file(args.server, Path(args.source), sampling=sampling, backend=args.backend,
+                       commentary_interval=args.commentary_interval or 0.0, fast=args.fast,
+                       persona=args.persona, language=args.language or "",
+                       **model_settings_from(args), **connection_from(args, os.environ))
+    return session_exit_code(await _print_events(events, printer), args.source)
 
 
 async def cmd_watch(args: argparse.Namespace, options: BackendOptions) -> int:
@@ -85,11 +84,10 @@ async def cmd_watch(args: argparse.Namespace, options: BackendOptions) -> int:
     if (code := await follow_camera(args)) is not None:  # a configured camera's name: it already runs
         return code
     printer = Printer(args.json)
-    async for event in watch(args.server, args.source, fast=args.fast, detach=args.detach,
-                             backend=args.backend, commentary_interval=args.commentary_interval,
-                             **connection_from(args, os.environ)):
-        printer(event)
-    return 0
+    events = watch(args.server, args.source, fast=args.fast, detach=args.detach,
+                   backend=args.backend, commentary_interval=args.commentary_interval,
+                   **model_settings_from(args), **connection_from(args, os.environ))
+    return session_exit_code(await _print_events(events, printer), args.source)
 
 
 async def cmd_token(args: argparse.Namespace, options: BackendOptions) -> int:
@@ -112,6 +110,9 @@ async def cmd_snapshot(args: argparse.Namespace, options: BackendOptions) -> int
 
     if not args.image.is_file():
         raise UsageError(f"no such image: {args.image}")
+    if args.persona or args.language:  # AnalyzeSnapshot has neither: say so rather than ignore them
+        print("vision-stream: warning: --persona and --language are ignored by snapshot (a question goes in "
+              "--prompt)", file=sys.stderr, flush=True)
     data = args.image.read_bytes()
     if args.server:
         from ..client import snapshot
@@ -129,10 +130,20 @@ async def cmd_snapshot(args: argparse.Namespace, options: BackendOptions) -> int
 
 
 async def cmd_frames(args: argparse.Namespace, options: BackendOptions) -> int:
-    """Write the JPEGs a model would get (decoding and encoding off the event loop)."""
-    from ..media.frames_export import export_frames
+    """Write the JPEGs a model would get (decoding and encoding off the event loop).
 
-    count = await asyncio.to_thread(export_frames, args.source, args.out, sampling_from_args(args))
+    Ctrl-C closes the source (a camera's blocked read included) and waits for
+    the worker thread: asyncio.run would otherwise cancel only the await and
+    then wait for that thread forever, still writing, at its executor shutdown.
+    """
+    from ..media.frames_export import FrameExport
+
+    export = FrameExport(args.source, args.out, sampling_from_args(args), overwrite=args.overwrite)
+    with _on_interrupt(export.close):
+        count = await asyncio.to_thread(export.run)
+    if export.interrupted:
+        print(f"interrupted: wrote {count} JPEG frames to {args.out}")
+        return EXIT_INTERRUPTED
     print(f"wrote {count} JPEG frames to {args.out}")
     return 0
 
@@ -142,26 +153,43 @@ async def cmd_serve(args: argparse.Namespace, options: BackendOptions) -> int:
     from ..server.app import serve_forever, start_server
     from ..server.auth import load_server_tls, load_tokens
     from ..server.cameras import load_cameras
+    from ..sinks.config import load_sinks
 
     if (args.tls_cert is None) != (args.tls_key is None):
         raise UsageError("--tls-cert and --tls-key go together")
     if args.tls_client_ca is not None and args.tls_cert is None:
         raise UsageError("--tls-client-ca needs --tls-cert and --tls-key")
+    if args.media_root is not None and not args.media_root.is_dir():
+        # Checked here, at start-up: the server would start and every Watch would then fail.
+        what = "is not a directory" if args.media_root.exists() else "does not exist"
+        raise UsageError(f"--media-root {args.media_root} {what}: give the directory holding the clips Watch "
+                         "may read")
     tokens = load_tokens(args.auth_tokens) if args.auth_tokens is not None else None
     tls = load_server_tls(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert is not None else None
     config = _service_config(args, options)
     cameras = load_cameras(args.config, env=os.environ) if args.config is not None else ()
-    running = await start_server(config, host=args.host, port=args.port, cameras=cameras, tokens=tokens, tls=tls,
-                                 insecure=args.insecure, http_port=args.http_port or None)  # 0: no HTTP side
-    for camera in cameras:
-        print(f"camera {camera.name}: {camera.description}", flush=True)
-    security = [("mTLS" if tls.mutual else "TLS") if tls else "", f"{len(tokens.names)} tokens" if tokens else ""]
-    shown = f" ({', '.join(w for w in security if w)})" if any(security) else ""
-    print(f"vision-stream serving on {args.host}:{running.port}{shown}", flush=True)
-    if running.http_port is not None:
-        scheme = "https" if tls else "http"
-        print(f"vision-stream page and HTTP API on {scheme}://{args.host}:{running.http_port}/", flush=True)
-    await serve_forever(running, grace=args.grace)
+    sinks = load_sinks(args.config, env=os.environ) if args.config is not None else ()  # [[sinks]]
+    stop = asyncio.Event()
+    # SIGINT/SIGTERM set ``stop`` from before start-up on: a Ctrl-C while the server
+    # starts shuts it down like one later. asyncio.run's own SIGINT handler cancels
+    # the main task, and the cancellation lands at the next await: inside grpc.aio's
+    # server.start(), which then cannot be stopped ("invalid state", and __del__
+    # after the loop closed). So a Ctrl-C from before (the imports above) lands at
+    # the sleep(0) instead, before any server exists: exit 130, quietly.
+    with _on_interrupt(stop.set):
+        await asyncio.sleep(0)
+        running = await start_server(config, host=args.host, port=args.port, cameras=cameras, tokens=tokens,
+                                     tls=tls, insecure=args.insecure, sinks=sinks,
+                                     http_port=args.http_port or None)  # --http-port 0: no HTTP side
+        for camera in cameras:
+            print(f"camera {camera.name}: {camera.description}", flush=True)
+        security = [("mTLS" if tls.mutual else "TLS") if tls else "", f"{len(tokens.names)} tokens" if tokens else ""]
+        shown = f" ({', '.join(w for w in security if w)})" if any(security) else ""
+        print(f"vision-stream serving on {args.host}:{running.port}{shown}", flush=True)
+        if running.http_port is not None:
+            scheme = "https" if tls else "http"
+            print(f"vision-stream page and HTTP API on {scheme}://{args.host}:{running.http_port}/", flush=True)
+        await serve_forever(running, grace=args.grace, stop=stop)
     return 0
 
 
@@ -170,6 +198,7 @@ def _service_config(args: argparse.Namespace, options: BackendOptions) -> Servic
     from ..server.access import SourceAccess
     from ..server.limits import ClientLimits
     from ..server.service import ServiceConfig
+    from ..store import open_store
 
     schemes = frozenset(s.strip().lower() for s in args.allow_remote.split(",") if s.strip())
     return ServiceConfig(
@@ -181,6 +210,7 @@ def _service_config(args: argparse.Namespace, options: BackendOptions) -> Servic
                                      first_message_timeout=args.first_message_timeout,
                                      message_rate=args.message_rate, message_burst=args.message_burst)),
         backends=options,
+        store=open_store(args.events, data_dir=args.data_dir),  # opened by start_server
         **given(commentary_interval=args.commentary_interval),
     )
 
@@ -215,6 +245,9 @@ async def cmd_emulate(args: argparse.Namespace, options: BackendOptions) -> int:
     """Serve the Gemini Live + REST emulator until Ctrl-C (the API key is not needed)."""
     from ..testing.emulator import serve_from_cli
 
+    if not args.verbose:  # connections and injected faults at the default level (INFO, stderr); -v adds more
+        logging.getLogger("vision_stream.testing").setLevel(logging.INFO)
+        logging.getLogger("vision_stream.testing.live_emulator.ws").setLevel(logging.WARNING)  # websockets' own
     await serve_from_cli(args.host, args.port, args.fault)
     return 0
 
@@ -235,6 +268,46 @@ COMMANDS: dict[str, Command] = {
 
 
 # ------------------------------------------------------------------- helpers
+
+async def _print_events(events: AsyncIterator[pb.Event], printer: Printer) -> pb.SessionEnded | None:
+    """Print every event; the session's ``session_ended`` (None when the stream ended without one)."""
+    ended: pb.SessionEnded | None = None
+    async for event in events:
+        printer(event)
+        if event.HasField("session_ended"):
+            ended = event.session_ended
+    return ended
+
+
+def session_exit_code(ended: pb.SessionEnded | None, source: str) -> int:
+    """0 for a session that ended normally; a failed one raises, so ``main`` prints one line and exits 1.
+
+    Its error event is on stdout with the rest; the line on stderr is for
+    whoever runs the command from a script. A source that ended with no
+    video frame at all (an audio-only file, raw PCM, a text file FFmpeg
+    misread) is a failure too: there was nothing to look at.
+    """
+    if ended is None:  # --detach, or a stream cut short: nothing to judge
+        return 0
+    if ended.reason.startswith("failed"):
+        raise SessionError(f"{source[:200]}: session failed: {ended.reason.removeprefix('failed').lstrip(': ')}")
+    if ended.reason == "end_of_input" and ended.totals.frames_in == 0:
+        raise SessionError(f"{source[:200]}: no video stream (no frame decoded): vision-stream analyses video; "
+                           "give a video file or camera")
+    return 0
+
+
+def _warn_ignored_model_flags(args: argparse.Namespace, options: BackendOptions) -> None:
+    """One line on stderr when --persona/--language are given but the offline analyzer runs:
+    it writes fixed English phrases, so the flags would be ignored in silence."""
+    from ..backends.factory import resolve_name
+
+    given_flags = [flag for flag, value in (("--persona", args.persona), ("--language", args.language)) if value]
+    if given_flags and resolve_name(args.backend, options) == "local":
+        print(f"vision-stream: warning: {' and '.join(given_flags)} ignored: the offline analyzer (no API key, "
+              "or --backend local) writes plain English; they apply to the model backends", file=sys.stderr,
+              flush=True)
+
 
 @contextlib.contextmanager
 def _on_interrupt(callback: Callable[[], None]) -> Iterator[None]:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .. import __version__
 from ..backends.factory import BACKEND_NAMES, BackendOptions
 from ..backends.gemini_api import API_VERSIONS
-from ..backends.gemini_live.settings import LiveTimeouts
+from ..backends.gemini_live.settings import LiveSettings, LiveTimeouts
 from ..config import DEFAULT_COMMENTARY_INTERVAL, DEFAULT_LANGUAGE, Limits, SamplingPolicy
 from .render import LEGEND
 
@@ -32,10 +32,10 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
     g.add_argument("--quality", type=int, help=f"JPEG quality 1..100 (default {d.jpeg_quality})")
 
 
-def _add_analysis(p: argparse.ArgumentParser) -> None:
+def _add_analysis(p: argparse.ArgumentParser, backends: tuple[str, ...] = BACKEND_NAMES) -> None:
     d = BackendOptions()
     g = p.add_argument_group("analysis")
-    g.add_argument("--backend", choices=BACKEND_NAMES, default="auto",
+    g.add_argument("--backend", choices=backends, default="auto",
                    help="auto = live when an API key is set, else the offline analyzer")
     g.add_argument("--commentary-interval", type=float,
                    help=f"seconds between commentary prompts (default {DEFAULT_COMMENTARY_INTERVAL:g})")
@@ -51,7 +51,42 @@ def _add_analysis(p: argparse.ArgumentParser) -> None:
     g.add_argument("--stall-timeout", type=float, metavar="SECONDS",
                    help=f"seconds Live may leave a prompt unanswered before it counts as stalled: a retryable "
                         f"error event, then a reconnect that asks again (default {LiveTimeouts().response:g})")
+    g.add_argument("--keepalive", type=float, metavar="SECONDS",
+                   help="seconds of quiet after which Live sends a keepalive (audioStreamEnd: no turn, no tokens) "
+                        "so proxies do not reap the connection as idle; 0 turns it off "
+                        f"(default {LiveSettings().keepalive_interval:g})")
     _add_api_version(g)
+    _add_model_settings(g)
+
+
+def _add_model_settings(g: Any) -> None:
+    """Per-session speech and tools (SessionConfig voice, media_resolution, tools), checked
+    against the model's capability table when the session opens."""
+    g.add_argument("--voice", help="prebuilt voice of the model's speech, e.g. Kore (default: the model's)")
+    g.add_argument("--media-resolution", choices=("low", "medium", "high"),
+                   help="tokens per frame: low about 64, medium about 256 (default: the backend's, Live low)")
+    g.add_argument("--tool", action="append", dest="tools", metavar="NAME",
+                   help="a built-in tool for the model, e.g. google_search (repeatable)")
+
+
+def _add_budget(p: argparse.ArgumentParser) -> None:
+    """Per-session budget (pipeline/budget.py): the governor lowers fps, raises the scene
+    threshold and lengthens the cadence to stay under it, one ``budget`` event per change."""
+    g = p.add_argument_group("budget")
+    g.add_argument("--max-cost-per-hour", type=float, metavar="USD",
+                   help="estimated US dollars per hour of media the session may spend (default: no limit)")
+    g.add_argument("--max-tokens-per-hour", type=int, metavar="N",
+                   help="tokens per hour of media the session may use (default: no limit)")
+    # Watch conditions (vision_stream.conditions): with the budget since both bound a session's run.
+    p.add_argument("--condition", action="append", dest="conditions", metavar="TEXT",
+                   help="alert when this holds, in words (repeatable, at most 16); optional leading "
+                        "'id=NAME;cooldown=SECONDS;min_confidence=0.5;max_triggers=N;notify_resolved=1;' "
+                        "items, e.g. \"id=left;cooldown=30;a vehicle in the left half\"")
+
+
+def _add_prices(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--prices", type=Path, metavar="FILE",
+                   help="a prices.toml merged over the shipped price table, for estimated costs (same layout)")
 
 
 def _add_api_version(g: Any) -> None:
@@ -143,8 +178,8 @@ def _add_session_commands(sub: Any) -> None:
 def _add_serve(sub: Any) -> None:
     p = sub.add_parser("serve", help="run the gRPC server")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=50051)
-    p.add_argument("--http-port", type=int, default=8080,
+    p.add_argument("--port", type=port_number, default=50051, help="TCP port, 0 for any free one (default 50051)")
+    p.add_argument("--http-port", type=port_number, default=8080,
                    help="HTTP side on the same --host: JSON API, SSE, WebSocket, the page at /, /metrics "
                         "(default 8080; 0 disables it); same TLS and tokens as gRPC")
     p.add_argument("--media-root", type=Path, default=None, help="directory Watch may read files from")
@@ -152,10 +187,16 @@ def _add_serve(sub: Any) -> None:
                    help="comma-separated URL schemes Watch may open (e.g. rtsp,rtsps,http,https)")
     p.add_argument("--allow-host", action="append", default=[], help="restrict remote URLs to these hosts")
     _add_limits(p)
-    p.add_argument("--config", type=Path, default=None, metavar="CAMERAS_TOML",
+    p.add_argument("--config", "--cameras", type=Path, default=None, metavar="CAMERAS_TOML",
                    help="cameras file: named sessions started at boot, run with no client "
                         "(format: vision_stream/server/cameras.py)")
     p.add_argument("--grace", type=float, default=10.0, help="shutdown grace period, seconds")
+    p.add_argument("--events", default="sqlite", metavar="STORE",
+                   help="where events persist: sqlite (default: survives a restart, under --data-dir), "
+                        "memory (lost at exit), or nats://HOST:PORT (JetStream, shared by a fleet)")
+    p.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
+                   help="the SQLite event store's directory (default $XDG_DATA_HOME/vision-stream, "
+                        "else ~/.local/share/vision-stream)")
     g = p.add_argument_group("security (see `vision-stream token --help`)")
     g.add_argument("--auth-tokens", type=Path, default=None, metavar="TOKENS_TOML",
                    help="require a bearer token with the right for every call (health and reflection stay "
@@ -168,6 +209,7 @@ def _add_serve(sub: Any) -> None:
                    help="allow a non-loopback --host without TLS plus tokens (or mTLS); logs a warning")
     _add_sampling(p)
     _add_analysis(p)
+    _add_prices(p)
 
 
 def _add_token(sub: Any) -> None:
@@ -181,8 +223,39 @@ def _add_token(sub: Any) -> None:
                    help="comma-separated, among push, watch, subscribe, manage, snapshot, admin")
 
 
+# A snapshot is one picture: no Live session (auto means REST with a key, else the offline analyzer).
+SNAPSHOT_BACKENDS = ("auto", "rest", "local")
+
+# Commands people reach for that are not this program's, and where they are.
+_ELSEWHERE = {"bench": "the benchmarks are not part of the package: run `python -m bench --help` in a checkout"}
+
+
+class OneLineErrors(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (argparse prints the whole usage
+    block first, 20 lines for ``serve``) naming the problem and ``--help``;
+    the exit code stays argparse's 2. Subparsers are made of the same class."""
+
+    def error(self, message: str) -> NoReturn:
+        for name, where in _ELSEWHERE.items():
+            if f"invalid choice: '{name}'" in message:
+                message = f"no command {name!r}: {where}"
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def port_number(text: str) -> int:
+    """A TCP port, 0-65535 (0: the system picks a free one); gRPC would silently
+    bind ``port % 65536`` (99999 -> 34463)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a port number (0-65535)") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number: 0-65535 (0 picks a free port)")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vision-stream", description="Real-time multimodal analysis of video.")
+    parser = OneLineErrors(prog="vision-stream", description="Real-time multimodal analysis of video.")
     parser.add_argument("--version", action="version", version=f"vision-stream {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv for debug)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -195,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server", default=None, help="HOST:PORT: push the file through a server's Stream RPC")
     _add_sampling(p)
     _add_analysis(p)
+    _add_budget(p)
+    _add_prices(p)
     _add_output(p)
     _add_connection(p)
 
@@ -204,12 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=LEGEND, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("source", help="path under the server's media root, a URL it allows, or a configured "
                                   "camera's name (follows that running session)")
-
     p.add_argument("--server", required=True, help="HOST:PORT")
     p.add_argument("--fast", action="store_true")
     p.add_argument("--detach", action="store_true", help="leave the session running after this command ends")
     p.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
     p.add_argument("--commentary-interval", type=float, default=0.0)
+    _add_model_settings(p)
+    _add_budget(p)
     _add_output(p)
     _add_connection(p)
 
@@ -217,18 +293,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image", type=Path)
     p.add_argument("--prompt", default="", help="question about the image")
     p.add_argument("--server", default=None, help="HOST:PORT: use a server's AnalyzeSnapshot RPC")
-    _add_analysis(p)
+    _add_analysis(p, backends=SNAPSHOT_BACKENDS)
     _add_output(p)
     _add_connection(p)
 
     p = sub.add_parser("frames", help="write exactly the JPEGs that would be sent to the model")
     p.add_argument("source")
-    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.add_argument("--out", type=Path, required=True, help="output directory (new or empty)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="first delete the JPEGs an earlier 'frames' run wrote in --out (nothing else)")
     _add_sampling(p)
 
     p = sub.add_parser("emulate", help="run the Gemini Live + REST emulator on loopback")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--port", type=port_number, default=8765)
     p.add_argument("--fault", action="append", default=[],
                    help="knob words (repeatable): Live half e.g. 'refuse=503' 'fault=drop@5'; REST half (on "
                         "port+1) with a rest. prefix, e.g. 'rest.fault=429x3 rest.retry_delay=2'")

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +21,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ..errors import UsageError
+from ..metrics import register_registry, unregister_registry
+from ..sinks import SinkConfig, SinkHub
 from ..v1 import vision_stream_pb2 as pb
 from ..v1 import vision_stream_pb2_grpc as pb_grpc
 from .auth import ServerTls, TokenTable, check_exposure, guard_handler
@@ -78,6 +82,7 @@ class RunningServer:
     health: health.aio.HealthServicer
     service: VisionStreamService
     http: HttpServer | None = None  # the HTTP side (server/http), when started
+    sinks: SinkHub | None = None  # webhooks/MQTT (vision_stream/sinks), when configured
 
     @property
     def http_port(self) -> int | None:
@@ -90,6 +95,11 @@ class RunningServer:
         # Sessions end first (their streams then finish by themselves);
         # server.stop refuses new RPCs at once and cancels what outlives grace.
         await asyncio.gather(self.registry.shutdown(grace * 0.8), self.server.stop(grace))
+        if self.sinks is not None:  # after the sessions ended: their session_ended goes out too
+            await self.sinks.close(grace=min(2.0, grace * 0.2))
+        unregister_registry(self.registry)
+        if self.service.config.store is not None:  # last: the sessions' session_ended is written too
+            await self.service.config.store.close()
         if self.http is not None:  # its SSE streams and WebSockets ended with their sessions
             await self.http.stop()
 
@@ -97,7 +107,7 @@ class RunningServer:
 async def start_server(
     config: ServiceConfig, *, host: str = "127.0.0.1", port: int = 0, cameras: Sequence[CameraConfig] = (),
     tokens: TokenTable | None = None, tls: ServerTls | None = None, insecure: bool = False,
-    http_port: int | None = None,
+    http_port: int | None = None, sinks: Sequence[SinkConfig] = (),
 ) -> RunningServer:
     """Start serving on ``host:port`` (0 = a free port); returns once listening.
 
@@ -111,7 +121,10 @@ async def start_server(
     page, /metrics) on ``host:http_port`` in this loop, with the same tokens and TLS;
     0 picks a free port (``RunningServer.http_port``), None serves no HTTP (the CLI's
     ``--http-port 0`` means None).
+    ``sinks``: webhooks/MQTT for every session (``[[sinks]]``); cameras' own sinks
+    (``CameraConfig.sinks``) are added; they run until ``stop``.
     """
+    check_listen_address(host, port)  # before anything is built or logged: one line naming the flag to fix
     if check_exposure(host, tls=tls, tokens=tokens, insecure=insecure):
         log.warning("listening on %s without %s: anyone who can reach it can use it (--insecure)",
                     host, "TLS" if tls is None else "tokens")
@@ -120,6 +133,8 @@ async def start_server(
             unknown = sorted(set(camera.viewers) - tokens.names)
             if unknown:
                 raise UsageError(f"camera {camera.name!r}: viewer {unknown[0]!r} has no token in the tokens file")
+    if config.store is not None:  # before anything listens: an unreachable store fails start-up in one line
+        await config.store.open()
     max_bytes = config.limits.max_message_bytes
     server = grpc.aio.server(
         options=[
@@ -136,11 +151,24 @@ async def start_server(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     address = f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
-    bound = server.add_secure_port(address, tls.credentials()) if tls else server.add_insecure_port(address)
-    if bound == 0:
-        raise OSError(f"cannot listen on {host}:{port}")
-    await server.start()
+    try:
+        bound = server.add_secure_port(address, tls.credentials()) if tls else server.add_insecure_port(address)
+    except RuntimeError:  # grpc: "Failed to bind to address ...; set GRPC_VERBOSITY=debug ..."
+        bound = 0
+    if bound == 0:  # the check above passed, then the port went: another process took it meanwhile
+        raise UsageError(f"cannot listen on {host}:{port}: pick another --port (0 picks a free one)")
+    try:
+        await server.start()
+    except BaseException:  # cancelled at this first await (asyncio.run's Ctrl-C cancels the main task)
+        # Stop it now, or grpc.aio stops it from __del__ after the loop closed (a traceback);
+        # a start() cancelled half-way may refuse (InvalidStateError): the original error wins.
+        with contextlib.suppress(Exception):
+            await server.stop(None)
+        raise
     running = RunningServer(server, bound, registry, health_servicer, service)
+    register_registry(registry)  # /metrics reads its sessions at scrape time
+    running.sinks = SinkHub(registry, [*sinks, *(sink for camera in cameras for sink in camera.sinks)])
+    running.sinks.start()
     try:
         if http_port is not None:
             running.http = await start_http(service, host=host, port=http_port, tokens=tokens, tls=tls)
@@ -155,13 +183,58 @@ async def start_server(
     return running
 
 
-async def serve_forever(running: RunningServer, *, grace: float = 10.0) -> None:
-    """Serve until SIGTERM/SIGINT, then shut down gracefully."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+def check_listen_address(host: str, port: int) -> None:
+    """Raise UsageError naming the problem when ``host:port`` cannot be listened on.
+
+    gRPC's C core reports every failed bind as one RuntimeError ("Failed to
+    bind to address ...; set GRPC_VERBOSITY=debug"), and takes a port above
+    65535 modulo 65536 (99999 serves on 34463); so the address is resolved and
+    bound here first with a plain socket, with SO_REUSEADDR as gRPC sets it
+    (a port in TIME_WAIT is free for both). Listening succeeds when any
+    resolved address binds ("localhost" without IPv6 is fine): so does gRPC's.
+    """
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port {port} is not a port number: 0-65535 (0 picks a free one)")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError):
+        raise UsageError(f"--host {host[:80]!r}: cannot resolve host {host[:80]}: give an address of this machine "
+                         "(127.0.0.1 for this machine only, 0.0.0.0 for every interface)") from None
+    failures: list[OSError] = []
+    for family, kind, proto, _name, sockaddr in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(sockaddr)
+                return
+            except OSError as exc:
+                failures.append(exc)
+    raise _bind_error(host, port, failures[0] if failures else OSError(errno.EADDRNOTAVAIL, "no address"))
+
+
+def _bind_error(host: str, port: int, exc: OSError) -> UsageError:
+    """The bind failure in plain words (no errno number), with the flag that fixes it."""
+    if exc.errno == errno.EADDRINUSE:
+        return UsageError(f"port {port} on {host} is already in use (another server?): stop it, or pick another "
+                          "--port (0 picks a free one)")
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return UsageError(f"--host {host}: not an address of this machine: use 127.0.0.1 (this machine only), "
+                          "0.0.0.0 (every interface) or one of its own addresses")
+    if exc.errno == errno.EACCES:
+        return UsageError(f"port {port} needs administrator rights (ports below 1024): pick --port 1024 or above")
+    return UsageError(f"cannot listen on {host}:{port}: {exc.strerror or type(exc).__name__}")
+
+
+async def serve_forever(running: RunningServer, *, grace: float = 10.0, stop: asyncio.Event | None = None) -> None:
+    """Serve until SIGTERM/SIGINT (or until ``stop`` is set, when given: the caller
+    then owns the signal handlers, installed before start-up so a Ctrl-C while
+    the server starts stops it the same way), then shut down gracefully."""
+    if stop is None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
     waiter = asyncio.create_task(running.server.wait_for_termination())
     stopper = asyncio.create_task(stop.wait())
     try:
