@@ -22,7 +22,13 @@ the session:
   not sit out a read timeout or a reconnect delay;
 - media time keeps growing across reconnects: each new connection continues
   where the previous one ended plus the wall-clock outage, so the pipeline's
-  commentary cadence and the backends' timelines never go backwards.
+  commentary cadence and the backends' timelines never go backwards;
+- compressed video packets (a connection with a ``packet_sink`` attribute,
+  media/rtsp.py) go to the source's ``packet_sink`` (a session's evidence,
+  pipeline/packet_ring.py) on that same continued clock. Each connection
+  starts a new codec segment (``start_stream``: parameters may change across a
+  reconnect) and its first packet is a keyframe, so a clip never needs a
+  packet from before an outage.
 
 States yielded: "connecting" (first attempt), "streaming" (first item of a
 connection; ``outage_seconds`` set after an outage), "reconnecting" (with
@@ -37,11 +43,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ..errors import UsageError, VisionStreamError
 from ..retry import Backoff, RetryPolicy
 from .types import AudioChunk, BadPacket, MediaItem, SourceStatus, VideoFrame
+
+if TYPE_CHECKING:
+    from .demux import PacketSink
 
 __all__ = ["Connection", "ConnectionOptions", "Connector", "ReconnectingSource"]
 
@@ -106,6 +115,13 @@ class Connection(Protocol):
         ...
 
 
+@runtime_checkable
+class TakesPackets(Protocol):
+    """A connection that can hand its compressed video packets on (media/rtsp.py)."""
+
+    packet_sink: PacketSink | None
+
+
 # Opens a connection (blocking, bounded by open_timeout); raises a
 # VisionStreamError whose ``retryable`` says whether trying again can help.
 Connector = Callable[[], Connection]
@@ -113,6 +129,39 @@ Connector = Callable[[], Connection]
 
 class _Stalled(Exception):
     pass
+
+
+# Packets a connection demuxes before its first decoded item fixes the clock
+# offset (a decoder holds back a few frames for reordering): held, then shifted.
+_MAX_EARLY_PACKETS = 256
+
+
+class _ShiftedPacketSink:
+    """One connection's packets moved onto the session's continued media clock.
+
+    The offset (``base``) is only known once the connection's first item is
+    decoded, a few packets after the keyframe the stream starts with; the
+    packets before it wait here (bounded) and follow in demux order."""
+
+    def __init__(self, sink: PacketSink, base: Callable[[], float | None]) -> None:
+        self._sink = sink
+        self._base = base
+        self._early: list[tuple[bytes, float, float, float, bool]] = []
+
+    def start_stream(self, stream: object) -> None:
+        self._sink.start_stream(stream)
+
+    def add(self, data: bytes, *, pts: float, dts: float, duration: float, keyframe: bool) -> None:
+        base = self._base()
+        if base is None:
+            if len(self._early) < _MAX_EARLY_PACKETS:
+                self._early.append((data, pts, dts, duration, keyframe))
+            return
+        if self._early:
+            early, self._early = self._early, []
+            for d, p, t, dur, key in early:
+                self._sink.add(d, pts=p + base, dts=t + base, duration=dur, keyframe=key)
+        self._sink.add(data, pts=pts + base, dts=dts + base, duration=duration, keyframe=keyframe)
 
 
 class ReconnectingSource:
@@ -149,6 +198,10 @@ class ReconnectingSource:
         # Watchdog: clock() of the last decoded frame of the current connection.
         self._last_frame_at = 0.0
         self._has_video = False
+        # The current connection's clock offset, None until its first item (packets wait).
+        self._base: float | None = None
+        # Where compressed video packets go (a session's evidence); set before items().
+        self.packet_sink: PacketSink | None = None
         # Counters (read by tests and stats).
         self.connects = 0
         self.disconnects = 0
@@ -187,6 +240,9 @@ class ReconnectingSource:
             else:
                 self.connects += 1
                 self._hold(connection)
+                self._base = None
+                if self.packet_sink is not None and isinstance(connection, TakesPackets):
+                    connection.packet_sink = _ShiftedPacketSink(self.packet_sink, lambda: self._base)
                 try:
                     for item in self._guarded(connection):
                         if streamed_at is None:
@@ -268,7 +324,7 @@ class ReconnectingSource:
                 self._last_frame_at = now
             t = item.media_time if isinstance(item, VideoFrame | AudioChunk | BadPacket) else None
             if t is not None and base is None:
-                base = self._base_for(t, now)
+                base = self._base = self._base_for(t, now)
             if self._stop.is_set():
                 return
             yield self._shifted(item, base or 0.0, now)

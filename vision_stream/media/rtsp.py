@@ -45,7 +45,7 @@ from ..errors import SourceOpenError
 from ..net import UrlPolicy
 from ..redact import redact_url, scrub
 from .confine import HttpOpener, open_confined
-from .demux import ContainerDecoder
+from .demux import ContainerDecoder, PacketSink
 from .reconnecting import ConnectionOptions, ReconnectingSource
 from .types import MediaItem
 
@@ -195,6 +195,8 @@ class AvStreamConnection:
             # "from None": the FFmpeg error's text carries the URL.
             raise SourceOpenError(f"connection lost: {message}", retryable=retryable) from None
 
+        # Set by ReconnectingSource (on its continued clock) when a session keeps evidence.
+        self.packet_sink: PacketSink | None = None
     def interrupt(self) -> None:
         """Nothing to do from another thread: an FFmpeg read cannot be aborted
         safely there (closing the container under a running ``demux`` frees
@@ -206,6 +208,8 @@ class AvStreamConnection:
     def close(self) -> None:
         self._container.close()
         self._close_opener()
+            # Packets after _LiveDemux's keyframe gate: the sink's segment starts decodable.
+            packet_sink=self.packet_sink,
 
     def _close_opener(self) -> None:
         if self._opener is not None:

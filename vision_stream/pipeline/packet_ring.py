@@ -121,7 +121,15 @@ class PacketRing:
             tail = self._packets[-1] if self._packets else None
             if not keyframe and (tail is None or tail.template is not template):
                 return
-            self._packets.append(RingPacket(data, pts, dts, duration, keyframe, template))
+            if tail is not None and tail.template is template and tail.dts == dts and tail.pts == pts:
+                # One access unit demuxed as several packets (FFmpeg's RTP H.264
+                # depacketizer emits in-band SPS/PPS apart from the IDR, same
+                # timestamp): a muxer needs strictly increasing dts, and NAL units
+                # (Annex B or length-prefixed alike) simply concatenate.
+                self._packets[-1] = RingPacket(tail.data + data, pts, dts, max(tail.duration, duration),
+                                               tail.keyframe or keyframe, template)
+            else:
+                self._packets.append(RingPacket(data, pts, dts, duration, keyframe, template))
             self._bytes += len(data)
             self._evict(pts)
 
@@ -147,15 +155,16 @@ class PacketRing:
     def select(self, start: float, end: float) -> ClipPackets | None:
         """Packets for ``[start, end]``: from the last keyframe at or before ``start``
         (the pre-roll a decoder needs) through the last packet shown by ``end``,
-        within one codec template. None when nothing held overlaps the span."""
+        within one codec template. None when nothing held overlaps the span.
+
+        A span starting in an outage (a camera reconnect: the old segment ends
+        before ``start``) begins at the next segment's first keyframe instead, so
+        the clip shows what came after the gap; a clip never spans two segments
+        (their codec parameters may differ), so one crossing a reconnect ends
+        where the older segment ends."""
         with self._lock:
             packets = list(self._packets)
-        first = None
-        for i, packet in enumerate(packets):
-            if packet.pts > start and first is not None:
-                break
-            if packet.keyframe and (packet.pts <= start or first is None):
-                first = i
+        first = _start_index(packets, start)
         if first is None:
             return None
         template = packets[first].template
@@ -170,3 +179,22 @@ class PacketRing:
         if last is None:
             return None
         return ClipPackets(template, run[: last + 1])
+
+
+def _start_index(packets: list[RingPacket], start: float) -> int | None:
+    """Index of the keyframe a clip from ``start`` begins at (see PacketRing.select)."""
+    first = None
+    for i, packet in enumerate(packets):
+        if packet.pts > start and first is not None:
+            break
+        if packet.keyframe and (packet.pts <= start or first is None):
+            first = i
+    if first is None:
+        return None
+    template = packets[first].template
+    segment_end = max(p.pts + p.duration for p in packets[first:] if p.template is template)
+    if segment_end < start:  # ``start`` lies in the outage after this segment
+        later = next((i for i in range(first, len(packets)) if packets[i].template is not template), None)
+        if later is not None:
+            return later  # a segment's first packet is a keyframe (PacketRing.add)
+    return first
