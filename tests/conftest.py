@@ -44,6 +44,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_data_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """``serve`` keeps its events (SQLite) under $XDG_DATA_HOME: the suite's servers, subprocesses
+    too, use a directory of their own, never the user's (nor each other's across runs)."""
+    os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("xdg-data"))
+
+
 @pytest.fixture(scope="session")
 def shared_media() -> Path:
     """``../shared/media``; tests using it skip when the folder is absent."""

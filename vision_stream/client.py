@@ -8,12 +8,15 @@ One coroutine or async iterator per RPC, each opening its own channel::
     list_sessions(target)                ListSessions: the sessions this caller may see
     stop_session(target, session_id)     StopSession: stop one; returns its final SessionInfo
     snapshot(target, image_bytes)        AnalyzeSnapshot: one image in, one analysis out
+    get_frames(target, session_id)       GetFrames: the sampled JPEGs by id or media span
+    export_clip(target, session_id)      ExportClip: an MP4 of a media span, chunk by chunk
 
 Events and session infos are the generated protobuf messages
 (``vision_stream.v1.vision_stream_pb2``: ``pb.Event``, ``pb.SessionInfo``).
 Errors are ``grpc.aio.AioRpcError`` with the server's status code and message
 (``NOT_FOUND`` for an unknown session id, ``OUT_OF_RANGE`` when ``after_seq``
-left the retention window), plus ``NotFoundError``/``UsageError`` for local
+left the retention window, or frames/a span the session no longer holds, naming
+what it holds), plus ``NotFoundError``/``UsageError`` for local
 files and TLS settings. Example (the README's "Python client" section)::
 
     import asyncio
@@ -45,9 +48,10 @@ from pathlib import Path
 
 import grpc
 
+from .conditions.model import Condition
 from .config import SamplingPolicy
-from .errors import NotFoundError, UsageError
-from .proto import sampling_to_proto
+from .errors import InvalidInputError, NotFoundError, UsageError
+from .proto import condition_to_proto, sampling_to_proto
 from .redact import Secret
 from .v1 import vision_stream_pb2 as pb
 from .v1 import vision_stream_pb2_grpc as pb_grpc
@@ -103,12 +107,16 @@ def call_metadata(token: Token) -> tuple[tuple[str, str], ...] | None:
 
 
 def file_duration(path: Path) -> float:
-    """A media file's duration in seconds, from its container (0.0 when it does not say)."""
+    """A media file's duration in seconds, from its container (0.0 when it does not say, or
+    FFmpeg cannot read it: it only paces the upload, and the server names what is wrong)."""
     import av
 
-    with av.open(str(path)) as container:
-        if container.duration:
-            return container.duration / 1_000_000
+    try:
+        with av.open(str(path)) as container:
+            if container.duration:
+                return container.duration / 1_000_000
+    except (av.error.FFmpegError, OSError, ValueError):
+        return 0.0
     return 0.0
 
 
@@ -116,6 +124,8 @@ async def push_file(
     target: str, path: Path, *, sampling: SamplingPolicy | None = None, backend: str = "auto",
     commentary_interval: float = 0.0, fast: bool = False, session_id: str = "", token: Token = None,
     tls: bool | ClientTls = False, voice: str = "", media_resolution: str = "", tools: Sequence[str] = (),
+    max_cost_per_hour: float = 0.0, max_tokens_per_hour: int = 0, conditions: Sequence[Condition] = (),
+    persona: str = "", language: str = "",
 ) -> AsyncIterator[pb.Event]:
     """Push a media file's bytes as MediaChunks through ``Stream``; yield the session's events.
 
@@ -127,11 +137,16 @@ async def push_file(
     and gRPC flow control paces the upload.
     """
     if not await asyncio.to_thread(path.is_file):
+        if await asyncio.to_thread(path.is_dir):
+            raise InvalidInputError(f"{path} is a directory: give a media file (e.g. {path}/clip.mp4)")
         raise NotFoundError(f"no such file: {path}")
     duration = 0.0 if fast else await asyncio.to_thread(file_duration, path)
     size = (await asyncio.to_thread(path.stat)).st_size
     config = pb.SessionConfig(session_id=session_id, backend=backend, commentary_interval=commentary_interval,
-                              lossless=fast, voice=voice, media_resolution=media_resolution, tools=list(tools))
+                              lossless=fast, voice=voice, media_resolution=media_resolution, tools=list(tools),
+                              max_cost_per_hour=max_cost_per_hour, max_tokens_per_hour=max_tokens_per_hour,
+                              conditions=[condition_to_proto(c) for c in conditions], persona=persona,
+                              language=language)
     if sampling is not None:
         config.sampling.CopyFrom(sampling_to_proto(sampling))
 
@@ -174,7 +189,8 @@ def _set_all(*events: asyncio.Event) -> None:
 async def watch(
     target: str, source: str, *, fast: bool = False, detach: bool = False, backend: str = "auto",
     commentary_interval: float = 0.0, token: Token = None, tls: bool | ClientTls = False, voice: str = "",
-    media_resolution: str = "", tools: Sequence[str] = (),
+    media_resolution: str = "", tools: Sequence[str] = (), max_cost_per_hour: float = 0.0,
+    max_tokens_per_hour: int = 0, conditions: Sequence[Condition] = (),
 ) -> AsyncIterator[pb.Event]:
     """Ask the server to pull ``source`` (a path under its media root, or a URL it allows); yield the events.
 
@@ -185,7 +201,9 @@ async def watch(
     request = pb.WatchRequest(source=source, fast=fast, detach=detach,
                               config=pb.SessionConfig(backend=backend, commentary_interval=commentary_interval,
                                                       voice=voice, media_resolution=media_resolution,
-                                                      tools=list(tools)))
+                                                      tools=list(tools), max_cost_per_hour=max_cost_per_hour,
+                                                      max_tokens_per_hour=max_tokens_per_hour,
+                                                      conditions=[condition_to_proto(c) for c in conditions]))
     async with channel(target, tls=tls) as ch:
         async for event in pb_grpc.VisionStreamStub(ch).Watch(request, metadata=call_metadata(token)):
             yield event
@@ -230,3 +248,48 @@ async def stop_session(target: str, session_id: str, *, token: Token = None,
         response = await pb_grpc.VisionStreamStub(ch).StopSession(pb.StopSessionRequest(session_id=session_id),
                                                                    metadata=call_metadata(token))
     return response.session
+
+
+@dataclass(frozen=True, slots=True)
+class Frames:
+    """GetFrames' answer: the frames, oldest first, and how many matched but were left
+    out (the server's per-call cap or message size; ask again for the rest)."""
+
+    frames: list[pb.SampledFrame]
+    omitted: int
+
+
+async def get_frames(
+    target: str, session_id: str, *, frame_ids: Sequence[int] = (), from_media_time: float = 0.0,
+    to_media_time: float = 0.0, max_frames: int = 0, token: Token = None, tls: bool | ClientTls = False,
+) -> Frames:
+    """The JPEGs a session's backend received: by ``frame_ids`` (events' ``frame_ids``), else
+    the media span ``[from_media_time, to_media_time]`` (both 0: the newest ones).
+
+    An id or span the session no longer holds is ``OUT_OF_RANGE`` naming what it holds.
+    """
+    from .evidence import FRAMES_OMITTED_TRAILER  # the server's name for the count (imports PyAV: lazily)
+
+    request = pb.GetFramesRequest(session_id=session_id, frame_ids=list(frame_ids), from_media_time=from_media_time,
+                                  to_media_time=to_media_time, max_frames=max_frames)
+    async with channel(target, tls=tls) as ch:
+        call = pb_grpc.VisionStreamStub(ch).GetFrames(request, metadata=call_metadata(token))
+        response = await call
+        trailers = await call.trailing_metadata()
+    omitted = dict(trailers or ()).get(FRAMES_OMITTED_TRAILER, "0")
+    return Frames(list(response.frames), int(omitted) if str(omitted).isdigit() else 0)
+
+
+async def export_clip(
+    target: str, session_id: str, *, from_media_time: float = 0.0, to_media_time: float = 0.0,
+    token: Token = None, tls: bool | ClientTls = False,
+) -> AsyncIterator[pb.ClipChunk]:
+    """An MP4 of media ``[from_media_time, to_media_time]`` (``to`` 0: up to the newest): the
+    source's packets remuxed from the keyframe before ``from`` (no re-encoding), or for a
+    frame-only source the sampled JPEGs as MJPEG. Yields chunks; the first says the span
+    actually covered, the MIME type and ``from_sampled_frames``. Concatenate ``data``."""
+    request = pb.ExportClipRequest(session_id=session_id, from_media_time=from_media_time,
+                                   to_media_time=to_media_time)
+    async with channel(target, tls=tls) as ch:
+        async for chunk in pb_grpc.VisionStreamStub(ch).ExportClip(request, metadata=call_metadata(token)):
+            yield chunk

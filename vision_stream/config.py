@@ -13,6 +13,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from .backends.gemini_api import MEDIA_RESOLUTIONS
+from .conditions.model import Condition, HealthSettings, check_conditions
 from .errors import UsageError
 
 DEFAULT_COMMENTARY_INTERVAL = 10.0  # seconds
@@ -104,6 +105,13 @@ class AudioPolicy:
         return self.sample_rate * self.chunk_ms // 1000
 
 
+# The evidence a session keeps by default: 10 minutes, 64 MiB of JPEGs (and as
+# much of packets), 3600 frames (10 minutes at 6 sampled frames a second).
+EVIDENCE_SECONDS = 600.0
+EVIDENCE_BYTES = 64 * 1024 * 1024
+EVIDENCE_FRAMES = 3600
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Limits:
     """Bounds on everything a session buffers.
@@ -118,6 +126,11 @@ class Limits:
         snapshots (checked on the image header, before decoding) and every
         decoded container frame (whatever the container header said).
     push_queue: pushed client messages waiting to be decoded.
+    evidence_seconds / evidence_bytes / evidence_frames: the evidence a session
+        keeps (issue 12): its sampled JPEGs (pipeline/frame_ring.py), at most this
+        many media seconds AND bytes AND frames, and for sources with packets the
+        compressed video of the same span (pipeline/packet_ring.py, its own
+        ``evidence_bytes``): up to twice ``evidence_bytes`` in all.
     max_decode_bytes: memory budget of one session's decoded pictures. A video
         decoder holds up to ``DECODER_FRAMES_HELD`` pictures at once (H.264/HEVC
         references plus FFmpeg's frame threads) at 1.5 bytes/pixel (YUV 4:2:0),
@@ -136,6 +149,9 @@ class Limits:
     max_frame_pixels: int = 4096 * 4096
     push_queue: int = 256
     max_decode_bytes: int = 1024 * 1024 * 1024
+    evidence_seconds: float = EVIDENCE_SECONDS
+    evidence_bytes: int = EVIDENCE_BYTES
+    evidence_frames: int = EVIDENCE_FRAMES
 
     @property
     def decode_pixel_cap(self) -> int:
@@ -154,8 +170,11 @@ class Limits:
             "max_frame_pixels",
             "push_queue",
             "max_decode_bytes",
+            "evidence_bytes",
+            "evidence_frames",
         ):
             check(getattr(self, name) >= 1, f"limit {name} must be >= 1")
+        check(self.evidence_seconds > 0, "limit evidence_seconds must be > 0")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -192,11 +211,21 @@ class SessionSettings:
     voice: str = ""
     media_resolution: str = ""
     tools: tuple[str, ...] = ()
+    # Budget (pipeline/budget.py): 0 = none. Per hour of media time, estimated from prices.toml.
+    max_cost_per_hour: float = 0.0
+    max_tokens_per_hour: int = 0
+    # Watch conditions (vision_stream.conditions): alerts when they become true;
+    # health: the built-in camera-health conditions (on for live sources by default).
+    conditions: tuple[Condition, ...] = ()
+    health: HealthSettings = field(default_factory=HealthSettings)
 
     def __post_init__(self) -> None:
         check(
             0.5 <= self.commentary_interval <= 3600,
             f"commentary_interval must be in [0.5, 3600] seconds, got {self.commentary_interval}",
         )
+        check(self.max_cost_per_hour >= 0, f"max_cost_per_hour must be >= 0 dollars, got {self.max_cost_per_hour}")
+        check(self.max_tokens_per_hour >= 0, f"max_tokens_per_hour must be >= 0, got {self.max_tokens_per_hour}")
         object.__setattr__(self, "media_resolution", media_resolution_name(self.media_resolution))
         object.__setattr__(self, "tools", tuple(t.strip().lower() for t in self.tools))
+        object.__setattr__(self, "conditions", check_conditions(self.conditions))

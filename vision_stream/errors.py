@@ -218,6 +218,20 @@ class SessionError(VisionStreamError):
     code = "session"
 
 
+class StaleRunError(SessionError):
+    """A subscriber resumed with a position of a run the session no longer has (it
+    restarted without its events): resuming would skip the new run's first events."""
+
+    code = "stale_run"
+
+    def __init__(self, session_id: str, run_id: str, current_run: str) -> None:
+        super().__init__(f"session {session_id!r}: after_seq belongs to run {run_id[:40]!r}, but the session is "
+                         f"now in run {current_run!r} (a restart without its events); subscribe with "
+                         f"run_id {current_run!r} and after_seq 0, or allow_gap to start at its beginning")
+        self.run_id = run_id
+        self.current_run = current_run
+
+
 class RetentionGapError(VisionStreamError):
     """Events a subscriber asked for already left the retention window."""
 
@@ -230,6 +244,13 @@ class RetentionGapError(VisionStreamError):
         )
         self.after_seq = after_seq
         self.oldest_seq = oldest_seq
+
+
+class EvidenceRangeError(VisionStreamError):
+    """GetFrames/ExportClip asked for frames or a span the session no longer (or
+    never) held; the message names what is retained."""
+
+    code = "evidence_range"
 
 
 class ResumeAheadError(VisionStreamError):

@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeVar
 
 from .config import SamplingPolicy
 from .errors import ResumeAheadError, RetentionGapError, UsageError
+from .metrics import observe_fanout
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,7 @@ class Commentary:
     final: bool = True
     turn_id: str = ""
     backend: str = ""
+    frame_ids: tuple[int, ...] = ()  # the sampled frames it is based on (GetFrames resolves them)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +69,52 @@ class Detection:
     function_name: str = ""
     call_id: str = ""
     arguments_json: str = ""
+    frame_ids: tuple[int, ...] = ()  # the sampled frames it is based on
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """A second opinion on an alert candidate (issue 12): its verdict and the latency it added."""
+
+    requested: bool = False
+    confirmed: bool = False
+    confidence: float = 0.0
+    evidence: str = ""
+    backend: str = ""
+    model: str = ""
+    latency_seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A watch condition became true (state "fired") or, with notify_resolved, false again
+    ("resolved"). Built-in camera-health conditions set ``builtin`` (vision_stream.conditions)."""
+
+    condition_id: str
+    condition: str
+    state: str = "fired"  # "fired" or "resolved"
+    confidence: float = 0.0
+    evidence: str = ""
+    backend: str = ""
+    frame_ids: tuple[int, ...] = ()
+    verification: Verification = field(default_factory=Verification)
+    severity: str = "medium"
+    builtin: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionVerdict:
+    """A backend's judgement of one watch condition at one moment (internal: the
+    pipeline's condition engine turns verdicts into :class:`Alert` events; a
+    verdict is never appended to an event log). confidence 0..1; frame_ids may be
+    empty (the engine then names the frame at ``media_time``)."""
+
+    condition_id: str
+    met: bool
+    confidence: float = 1.0
+    evidence: str = ""
+    backend: str = ""
+    frame_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +154,10 @@ class Stats:
     source_state: str = ""
     source_outage_seconds: float = 0.0
     source_recoveries: int = 0
+    usage: dict[str, int] = field(default_factory=dict)  # tokens by kind (vision_stream.usage)
+    estimated_cost_usd: float = 0.0
+    alerts: int = 0  # alert events (fired and resolved) so far
+    alert_candidates_rejected: int = 0  # candidates a second opinion rejected
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +183,8 @@ Payload = (
     | Stats
     | ErrorEvent
     | SessionEnded
+    | Alert
+    | ConditionVerdict
 )
 
 
@@ -168,6 +222,7 @@ _KIND: dict[type, str] = {
     Stats: "stats",
     ErrorEvent: "error",
     SessionEnded: "session_ended",
+    Alert: "alert",
 }
 
 
@@ -216,7 +271,6 @@ async def replay_history(
             yield seq, item
 
 
-
 class EventLog:
     """Gap-free, bounded, resumable log of one session's events.
 
@@ -251,6 +305,8 @@ class EventLog:
         # Replaced on every append: waiters hold the old one, which is set.
         self._wakeup = asyncio.Event()
         self.subscribers = 0
+        # Called with each event as it is appended (vision_stream.metrics tallies); must not raise.
+        self.observers: list[Callable[[Event], None]] = []
 
     def persist(self, sink: EventSink, first_seq: int = 1) -> None:
         """Write through ``sink`` from now on, seq continuing at ``first_seq``: the server
@@ -285,6 +341,8 @@ class EventLog:
             self._persist(event)
         if isinstance(payload, SessionEnded):
             self._closed = True
+        for observe in self.observers:
+            observe(event)
         self._notify()
         if self._pending_error is not None:
             error, self._pending_error = self._pending_error, None
@@ -340,6 +398,7 @@ class EventLog:
         if after_seq > self._last_seq:
             raise ResumeAheadError(after_seq, self._last_seq)
         cursor = after_seq
+        live = False  # set after the first wait: from then on batches are new events, not a replay
         self.subscribers += 1
         try:
             while True:
@@ -355,6 +414,8 @@ class EventLog:
                     # the indices hold); seqs are contiguous, so the batch ends
                     # at _last_seq.
                     batch = self._pending_after(cursor, encode)
+                    if live:  # fan-out latency: append -> this subscriber taking it
+                        observe_fanout(events[i] for i in range(len(events) - len(batch), len(events)))
                     cursor = self._last_seq
                     for item in batch:
                         yield item
@@ -362,6 +423,7 @@ class EventLog:
                 if self._closed:
                     return
                 await self._wakeup.wait()
+                live = True
         finally:
             self.subscribers -= 1
 

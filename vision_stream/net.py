@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
+import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -25,6 +27,34 @@ def is_loopback_host(host: str) -> bool:
 def is_loopback_url(url: str) -> bool:
     """True when ``url``'s host is this machine (see :func:`is_loopback_host`)."""
     return is_loopback_host(urlsplit(url).hostname or "")
+
+
+def network_failure(exc: BaseException, host: str, where: str) -> str | None:
+    """A failed connection in plain words, or None when ``exc`` (or what it wraps) is no network error.
+
+    The one wording for "could not reach it", whoever failed (Live's
+    websockets, REST's httpx, FFmpeg for RTSP): no ``[Errno N]``, no
+    library-internal class names. ``host`` is the bare host name, ``where``
+    what the user typed (``host:port`` or a URL, credentials already redacted).
+    httpx and websockets wrap the OSError: the exception's chain is searched.
+    """
+    seen: BaseException | None = exc
+    for _ in range(8):  # bounded walk down __cause__/__context__
+        if seen is None:
+            return None
+        if isinstance(seen, socket.gaierror):
+            return f"cannot resolve host {host} (DNS): check the name"
+        if isinstance(seen, ConnectionRefusedError) or getattr(seen, "errno", None) == errno.ECONNREFUSED:
+            return f"connection refused by {where}: nothing listens there, or it is restarting"
+        if isinstance(seen, TimeoutError) or getattr(seen, "errno", None) in _UNREACHABLE:
+            return f"no route to {where}, or the connection timed out: check the address and the network"
+        if isinstance(seen, OSError) and seen.strerror:
+            return f"cannot connect to {where}: {seen.strerror.lower()}"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+_UNREACHABLE = frozenset({errno.ETIMEDOUT, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN})
 
 
 REMOTE_SCHEMES = ("rtsp", "rtsps", "http", "https")

@@ -19,6 +19,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from . import events as ev
+from .conditions.model import Condition
 from .config import SamplingPolicy
 from .redact import scrub
 from .v1 import vision_stream_pb2 as pb
@@ -75,6 +76,28 @@ def _error(p: ev.ErrorEvent) -> pb.Error:
     return pb.Error(code=p.code, message=scrub(p.message), retryable=p.retryable)
 
 
+_ALERT_STATE: dict[str, pb.Alert.State] = {"fired": pb.Alert.STATE_FIRED, "resolved": pb.Alert.STATE_RESOLVED}
+
+
+def alert_to_proto(p: ev.Alert) -> pb.Alert:
+    """The state is an enum on the wire; the evidence may quote a peer (a model's words): scrubbed."""
+    fields = asdict(p)
+    fields["state"] = _ALERT_STATE.get(p.state, pb.Alert.STATE_UNSPECIFIED)
+    fields["evidence"] = scrub(p.evidence)
+    return pb.Alert(**fields)
+
+
+def condition_to_proto(condition: Condition) -> pb.WatchCondition:
+    """A condition as a client sends it (built-in health conditions are the server's own)."""
+    msg = pb.WatchCondition(id=condition.id, text=condition.text, cooldown_seconds=condition.cooldown,
+                            min_confidence=condition.min_confidence, max_triggers=condition.max_triggers,
+                            verify=condition.verify, notify_resolved=condition.notify_resolved)
+    if condition.until is not None:
+        nanos = int(condition.until * 1e9)
+        msg.until.seconds, msg.until.nanos = divmod(nanos, 1_000_000_000)
+    return msg
+
+
 def _same_names(message: type[Any]) -> Callable[[Any], Any]:
     return lambda payload: message(**asdict(payload))
 
@@ -91,11 +114,12 @@ _PAYLOADS: dict[type, Callable[[Any], Any]] = {
     ev.Stats: stats_to_proto,
     ev.ErrorEvent: _error,
     ev.SessionEnded: _same_names(pb.SessionEnded),
+    ev.Alert: alert_to_proto,
 }
 
 
 def event_to_proto(event: ev.Event) -> pb.Event:
-    msg = pb.Event(session_id=event.session_id, seq=event.seq)
+    msg = pb.Event(session_id=event.session_id, seq=event.seq, run_id=event.run_id)
     nanos = int(event.wall_time * 1e9)
     msg.wall_time.seconds, msg.wall_time.nanos = divmod(nanos, 1_000_000_000)
     if event.media_time is not None:

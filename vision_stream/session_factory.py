@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .backends.factory import BackendOptions, make_backend, resolve_name
+from .conditions.verify import rest_verifier
 from .config import AudioPolicy, Limits, SamplingPolicy, SessionSettings
 from .media.types import MediaSource
 from .pipeline import Session
@@ -69,6 +70,8 @@ async def open_session(
     try:
         session = Session(settings=settings, source=source, backend=model, sampling=sampling, limits=limits,
                           paced=paced, lossless=lossless)
+        # Second opinions on ``verify`` conditions: a REST check over the session's evidence ring.
+        session.conditions.verifier = rest_verifier(options, session.frames)
         if start is not None:
             start(session)
     except BaseException:

@@ -7,13 +7,15 @@ The pipeline and the failover chain see only :class:`Backend` and
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Protocol, runtime_checkable
 
+from ..conditions.model import Condition
 from ..config import SessionSettings
 from ..errors import BackendError
 from ..events import BackendEvent
 from ..media.types import AudioChunk, SampledFrame
+from ..usage import Usage
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -36,6 +38,10 @@ class BackendCounters:
     requests: int = 0
     retries: int = 0
     rate_limited: int = 0
+    # Tokens by kind, summed per turn as Google bills them, and their estimated
+    # cost at this backend's model's prices (vision_stream.usage / .pricing).
+    usage: Usage = field(default_factory=Usage)
+    estimated_cost_usd: float = 0.0
 
     def __add__(self, other: BackendCounters) -> BackendCounters:
         """Field-wise sum (a failover chain adds up its links)."""
@@ -50,6 +56,22 @@ class CarriesOver(Protocol):
     def carry_over(self, commentary: Sequence[tuple[float | None, str]]) -> None:
         """``commentary``: (media time, text) of recent final commentary, oldest first."""
         ...
+
+
+@runtime_checkable
+class JudgesConditions(Protocol):
+    """A backend session that judges watch conditions itself (yielding
+    ``ConditionVerdict`` payloads): told of every change of the session's set."""
+
+    def set_conditions(self, conditions: Sequence[Condition]) -> None:
+        """Replace the conditions being judged (the pipeline keeps their alert state)."""
+        ...
+
+
+def set_conditions(session: object, conditions: Sequence[Condition]) -> None:
+    """Tell ``session`` its new conditions; a no-op for a backend that does not judge any."""
+    if isinstance(session, JudgesConditions):
+        session.set_conditions(conditions)
 
 
 class BackendSession(Protocol):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ..errors import UsageError
@@ -29,6 +29,9 @@ class BackendOptions:
     api_version: the Gemini API version of Live, REST and the models list alike (``--api-version``).
     stall_timeout: seconds Live may leave a prompt unanswered before the connection counts as
         stalled (``--stall-timeout``; None: ``LiveTimeouts.response``).
+    keepalive: seconds of client quiet after which Live sends an application keepalive
+        (``--keepalive``; 0: off; None: ``LiveSettings.keepalive_interval``).
+    verify_model: the REST model of second opinions on ``verify`` conditions ("": snapshot_model).
     """
 
     api_key: Secret | None = None
@@ -39,6 +42,8 @@ class BackendOptions:
     rest_requests_per_minute: float = 10.0
     api_version: str = API_VERSION
     stall_timeout: float | None = None
+    keepalive: float | None = None
+    verify_model: str = ""  # the second opinion's REST model (conditions/verify.py; "": snapshot_model)
 
 
 def resolve_name(name: str, options: BackendOptions) -> str:
@@ -116,5 +121,8 @@ def make_live_backend(options: BackendOptions, *, in_chain: bool = False) -> Bac
         timeouts = LiveTimeouts(setup=5.0, **stall)
     else:
         reconnect, timeouts = ReconnectPolicy(), LiveTimeouts(**stall)
-    return GeminiLiveBackend(LiveSettings(base_url=options.live_url, api_key=key, model=options.live_model,
-                                          api_version=options.api_version, reconnect=reconnect, timeouts=timeouts))
+    settings = LiveSettings(base_url=options.live_url, api_key=key, model=options.live_model,
+                            api_version=options.api_version, reconnect=reconnect, timeouts=timeouts)
+    if options.keepalive is not None:
+        settings = replace(settings, keepalive_interval=options.keepalive)
+    return GeminiLiveBackend(settings)

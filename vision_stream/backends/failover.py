@@ -58,6 +58,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
+from ..conditions.model import Condition
 from ..config import SessionSettings
 from ..errors import BackendError, UsageError
 from ..events import BackendEvent
@@ -228,6 +229,10 @@ class FailoverSession:
         """Forward to the current link (remembered until answered); one waits while switching."""
         self._core.check_usable()
         await self._inputs.ask((text, reason, media_time))
+
+    def set_conditions(self, conditions: Sequence[Condition]) -> None:
+        """Watch conditions changed: the current link is told, links opened later start with them."""
+        self._chain.set_conditions(conditions)
 
     def carry_over(self, commentary: Sequence[tuple[float | None, str]]) -> None:
         """Seed the recent commentary (for chains inside chains)."""

@@ -14,13 +14,15 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from ..conditions.model import Condition
 from ..config import SessionSettings
 from ..errors import BackendError, SessionError
 from ..events import BackendChanged, BackendEvent, Commentary, ErrorEvent
-from .base import BackendCounters, BackendSession
+from .base import BackendCounters, BackendSession, set_conditions
 from .failover_health import LinkHealth
 from .failover_inputs import ActiveLink, LinkInputs
 from .session_core import SessionCore
@@ -55,6 +57,12 @@ class Switcher:
         self.switches = 0
         self.switch_log: deque[tuple[float, str, str, str]] = deque(maxlen=256)  # (monotonic, from, to, reason)
         self._on_current = on_current
+
+    def set_conditions(self, conditions: Sequence[Condition]) -> None:
+        """New watch conditions: links open with them from now on; the current one is told."""
+        self._settings = replace(self._settings, conditions=tuple(conditions))
+        if self.current is not None:
+            set_conditions(self.current.session, self._settings.conditions)
 
     def _receiver(self) -> ActiveLink | None:
         """The link inputs go to: the current one, unless the chain is switching or it is failing."""

@@ -21,16 +21,19 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import cv2
 
 from ..analysis import ActivityLog, AudioActivityDetector, FrameReport, VideoAnalyzer
 from ..analysis.describe import describe_jpegs
+from ..conditions.model import Condition
+from ..conditions.offline import OfflineJudge
 from ..config import SessionSettings
 from ..errors import BackendError, UsageError
-from ..events import BackendEvent, Commentary
+from ..events import BackendEvent, Commentary, ErrorEvent
 from ..media.types import AudioChunk, SampledFrame
 from .base import BackendCounters
 from .session_core import SessionCore
@@ -39,6 +42,7 @@ __all__ = ["DEFAULT_EVENT_QUEUE", "LocalBackend", "LocalSession", "analysis_pool
 
 NAME = "local"
 DEFAULT_EVENT_QUEUE = 256  # events buffered for the consumer before producers wait
+MAX_TURN_FRAME_IDS = 64  # frame ids a commentary names: the newest of its span
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -94,12 +98,19 @@ class LocalSession:
         self._video = VideoAnalyzer()
         self._audio = AudioActivityDetector()
         self._window = ActivityLog()  # since the last pipeline prompt
+        self._window_ids: list[int] = []  # evidence ids of the frames analysed since then
         self._whole = ActivityLog()  # the whole session
         self._latest: float | None = None  # media time of the newest frame/chunk, seconds
         self._turns = 0
         self._frames = 0
         self._audio_chunks = 0
         self._prompts = 0
+        # Watch conditions this analyzer can judge (conditions/offline.py); the rest are
+        # announced once each as "cannot evaluate" (an error event) and never alert.
+        self._judge = OfflineJudge()
+        self._announced: set[tuple[str, str]] = set()
+        self._unannounced: list[Condition] = []
+        self.set_conditions(settings.conditions)
 
     @property
     def failure(self) -> BackendError | None:
@@ -116,6 +127,22 @@ class LocalSession:
     def _check_open(self) -> None:
         self._core.check_usable()
 
+    def set_conditions(self, conditions: Sequence[Condition]) -> None:
+        """Judge ``conditions`` from the next frame on (backends.base.JudgesConditions)."""
+        self._judge.replace(conditions)
+        self._unannounced = [c for c in self._judge.unsupported if (c.id, c.text) not in self._announced]
+
+    async def _announce_unsupported(self) -> None:
+        """One honest error event per condition the offline analyzer cannot evaluate."""
+        pending, self._unannounced = self._unannounced, []
+        for condition in pending:
+            self._announced.add((condition.id, condition.text))
+            await self._queue.put(ErrorEvent(
+                "condition_unsupported",
+                f"the offline analyzer cannot evaluate condition {condition.id!r} ({condition.text[:80]!r}); "
+                "it judges motion or people/faces/vehicles in a named zone, scene cuts, darkness, "
+                "no frames and audio activity; no alert will fire for it", retryable=False), self._latest)
+
     def _analyse(self, frame: SampledFrame) -> FrameReport:
         with self._analysis:
             return self._video.process(frame.pixels, frame.media_time)
@@ -129,8 +156,15 @@ class LocalSession:
             self._window.add_frame(report)
             self._whole.add_frame(report)
             self._advance(report.media_time)
+            await self._announce_unsupported()
+            ids = (frame.frame_id,) if frame.frame_id else ()  # the evidence ring's id (pipeline/session.py)
+            if ids:
+                self._window_ids = [*self._window_ids[-(MAX_TURN_FRAME_IDS - 1):], frame.frame_id]
             for detection in report.detections:
-                await self._queue.put(detection, report.media_time)
+                # The analysed frame is the evidence of what started at it.
+                await self._queue.put(replace(detection, frame_ids=ids), report.media_time)
+            for verdict in self._judge.frame(report):
+                await self._queue.put(replace(verdict, frame_ids=ids), report.media_time)
 
     async def send_audio(self, chunk: AudioChunk) -> None:
         """Measure one PCM16 chunk; queue an ``audio_activity`` detection at an onset."""
@@ -144,6 +178,8 @@ class LocalSession:
         self._advance(report.media_time + report.duration)
         if report.onset is not None:
             await self._queue.put(report.onset, report.media_time)
+        for verdict in self._judge.audio(report):
+            await self._queue.put(verdict, report.media_time)
 
     async def end_audio(self) -> None:
         """The source's audio stopped; a silence running until now is remembered."""
@@ -179,9 +215,11 @@ class LocalSession:
             self._prompts += 1
             when = media_time if media_time is not None else self._latest
             body = self._compose(text, reason, when)
-            commentary = Commentary(body, final=True, turn_id=f"{NAME}-{self._turns}", backend=NAME)
+            commentary = Commentary(body, final=True, turn_id=f"{NAME}-{self._turns}", backend=NAME,
+                                    frame_ids=tuple(self._window_ids))
             if reason in ("cadence", "scene"):
                 self._window = ActivityLog()
+                self._window_ids = []
                 self._window.mark(self._latest)
             await self._queue.put(commentary, when)
 

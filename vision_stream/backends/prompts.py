@@ -28,9 +28,11 @@ everything before it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from typing import Literal
 
+from ..conditions.model import Condition
 from ..config import SessionSettings
 
 __all__ = [
@@ -40,10 +42,15 @@ __all__ = [
     "SEND_ORDER",
     "SNAPSHOT_PROMPT",
     "Medium",
+    "condition_lines",
+    "conditions_changed",
+    "conditions_instruction",
+    "parse_condition_lines",
     "prompt_text",
     "rank",
     "replaces",
     "system_instruction",
+    "verify_prompt",
 ]
 
 DEFAULT_PERSONA = "a concise, observant video commentator"
@@ -100,4 +107,57 @@ def system_instruction(session: SessionSettings | None, medium: Medium = "stream
             f"You are shown {shown}.{source} "
             "Say in one or two short sentences what is happening; mention only what you can see."
         )
-    return f"You are {persona}. {body} Always answer in the language {language}."
+    watch = conditions_instruction(session.conditions, medium) if session and session.conditions else ""
+    return f"You are {persona}. {body}{watch} Always answer in the language {language}."
+
+
+# -- watch conditions (issue 12) --------------------------------------------------------------
+# Each condition is one line "- [id] text" in what the model reads, so the model can name it by
+# id in report_condition / the JSON answer; the emulators read the same lines back
+# (parse_condition_lines) -- what a real model understands from the words, they judge by signals.
+_CONDITION_LINE = re.compile(r"^- \[([A-Za-z0-9._-]{1,64})\] (.+)$", re.MULTILINE)
+
+
+def condition_lines(conditions: Iterable[Condition]) -> str:
+    return "\n".join(f"- [{c.id}] {c.text}" for c in conditions)
+
+
+def parse_condition_lines(text: str) -> dict[str, str]:
+    """id -> text of every "- [id] text" line in ``text`` (later lines win)."""
+    return {m.group(1): m.group(2).strip() for m in _CONDITION_LINE.finditer(text)}
+
+
+def conditions_instruction(conditions: Iterable[Condition], medium: Medium = "live") -> str:
+    """The system-instruction paragraph naming the watch conditions.
+
+    live: the model calls ``report_condition`` when one becomes true or false again;
+    stream/snapshot: the model fills the ``conditions`` object of its JSON answer
+    (``responseSchema``, conditions/rest.py) for every condition, every time.
+    """
+    lines = condition_lines(conditions)
+    if medium == "live":
+        how = ("Whenever one of them becomes true, or stops being true, call report_condition with its id, "
+               "met, your confidence from 0 to 1, and in evidence what you see that shows it. Do not say "
+               "these reports aloud.")
+    else:
+        how = ("Answer in JSON: your comment in \"commentary\", and in \"conditions\" for each condition by "
+               "its id whether it is met in these frames, your confidence from 0 to 1, and in evidence what "
+               "you see that shows it.")
+    return f" Watch these conditions, one per line as [id] text:\n{lines}\n{how}"
+
+
+def conditions_changed(conditions: Iterable[Condition]) -> str:
+    """The Live ``realtimeInput.text`` telling the model its conditions changed at run time."""
+    lines = condition_lines(conditions)
+    if not lines:
+        return "Stop watching the conditions you were given: there are none now. Do not call report_condition."
+    return ("The watch conditions changed. From now on watch only these, one per line as [id] text:\n"
+            f"{lines}\nCall report_condition when one becomes true or stops being true; reply only \"OK\".")
+
+
+def verify_prompt(condition: Condition, times: Iterable[float | None]) -> str:
+    """The second-opinion question about one condition (conditions/verify.py)."""
+    shown = ", ".join(f"{t:.1f} s" for t in times if t is not None)
+    when = f" The pictures are frames of the stream at {shown}." if shown else ""
+    return ("Another observer reported that this condition is met. Look carefully at every picture and judge "
+            f"it yourself; answer in JSON.{when}\n{condition_lines([condition])}")

@@ -188,8 +188,13 @@ def _stats(s: pb.Stats) -> str:
 
 def _session_ended(p: pb.SessionEnded) -> str:
     s = p.totals
-    return (f"{p.reason}: {s.media_seconds:.1f}s of media, {s.frames_sent} frames sent, "
+    line = (f"{p.reason}: {s.media_seconds:.1f}s of media, {s.frames_sent} frames sent, "
             f"{s.frames_dropped} dropped, {s.events} events")
+    if s.usage:  # a model backend billed tokens (vision_stream.usage / .pricing)
+        line += f", {sum(s.usage.values()):,} tokens, est. ${s.estimated_cost_usd:.4f}"
+        if s.media_seconds > 0:
+            line += f" (${s.estimated_cost_usd * 3600 / s.media_seconds:.2f}/media-hour)"
+    return line
 
 
 # The readable text of each payload, by its name in the ``payload`` oneof.
@@ -203,7 +208,18 @@ _PAYLOADS: dict[str, Callable[[Any], str]] = {
     "stats": _stats,
     "error": lambda p: f"{p.code}{' (retryable)' if p.retryable else ''}: {p.message}",
     "session_ended": _session_ended,
+    "alert": lambda p: _alert(p),
 }
+
+
+def _alert(p: Any) -> str:
+    """Alerts stand out: ``ALERT door-person (0.82): a person in the left half ... frames 12,13``."""
+    head = "ALERT" if p.state != pb.Alert.STATE_RESOLVED else "resolved"
+    frames = f" frames {','.join(str(i) for i in p.frame_ids)}" if p.frame_ids else ""
+    checked = ""
+    if p.verification.requested:
+        checked = f" [verified by {p.verification.backend or '?'}]" if p.verification.confirmed else " [unverified]"
+    return f"{head} {p.condition_id} ({p.confidence:.2f}): {p.evidence or p.condition}{frames}{checked}"
 
 
 def event_line(event: pb.Event, *, late: bool = False) -> str:

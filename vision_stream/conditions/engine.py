@@ -99,7 +99,8 @@ class ConditionEngine:
         verification = Verification()
         if candidate.state == "fired" and candidate.condition.verify:
             verification = await self._verify(candidate, frame_ids)
-            if self.verifier is not None and not verification.confirmed:
+            # Rejected only by an answer (backend set); a failed check fires unverified (verify.py).
+            if self.verifier is not None and verification.backend and not verification.confirmed:
                 self._user.reject(candidate.condition.id)
                 return []
         return [self._alert(candidate, frame_ids, verification)]

@@ -59,7 +59,7 @@ import av.container
 import httpx
 
 from ..errors import InvalidInputError, LimitExceededError, NotFoundError, PermissionDeniedError, SourceOpenError
-from ..net import UrlPolicy
+from ..net import UrlPolicy, network_failure
 from ..redact import redact_url
 
 __all__ = [
@@ -314,7 +314,12 @@ def http_reason(exc: httpx.HTTPError) -> str:
     if isinstance(exc, httpx.TimeoutException):
         return "timed out"
     if isinstance(exc, httpx.ConnectError):
-        return "connection refused or host unreachable"
+        try:
+            url = exc.request.url
+        except RuntimeError:  # httpx raises when the error carries no request
+            return "connection refused or host unreachable"
+        port = url.port or (443 if url.scheme == "https" else 80)
+        return network_failure(exc, url.host, f"{url.host}:{port}") or "connection refused or host unreachable"
     return type(exc).__name__
 
 

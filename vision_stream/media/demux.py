@@ -28,7 +28,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from fractions import Fraction
-from typing import Any
+from typing import Any, Protocol
 
 import av
 import av.container
@@ -41,7 +41,7 @@ from .audio import AudioConverter
 from .confine import Readable, limit_decoder, open_confined, pixel_limit_error
 from .types import BadPacket, MediaItem, VideoFrame
 
-__all__ = ["MAX_CONSECUTIVE_DEMUX_ERRORS", "ContainerDecoder", "Readable", "open_container"]
+__all__ = ["MAX_CONSECUTIVE_DEMUX_ERRORS", "ContainerDecoder", "PacketSink", "Readable", "open_container"]
 
 # Demux errors in a row after which the input is declared unreadable (a
 # truncated/garbage tail would otherwise spin forever without progress).
@@ -61,6 +61,15 @@ def open_container(
     audio stream.
     """
     return open_confined(target, description=description, options=options)
+
+
+class PacketSink(Protocol):
+    """Where the compressed video packets go as they are demuxed (a session's
+    evidence: pipeline/packet_ring.py), stamped with the frames' media time."""
+
+    def start_stream(self, stream: Any) -> None: ...
+
+    def add(self, data: bytes, *, pts: float, dts: float, duration: float, keyframe: bool) -> None: ...
 
 
 def _seconds(ts: int | None, time_base: Fraction | None) -> float | None:
@@ -97,8 +106,10 @@ class ContainerDecoder:
         keyframes_only: bool = False,
         max_keyframe_gap: float | None = None,
         max_pixels: int | None = None,
+        packet_sink: PacketSink | None = None,
     ) -> None:
         self._container = container
+        self._packet_sink = packet_sink
         self._should_stop = should_stop
         self._offset = time_offset
         self._max_pixels = max_pixels
@@ -134,7 +145,7 @@ class ContainerDecoder:
         self._bgr = _Converter()
         self._gray = _Converter()
         self._scaled = _Converter()
-        self._origin = self._known_origin()
+        self._origin = self._known_origin(container)
         self._last_video_t: float | None = None
         self.end_time = time_offset
         self.video_frames = 0
@@ -163,10 +174,15 @@ class ContainerDecoder:
             return None
         return self._video.codec_context.width, self._video.codec_context.height
 
-    def _known_origin(self) -> float | None:
+    def _known_origin(self, container: av.container.InputContainer) -> float | None:
+        """The earliest start of the video and the first decodable audio stream,
+        the latter even when audio is not decoded (``audio=None``): a video-only
+        read (``vision-stream frames``) then gives each frame the media time a
+        full session gives it, when the video starts after the audio."""
+        audio = self._audio or next((s for s in container.streams.audio if s.codec_context is not None), None)
         starts = [
             _seconds(s.start_time, s.time_base)
-            for s in (self._video, self._audio)
+            for s in (self._video, audio)
             if s is not None and s.start_time is not None
         ]
         known = [t for t in starts if t is not None]
@@ -189,6 +205,8 @@ class ContainerDecoder:
         streams = [s for s in (self._video, self._audio) if s is not None]
         if not streams:
             raise SourceOpenError("no video or audio track with a codec FFmpeg can decode")
+        if self._packet_sink is not None and self._video is not None:
+            self._packet_sink.start_stream(self._video)
         demux = self._container.demux(streams)
         errors_in_row = 0
         while not self._should_stop():
@@ -207,6 +225,8 @@ class ContainerDecoder:
                 demux = self._container.demux(streams)  # a failed generator is finished; resume reading
                 continue
             errors_in_row = 0
+            if self._packet_sink is not None and packet.stream is self._video and packet.size:
+                self._keep_packet(packet, self._packet_sink)  # every packet, also those keyframe mode skips
             if self._keyframes_only and packet.stream is self._video and not self._wanted(packet):
                 continue
             try:
@@ -233,6 +253,18 @@ class ContainerDecoder:
             for chunk in self._converter.flush():
                 self.end_time = max(self.end_time, chunk.media_time + chunk.duration)
                 yield chunk
+
+    def _keep_packet(self, packet: av.Packet, sink: PacketSink) -> None:
+        """Hand one video packet's bytes to ``sink`` with media times (seconds)
+        on the frames' clock; ``bytes(packet)`` copies it out of FFmpeg's buffer,
+        which the demuxer reuses."""
+        pts = self._media_time(packet.pts, packet.time_base)
+        if pts is None:
+            return  # no timestamp (some AVI/raw streams): cannot be placed on the clock
+        dts = self._media_time(packet.dts, packet.time_base)
+        duration = _seconds(packet.duration, packet.time_base) or self._frame_duration
+        sink.add(bytes(packet), pts=pts, dts=pts if dts is None else dts, duration=duration,
+                 keyframe=bool(packet.is_keyframe))
 
     def _drain_video(self) -> list[av.VideoFrame]:
         """Keyframe mode: take the picture the decoder holds back for reordering now.

@@ -11,8 +11,8 @@ import av
 import av.container
 
 from ..config import AudioPolicy
-from ..errors import NotFoundError, VisionStreamError
-from .demux import ContainerDecoder, open_container
+from ..errors import InvalidInputError, NotFoundError, VisionStreamError
+from .demux import ContainerDecoder, PacketSink, open_container
 from .types import MediaItem
 
 __all__ = ["GOP_SCAN_SECONDS", "FileSource", "scan_keyframe_gap"]
@@ -77,6 +77,8 @@ class FileSource:
         self.loop = loop
         self.keyframes_only = keyframes_only
         if not self.path.is_file():
+            if self.path.is_dir():
+                raise InvalidInputError(f"{self.description} is a directory: give a media file in it")
             raise NotFoundError(f"media file not found: {self.description}")
         self._stop = threading.Event()
         self._lock = threading.Lock()  # guards _container hand-over between threads
@@ -86,6 +88,8 @@ class FileSource:
         self.keyframe_fallbacks = 0
         self._max_gap: float | None = None  # keyframe-mode guard, seconds
         self.keyframe_mode = keyframes_only
+        # A session's evidence (pipeline/packet_ring.py): set before items() runs.
+        self.packet_sink: PacketSink | None = None
         if not keyframes_only and sample_interval is not None:
             gap, frame_duration = scan_keyframe_gap(self.path)
             limit = sample_interval + frame_duration / 2  # float/rounded timestamps slack
@@ -113,6 +117,7 @@ class FileSource:
                     keyframes_only=self.keyframe_mode,
                     max_keyframe_gap=self._max_gap,
                     max_pixels=self.max_pixels,
+                    packet_sink=self.packet_sink,
                 )
                 try:
                     yield from decoder.items()

@@ -53,7 +53,7 @@ from ..config import AudioPolicy, Limits
 from ..errors import InvalidInputError, LimitExceededError, SessionError
 from .audio import AudioConverter
 from .confine import sniff_format
-from .demux import ContainerDecoder, open_container
+from .demux import ContainerDecoder, PacketSink, open_container
 from .image import decode_image, jpeg_video_frame, probe_image_size
 from .raw import PIXEL_FORMATS, check_raw, raw_view, to_bgr, to_gray
 from .types import BadPacket, MediaItem, VideoFrame
@@ -249,6 +249,8 @@ class PushSource:
         self._head = b""  # the container stream's first bytes, for sniff_format
         self.messages_in = 0
         self.bad_packets = 0
+        # A session's evidence (pipeline/packet_ring.py): pushed containers keep their packets.
+        self.packet_sink: PacketSink | None = None
 
     # -- producer side (event loop) ---------------------------------------
 
@@ -410,7 +412,7 @@ class PushSource:
         try:
             # Every decoded frame is held to the cap, not just the header's size.
             decoder = ContainerDecoder(container, audio=self.audio, should_stop=self._stop.is_set,
-                                       max_pixels=self.limits.decode_pixel_cap)
+                                       max_pixels=self.limits.decode_pixel_cap, packet_sink=self.packet_sink)
             try:
                 yield from decoder.items()
             finally:

@@ -32,6 +32,8 @@ scrubbed, never from ``str(exc)``.
 
 from __future__ import annotations
 
+import errno
+import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -65,13 +67,17 @@ def av_open_options(url: str, options: ConnectionOptions) -> dict[str, str]:
     return opts
 
 
-def classify_av_error(exc: BaseException, *, secrets: tuple[str, ...] = ()) -> tuple[str, bool]:
+def classify_av_error(exc: BaseException, *, secrets: tuple[str, ...] = (), host: str = "") -> tuple[str, bool]:
     """(message, retryable) for an FFmpeg error while opening or reading a stream.
 
     Wrong credentials and forbidden paths are permanent: retrying cannot fix
     them and cameras lock accounts after repeated failures. A missing path
     (404) stays retryable because NVRs and camera firmware answer 404 while a
     stream is starting; the attempt bound applies.
+
+    ``host`` (on open): FFmpeg reports a failed DNS lookup as a bare EIO
+    ("Input/output error") and a peer that answers something other than the
+    protocol as "Invalid data"; with the host known both become plain words.
     """
     reason = scrub(getattr(exc, "strerror", None) or type(exc).__name__, *secrets)
     if isinstance(exc, av.error.HTTPUnauthorizedError):
@@ -87,11 +93,24 @@ def classify_av_error(exc: BaseException, *, secrets: tuple[str, ...] = ()) -> t
         return "timed out: no data from the camera within the timeout", True
     if isinstance(exc, av.error.TimeoutError):
         return f"timed out ({reason})", True
+    if host and getattr(exc, "errno", None) == errno.EIO and not _resolves(host):
+        return f"cannot resolve host {host} (DNS): check the camera's address", True
+    if host and isinstance(exc, av.error.InvalidDataError):
+        return (f"{host} answered, but not with a stream FFmpeg can read: check the port, and the URL's "
+                "scheme and path"), True
     if isinstance(exc, av.error.FFmpegError):
         return f"{type(exc).__name__}: {reason}", True
     if isinstance(exc, OSError):
         return f"{type(exc).__name__}: {reason}", True
     return f"{type(exc).__name__}", True
+
+
+def _resolves(host: str) -> bool:
+    try:
+        socket.getaddrinfo(host, None)
+    except (socket.gaierror, UnicodeError):
+        return False
+    return True
 
 
 class _BrokenStream(Exception):
@@ -170,12 +189,14 @@ class AvStreamConnection:
             )
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             self._close_opener()
-            message, retryable = classify_av_error(exc, secrets=self._secrets)
+            message, retryable = classify_av_error(exc, secrets=self._secrets, host=urlsplit(url).hostname or "")
             raise SourceOpenError(f"cannot open {description}: {message}", retryable=retryable) from None
         except BaseException:
             self._close_opener()
             raise
         self._demux = _LiveDemux(self._container, self._opener)
+        # Set by ReconnectingSource (on its continued clock) when a session keeps evidence.
+        self.packet_sink: PacketSink | None = None
 
     @property
     def skipped_before_keyframe(self) -> int:
@@ -187,6 +208,8 @@ class AvStreamConnection:
             audio=self._audio,  # type: ignore[arg-type]  # None = video only (demux core supports it)
             should_stop=should_stop,
             max_pixels=self._max_pixels,
+            # Packets after _LiveDemux's keyframe gate: the sink's segment starts decodable.
+            packet_sink=self.packet_sink,
         )
         try:
             yield from decoder.items()
@@ -195,8 +218,6 @@ class AvStreamConnection:
             # "from None": the FFmpeg error's text carries the URL.
             raise SourceOpenError(f"connection lost: {message}", retryable=retryable) from None
 
-        # Set by ReconnectingSource (on its continued clock) when a session keeps evidence.
-        self.packet_sink: PacketSink | None = None
     def interrupt(self) -> None:
         """Nothing to do from another thread: an FFmpeg read cannot be aborted
         safely there (closing the container under a running ``demux`` frees
@@ -208,8 +229,6 @@ class AvStreamConnection:
     def close(self) -> None:
         self._container.close()
         self._close_opener()
-            # Packets after _LiveDemux's keyframe gate: the sink's segment starts decodable.
-            packet_sink=self.packet_sink,
 
     def _close_opener(self) -> None:
         if self._opener is not None:

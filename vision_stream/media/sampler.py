@@ -92,6 +92,14 @@ class FrameSampler:
         self.scene_samples = 0
         self.encode_ms: deque[float] = deque(maxlen=_TIMING_WINDOW)
 
+    def retune(self, policy: SamplingPolicy) -> None:
+        """New rates and threshold mid-session (the budget governor). Called from the
+        event loop while the source thread samples: plain attribute stores, atomic under
+        the GIL; the next decisions use them, the media-time grid is kept."""
+        self.policy = policy
+        self._interval = 1.0 / policy.fps
+        self._min_gap = 1.0 / policy.max_fps
+
     # -- decisions ---------------------------------------------------------
 
     def decide(self, frame: VideoFrame) -> SampleDecision | None:

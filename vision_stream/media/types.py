@@ -114,6 +114,9 @@ class SampledFrame:
     scene_score: float = 0.0  # thumbnail change that triggered/accompanied the sample
     index: int = 0  # 0-based count of sampled frames in the session
     decoded_at: float = 0.0  # time.monotonic() when the source frame was decoded
+    # The session's evidence id (pipeline/frame_ring.py), set as the frame goes to
+    # the backend; 0: not kept (a frame outside a session, e.g. a snapshot).
+    frame_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,9 @@ class Feed:
 
     def __init__(self, *, mailbox: Mailbox, backend: BackendSession, log: EventLog, counters: PipelineCounters,
                  media: MediaClock, cadence: CommentaryCadence, stats: Callable[[], Stats],
-                 on_status: Callable[[SourceStatus], None]) -> None:
+                 on_status: Callable[[SourceStatus], None],
+                 on_prompt: Callable[[float], bool] | None = None,
+                 on_frame: Callable[[SampledFrame], SampledFrame] | None = None) -> None:
         self._mailbox = mailbox
         self._backend = backend
         self._log = log
@@ -37,6 +39,9 @@ class Feed:
         self._cadence = cadence
         self._stats = stats
         self._on_status = on_status
+        self._on_prompt = on_prompt  # before each cadence/scene prompt, with its media time: False holds it (budget)
+        # Each frame as it goes to the backend (the session's frame ring): returns it with its id.
+        self._on_frame = on_frame
 
     async def run(self) -> EndOfInput:
         """Feed until the source thread's EndOfInput (or the mailbox closes); return it."""
@@ -61,12 +66,16 @@ class Feed:
     async def _send_frame(self, frame: SampledFrame) -> None:
         t = frame.media_time
         self._media.note(t)
+        if self._on_frame is not None:
+            frame = self._on_frame(frame)  # kept as evidence: the frame now carries its id
         await self._backend.send_frame(frame)
         self._counters.frames_handed += 1
         reason = self._cadence.on_frame(t, frame.reason)
         if reason == "cadence":
             self._log.append(self._stats(), t)
         if reason is not None:
+            if self._on_prompt is not None and not self._on_prompt(t):
+                return  # held by the budget governor (pipeline/budget.py)
             self._counters.prompts_sent += 1
             await self._backend.prompt("", reason=reason, media_time=t)
 

@@ -27,15 +27,32 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from ..backends.base import Backend, BackendCounters, BackendSession
+from ..backends.base import Backend, BackendCounters, BackendSession, set_conditions
+from ..conditions.engine import ConditionEngine
+from ..conditions.model import Condition, HealthSettings
 from ..config import Limits, SamplingPolicy, SessionSettings
 from ..errors import VisionStreamError
-from ..events import BackendChanged, BackendEvent, ErrorEvent, EventLog, SessionEnded, SessionStarted, Stats
+from ..events import (
+    Alert,
+    BackendChanged,
+    BackendEvent,
+    ConditionVerdict,
+    ErrorEvent,
+    EventLog,
+    SessionEnded,
+    SessionStarted,
+    Stats,
+)
 from ..media.sampler import FrameSampler
-from ..media.types import MediaSource, SourceStatus
+from ..media.types import MediaSource, SampledFrame, SourceStatus
+from ..pricing import estimate_cost
+from ..usage import Usage
+from .budget import BudgetGovernor
 from .cadence import CommentaryCadence
 from .feed import Feed
+from .frame_ring import FrameRing
 from .mailbox import Mailbox
+from .packet_ring import PacketRing
 from .reader import SourceReader
 from .stats import MediaClock, PipelineCounters, SourceHealth, build_stats
 from .workers import shared_pool
@@ -48,6 +65,14 @@ log = logging.getLogger(__name__)
 BACKEND_CLOSE_TIMEOUT = 30.0
 # How long the end of a session waits for the source thread to notice.
 _READER_JOIN_TIMEOUT = 5.0
+# Seconds between checks of the time-driven conditions (no frames, reconnecting, fps).
+_CLOCK_TICK = 1.0
+
+
+def _health(settings: HealthSettings, live: bool) -> HealthSettings | None:
+    """The built-in health conditions to run: by default on for live sources (cameras), off otherwise."""
+    enabled = live if settings.enabled is None else settings.enabled
+    return settings if enabled else None
 
 
 class SessionState(enum.Enum):
@@ -99,12 +124,25 @@ class Session:
         self._source_health = SourceHealth()
         self._sampler = FrameSampler(sampling)
         self._cadence = CommentaryCadence(settings.commentary_interval)
+        # The JPEGs the model saw, newest last (HTTP /frames/latest and /frames/{id},
+        # GetFrames, ExportClip) and, for sources with packets, their compressed video.
+        self.frames = FrameRing(limits.evidence_frames, limits.evidence_bytes, limits.evidence_seconds)
+        self.packets: PacketRing | None = None
+        if hasattr(source, "packet_sink"):  # files, pushed containers (media/demux.py)
+            self.packets = PacketRing(limits.evidence_bytes, limits.evidence_seconds)
+            source.packet_sink = self.packets
+        self._budget = BudgetGovernor(max_cost_per_hour=settings.max_cost_per_hour,
+                                      max_tokens_per_hour=settings.max_tokens_per_hour,
+                                      base_sampling=sampling, base_interval=settings.commentary_interval,
+                                      resolution=settings.media_resolution)
         self._mailbox = Mailbox(
             lossless=lossless,
             frame_slots=limits.frame_slots,
             audio_chunks=limits.audio_chunks,
             capacity=limits.lossless_queue,
         )
+        # Watch conditions and built-in health conditions -> Alert events (vision_stream.conditions).
+        self.conditions = ConditionEngine(settings.conditions, health=_health(settings.health, source.live))
         self._stop = threading.Event()
         self._stop_reason = ""
         self._backend_session: BackendSession | None = None
@@ -166,6 +204,20 @@ class Session:
         if backend is not None and not self.ended:
             self._counters.prompts_sent += 1
             await backend.prompt(text, reason="client", media_time=self._media.now)
+
+    def set_conditions(self, conditions: tuple[Condition, ...]) -> tuple[Condition, ...]:
+        """Replace the watch conditions (SetConditions, a Stream message): the engine keeps the
+        state of unchanged ones; the backend is told (a no-op for those the pipeline judges)."""
+        items = self.conditions.replace(conditions)
+        self.settings = replace(self.settings, conditions=items)
+        if self._backend_session is not None and not self.ended:
+            set_conditions(self._backend_session, items)
+        return items
+
+    def budget_exhausted(self, exhausted: bool, reason: str) -> None:
+        """The hook for the budget governor: the built-in ``budget_exhausted`` condition
+        holds while ``exhausted`` (an alert when it starts, a resolved one when it ends)."""
+        self._log_alerts(self.conditions.budget_exhausted(exhausted, reason))
 
     async def tool_result(self, call_id: str, name: str, response: dict[str, object]) -> None:
         backend = self._backend_session
@@ -232,11 +284,13 @@ class Session:
                               counters=self._counters, paced=self.paced, name=f"source-{self.session_id}",
                               pool=shared_pool() if self.paced else None)
         pump = asyncio.create_task(self._pump_events(backend), name=f"events-{self.session_id}")
+        clock = asyncio.create_task(self._watch_clock(), name=f"conditions-{self.session_id}")
         try:
             reader.start(asyncio.get_running_loop())
             end = await Feed(mailbox=self._mailbox, backend=backend, log=self.log, counters=self._counters,
                              media=self._media, cadence=self._cadence, stats=self.stats,
-                             on_status=self._on_source_status).run()
+                             on_status=self._on_source_status, on_prompt=self._govern,
+                             on_frame=self._keep_frame).run()
             self.state = SessionState.ENDING
             if end.error is not None and not self._stop.is_set():
                 raise end.error
@@ -246,6 +300,9 @@ class Session:
             self._mailbox.close()
             self._stop.set()
             self.source.close()
+            clock.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await clock
             if not pump.done():
                 pump.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -263,21 +320,70 @@ class Session:
         if self._counters.audio_chunks_sent:
             await backend.end_audio()
         if not self._stop.is_set() or self._stop_reason == "end_of_input":
-            self._counters.prompts_sent += 1
-            await backend.prompt("", reason="final", media_time=self._media.now)
+            if self._govern(self._media.now, closing=True):  # the summary turn fits the budget
+                self._counters.prompts_sent += 1
+                await backend.prompt("", reason="final", media_time=self._media.now)
         self.log.append(self.stats(), self._media.now)
         await asyncio.wait_for(backend.close(), BACKEND_CLOSE_TIMEOUT)
 
     async def _pump_events(self, backend: BackendSession) -> None:
         async for event in backend.events():
+            if isinstance(event.payload, ConditionVerdict):
+                # A backend's judgement of a condition: the engine decides whether it alerts.
+                self._log_alerts(await self.conditions.verdict(event.payload, event.media_time), event.media_time)
+                continue
             self._append_backend_event(event)
+
+    async def _watch_clock(self) -> None:
+        """Once a second: conditions that hold by time passing (no frames, reconnecting, fps).
+        Wall-clock driven (time.monotonic), so a silent camera alerts with no frame to trigger it."""
+        while True:
+            await asyncio.sleep(_CLOCK_TICK)
+            self._log_alerts(self.conditions.tick(self._counters.frames_in))
+
+    def _log_alerts(self, alerts: list[Alert], media_time: float | None = None) -> None:
+        for alert in alerts:
+            if self.log.closed:
+                return
+            self.log.append(alert, self._media.now if media_time is None else media_time)
 
     def _append_backend_event(self, event: BackendEvent) -> None:
         if isinstance(event.payload, ErrorEvent):
             self.last_error = event.payload.message
         elif isinstance(event.payload, BackendChanged):
             self._backend_name = event.payload.to_backend  # ListSessions shows the link in use
+            self.log.append(event.payload, event.media_time)
+            self._log_alerts(self.conditions.backend_changed(event.payload.to_backend, event.payload.reason),
+                             event.media_time)
+            return
         self.log.append(event.payload, event.media_time)
+
+    def _keep_frame(self, frame: SampledFrame) -> SampledFrame:
+        """Keep ``frame`` as evidence; it goes to the backend carrying its id, so
+        events name the frames they are based on (GetFrames resolves them)."""
+        frame_id = self.frames.add(frame.jpeg, frame.media_time, frame.width, frame.height)
+        self._log_alerts(self.conditions.frame(frame.media_time, frame_id), frame.media_time)
+        return replace(frame, frame_id=frame_id)
+
+    def _govern(self, media_time: float, *, closing: bool = False) -> bool:
+        """Before a prompt: whether it fits the budget (a forecast of its turn), and the
+        governor's sampling/cadence steps; each hold, resume and step is one retryable
+        ``budget`` error event (pipeline/budget.py)."""
+        if not self._budget.active:
+            return True
+        stats = self.stats()
+        model = getattr(self._backend_session, "model", "") or ""
+        admission = self._budget.admit(
+            stats.media_seconds, usage=Usage(dict(stats.usage)), cost_usd=stats.estimated_cost_usd,
+            frames_sent=stats.frames_sent, audio_chunks_sent=stats.audio_chunks_sent,
+            price=lambda turn: estimate_cost(turn, model), closing=closing)
+        for message in admission.messages:
+            self.log.append(ErrorEvent("budget", message, retryable=True), media_time)
+        if admission.change is not None:
+            self._sampler.retune(admission.change.sampling)
+            self._cadence.interval = admission.change.interval
+            self.log.append(ErrorEvent("budget", admission.change.reason, retryable=True), media_time)
+        return admission.send
 
     # ------------------------------------------------------------ source status
 
@@ -292,6 +398,7 @@ class Session:
         """
         health = self._source_health
         health.state = status.state
+        self._log_alerts(self.conditions.source_state(status.state))
         self.next_attempt_at = None
         if status.state == "reconnecting":
             self.state = SessionState.RECONNECTING
@@ -320,8 +427,9 @@ class Session:
         # would otherwise show fps falling for as long as the session is kept.
         until = self._ended_mono if self._ended_mono is not None else time.monotonic()
         elapsed = max(until - self._started_mono, 1e-9) if self._started_mono else 0.0
-        return build_stats(
+        stats = build_stats(
             counters=self._counters, media=self._media, mailbox=self._mailbox, sampler=self._sampler,
             backend=backend.counters() if backend is not None else BackendCounters(),
             source=self._source_health, events=self.log.last_seq, elapsed=elapsed,
         )
+        return replace(stats, alerts=self.conditions.alerts, alert_candidates_rejected=self.conditions.rejected)

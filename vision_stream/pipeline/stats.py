@@ -113,4 +113,6 @@ def build_stats(*, counters: PipelineCounters, media: MediaClock, mailbox: Mailb
         source_state=source.state,
         source_outage_seconds=round(source.outage_seconds, 3),
         source_recoveries=source.recoveries,
+        usage=dict(backend.usage.tokens),
+        estimated_cost_usd=round(backend.estimated_cost_usd, 6),
     )

@@ -25,6 +25,7 @@ Example ``cameras.toml``::
     password_env = "DRIVEWAY_PASSWORD"   # password from the environment, kept out of the file
     persona = "You watch a driveway. Report vehicles and people."
     commentary_interval = 15.0
+    max_cost_per_hour = 2.0           # US dollars per hour of video (also max_tokens_per_hour)
     [cameras.driveway.sampling]
     fps = 0.5
     [[cameras.driveway.tools]]
@@ -39,6 +40,15 @@ Example ``cameras.toml``::
 
     [cameras.desk]
     source = "/dev/video0"
+    [[cameras.desk.conditions]]       # alerts (vision_stream.conditions); text required
+    id = "someone"
+    text = "a person in the left half"
+    cooldown = 60.0                   # seconds
+    notify_resolved = true
+    [cameras.desk.health]             # built-in health alerts (on for cameras; enabled = false: off)
+    no_frames_after = 10.0            # seconds; 0 turns one off
+    reconnecting_after = 10.0
+    fps_min = 5.0                     # fps_min/fps_max 0: no bound
 
 Sources: ``rtsp://``, ``rtsps://``, ``http(s)://`` URLs, local devices
 (``/dev/videoN``, ``device:N``) and files (relative to the config file; add
@@ -65,12 +75,14 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from ..backends.factory import BACKEND_NAMES
+from ..conditions.model import Condition, HealthSettings, check_conditions, condition_from_mapping
 from ..config import DEFAULT_COMMENTARY_INTERVAL, DEFAULT_LANGUAGE, FunctionSpec, SamplingPolicy, SessionSettings
 from ..errors import CameraConfigError, UsageError
 from ..media.device import is_device_spec
 from ..media.reconnecting import ConnectionOptions
 from ..redact import redact_url
 from ..retry import RetryPolicy
+from ..sinks.config import SinkConfig, parse_sinks
 
 __all__ = ["CameraConfig", "load_cameras", "parse_cameras"]
 
@@ -81,9 +93,12 @@ MAX_CAMERAS = 256
 
 _CAMERA_KEYS = {
     "source", "password_env", "loop", "backend", "commentary_interval", "persona", "language", "model",
-    "audio", "sampling", "connection", "reconnect", "tools", "viewers",
+    "audio", "sampling", "connection", "reconnect", "tools", "viewers", "sinks", "conditions", "health",
+    "max_cost_per_hour", "max_tokens_per_hour",
 }
-_DEFAULT_KEYS = _CAMERA_KEYS - {"source", "password_env", "loop", "tools"}
+_DEFAULT_KEYS = _CAMERA_KEYS - {"source", "password_env", "loop", "tools", "sinks", "conditions"}
+_HEALTH_KEYS = {"enabled", "no_frames_after", "reconnecting_after", "fps_min", "fps_max", "backend_down",
+                "budget_exhausted"}
 _SAMPLING_KEYS = {"fps", "max_fps", "scene_threshold", "probe_fps", "max_side", "jpeg_quality"}
 _CONNECTION_KEYS = {"transport", "open_timeout", "read_timeout", "stall_timeout"}
 _RECONNECT_KEYS = {"initial_delay", "max_delay", "multiplier", "jitter", "max_attempts", "stable_after"}
@@ -91,6 +106,7 @@ _TOOL_KEYS = {"name", "description", "parameters"}
 # Camera keys read as is (with their TOML type), defaulting to CameraConfig's.
 _OPTIONAL_KEYS: tuple[tuple[str, type | tuple[type, ...]], ...] = (
     ("commentary_interval", float), ("persona", str), ("language", str), ("model", str), ("audio", bool),
+    ("max_cost_per_hour", (int, float)), ("max_tokens_per_hour", int),  # the budget (pipeline/budget.py)
 )
 
 
@@ -116,12 +132,19 @@ class CameraConfig:
     audio: bool = True
     loop: bool = False
     viewers: tuple[str, ...] = ()  # token names allowed to see it (besides admins)
+    sinks: tuple[SinkConfig, ...] = ()  # [[cameras.NAME.sinks]]: webhooks/MQTT for this camera (sinks/config.py)
+    conditions: tuple[Condition, ...] = ()  # [[cameras.NAME.conditions]] (vision_stream.conditions)
+    # [cameras.NAME.health] / [defaults.health]: built-in health alerts, on for cameras by default.
+    health: HealthSettings = field(default_factory=lambda: HealthSettings(enabled=True))
+    max_cost_per_hour: float = 0.0  # US dollars per hour of media; 0: no budget
+    max_tokens_per_hour: int = 0
 
     def settings(self) -> SessionSettings:
         return SessionSettings(
             session_id=self.name, source_description=self.description,
             commentary_interval=self.commentary_interval, persona=self.persona, language=self.language,
-            functions=self.functions, model=self.model,
+            functions=self.functions, model=self.model, conditions=self.conditions, health=self.health,
+            max_cost_per_hour=float(self.max_cost_per_hour), max_tokens_per_hour=self.max_tokens_per_hour,
         )
 
 
@@ -152,7 +175,8 @@ class _Parser:
         return CameraConfigError(f"{self.origin}: {key}: {problem}")
 
     def cameras(self, doc: dict[str, Any]) -> tuple[CameraConfig, ...]:
-        self.keys(doc, "", {"defaults", "cameras"})
+        self.keys(doc, "", {"defaults", "cameras", "sinks"})
+        parse_sinks(doc.get("sinks", []), where="sinks", origin=self.origin, env=self.env)  # validated here too
         defaults = self.table(doc, "defaults", "defaults")
         self.keys(defaults, "defaults", _DEFAULT_KEYS)
         cameras = self.table(doc, "cameras", "cameras")
@@ -218,14 +242,19 @@ class _Parser:
         sampling = self.sampling(self.merged(body, defaults, "sampling", where, _SAMPLING_KEYS), where)
         connection = self.connection(body, defaults, where)
         functions = self.tools(body, where)
+        conditions = self.conditions(body, where)
+        health = self.health(self.merged(body, defaults, "health", where, _HEALTH_KEYS), where)
         loop = self.value(body, "loop", where, bool, False)
         viewers = self.viewers(get("viewers", list, []), where if "viewers" in body else "defaults")
+        sinks = parse_sinks(body.get("sinks", []), where=f"{where}.sinks", origin=self.origin, env=self.env,
+                            camera=name)
         try:
             # Keys in neither the camera nor [defaults] keep CameraConfig's defaults.
             given = {key: get(key, kind, None) for key, kind in _OPTIONAL_KEYS}
             camera = CameraConfig(
                 name=name, source=source, description=_describe(source), backend=backend, sampling=sampling,
-                connection=connection, functions=functions, loop=loop, viewers=viewers,
+                connection=connection, functions=functions, loop=loop, viewers=viewers, sinks=sinks,
+                conditions=conditions, health=health,
                 **{key: value for key, value in given.items() if value is not None},
             )
             camera.settings()  # validates the commentary interval
@@ -299,6 +328,30 @@ class _Parser:
             return ConnectionOptions(**conn_values, reconnect=policy)
         except UsageError as exc:
             raise self.error(f"{where}.connection", exc.message) from exc
+
+    def conditions(self, body: dict[str, Any], where: str) -> tuple[Condition, ...]:
+        """``[[cameras.NAME.conditions]]``: keys as the proto's WatchCondition (``cooldown`` in
+        seconds, ``until`` in seconds since the epoch), ``text`` required."""
+        items = body.get("conditions", [])
+        if not isinstance(items, list):
+            raise self.error(f"{where}.conditions", "must be an array of tables ([[cameras.NAME.conditions]])")
+        try:
+            out = []
+            for index, item in enumerate(items):
+                if not isinstance(item, dict):
+                    raise self.error(f"{where}.conditions[{index}]", "must be a table with a text")
+                out.append(condition_from_mapping(item, index, where=f"{where}.conditions"))
+            return check_conditions(out)
+        except UsageError as exc:
+            raise self.error(where, exc.message) from exc
+
+    def health(self, values: dict[str, Any], where: str) -> HealthSettings:
+        """``[cameras.NAME.health]`` over ``[defaults.health]``; on unless ``enabled = false``."""
+        try:
+            return HealthSettings(**{"enabled": True, **values})
+        except (UsageError, TypeError) as exc:
+            problem = exc.message if isinstance(exc, UsageError) else "values must be numbers or booleans"
+            raise self.error(f"{where}.health", problem) from exc
 
     def tools(self, body: dict[str, Any], where: str) -> tuple[FunctionSpec, ...]:
         tools = body.get("tools", [])

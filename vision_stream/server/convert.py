@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..backends.factory import BACKEND_NAMES
 from ..backends.gemini_live.models import BUILTIN_TOOLS
+from ..conditions.model import MAX_CONDITIONS, Condition, check_conditions, default_id
 from ..config import DEFAULT_COMMENTARY_INTERVAL, FunctionSpec, SamplingPolicy, SessionSettings
 from ..errors import InvalidInputError, UsageError, quote
 from ..v1 import vision_stream_pb2 as pb
@@ -63,11 +64,41 @@ def session_from_proto(
             voice=msg.voice,
             media_resolution=msg.media_resolution,
             tools=tools,
+            max_cost_per_hour=msg.max_cost_per_hour,
+            max_tokens_per_hour=msg.max_tokens_per_hour,
+            conditions=conditions_from_proto(msg.conditions, "config.conditions"),
             **language,
         )
     except UsageError as exc:
         raise InvalidInputError(f"config: {exc.message}") from exc
     return settings, sampling, backend
+
+
+def conditions_from_proto(msgs: Sequence[pb.WatchCondition], where: str) -> tuple[Condition, ...]:
+    """A client's watch conditions, validated (InvalidInputError names ``where[i].field``).
+    Zero fields keep the defaults (cooldown 60 s, min_confidence 0.5); an empty id gets one
+    from the words."""
+    if len(msgs) > MAX_CONDITIONS:
+        raise InvalidInputError(f"{where} holds {len(msgs)} entries; at most {MAX_CONDITIONS} per session")
+    out = []
+    for index, msg in enumerate(msgs):
+        kwargs: dict[str, Any] = {"id": msg.id or default_id(msg.text, index), "text": msg.text,
+                                  "max_triggers": msg.max_triggers, "verify": msg.verify,
+                                  "notify_resolved": msg.notify_resolved}
+        if msg.cooldown_seconds:
+            kwargs["cooldown"] = msg.cooldown_seconds
+        if msg.min_confidence:
+            kwargs["min_confidence"] = msg.min_confidence
+        if msg.HasField("until"):
+            kwargs["until"] = msg.until.ToNanoseconds() / 1e9
+        try:
+            out.append(Condition(**kwargs))
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"{where}[{index}]: {exc.message}") from exc
+    try:
+        return check_conditions(out)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{where}: {exc.message}") from exc
 
 
 def builtin_tools(names: Iterable[str]) -> tuple[str, ...]:

@@ -19,22 +19,27 @@ import grpc
 
 from ..backends.factory import BackendOptions
 from ..config import DEFAULT_COMMENTARY_INTERVAL, AudioPolicy, Limits, SamplingPolicy, SessionSettings
-from ..errors import InvalidInputError, LimitExceededError, VisionStreamError
+from ..errors import InvalidInputError, LimitExceededError, NotFoundError, PermissionDeniedError, VisionStreamError
+from ..evidence import FRAMES_OMITTED_TRAILER, clip_source, make_clip, select_frames
+from ..evidence import chunks as evidence_chunks
 from ..media.push_source import PushSource
 from ..media.reconnecting import ConnectionOptions
 from ..media.types import MediaSource
 from ..net import UrlPolicy
 from ..pipeline import Session
-from ..proto import event_to_wire, snapshot_to_proto, stats_to_proto
+from ..pipeline.frame_ring import RingFrame
+from ..proto import condition_to_proto, event_to_wire, snapshot_to_proto, stats_to_proto
 from ..redact import redact_url, scrub
 from ..session_factory import open_session
 from ..snapshot import analyze_snapshot
+from ..store import EventStore
+from ..store import serving as store_serving
 from ..v1 import vision_stream_pb2 as pb
 from ..v1 import vision_stream_pb2_grpc as pb_grpc
 from .access import SourceAccess
 from .auth import Principal, current_principal
 from .cameras import CameraConfig
-from .convert import check_session_id, json_object, session_from_proto
+from .convert import check_session_id, conditions_from_proto, json_object, session_from_proto
 from .limits import ClientLimits, ClientTracker, Slot, client_key
 from .registry import SessionRegistry
 from .status import internal_error, rpc_errors, status_for
@@ -64,6 +69,8 @@ class ServiceConfig:
     connection: ConnectionOptions = field(default_factory=ConnectionOptions)
     # Per-client session slots, input timeouts and message rate.
     clients: ClientLimits = field(default_factory=ClientLimits)
+    # Where events persist (vision_stream.store; serve opens one): None keeps them in memory only.
+    store: EventStore | None = None
 
 
 class VisionStreamService(pb_grpc.VisionStreamServicer):
@@ -158,6 +165,9 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
             await session.client_prompt(request.prompt.text)
         elif kind == "tool_result":
             await session.tool_result(*_tool_result(request.tool_result, count))
+        elif kind == "conditions":
+            session.set_conditions(conditions_from_proto(request.conditions.conditions,
+                                                         f"message {count}: conditions"))
         elif kind == "config":
             raise InvalidInputError(f"message {count}: config may only be sent first")
         else:
@@ -212,9 +222,20 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
     async def Subscribe(
         self, request: pb.SubscribeRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[bytes]:  # serialized pb.Event
-        session = self.registry.get(request.session_id, principal=current_principal())
-        async for wire in session.log.follow_encoded(event_to_wire, request.after_seq,
-                                                     allow_gap=request.allow_gap):
+        principal = current_principal()
+        store = self.config.store
+        try:
+            session = self.registry.get(request.session_id, principal=principal)
+        except NotFoundError:
+            if store is None:
+                raise
+            # Not running here: an ended session (e.g. before a restart) replays from the store.
+            async for wire in store_serving.subscribe_ended(store, request, principal):
+                yield wire
+            return
+        # The run check (a stale run's position: FAILED_PRECONDITION naming both), then
+        # the store below the in-memory tail, then live.
+        async for wire in store_serving.follow(session.log, request):
             yield wire
 
     @rpc_errors
@@ -222,7 +243,11 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
         self, request: pb.ListSessionsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListSessionsResponse:
         visible = self.registry.list(principal=current_principal())
-        return pb.ListSessionsResponse(sessions=[session_info(s) for s in visible])
+        infos = [session_info(s) for s in visible]
+        if self.config.store is not None:  # and the ended sessions only the store knows
+            infos += await store_serving.ended_infos(self.config.store, current_principal(),
+                                                     (s.session_id for s in visible))
+        return pb.ListSessionsResponse(sessions=infos)
 
     @rpc_errors
     async def StopSession(
@@ -230,6 +255,53 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
     ) -> pb.StopSessionResponse:
         session = await self.registry.stop(request.session_id, principal=current_principal())
         return pb.StopSessionResponse(session=session_info(session))
+
+    # ---------------------------------------------------------------- evidence
+
+    @rpc_errors
+    async def GetFrames(
+        self, request: pb.GetFramesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetFramesResponse:
+        """The sampled JPEGs by id (events' frame_ids) or media span (evidence.py).
+        The answer stays within the server's message size: frames that matched
+        but did not fit are counted in the ``vision-stream-frames-omitted`` trailer."""
+        session = self.registry.get(request.session_id, principal=current_principal())
+        answer = select_frames(session.frames, ids=list(request.frame_ids), start=request.from_media_time,
+                               end=request.to_media_time, max_frames=request.max_frames,
+                               max_bytes=self.config.limits.max_message_bytes - 1024)
+        if answer.omitted:
+            context.set_trailing_metadata(((FRAMES_OMITTED_TRAILER, str(answer.omitted)),))
+        return pb.GetFramesResponse(frames=[_frame_to_proto(f) for f in answer.frames])
+
+    @rpc_errors
+    async def ExportClip(
+        self, request: pb.ExportClipRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ClipChunk]:
+        """An MP4 of media ``[from, to]`` (``to`` 0: up to the newest), remuxed from the
+        source's packets or made from the sampled JPEGs (evidence.py), in chunks."""
+        session = self.registry.get(request.session_id, principal=current_principal())
+        source = clip_source(session.frames, session.packets, request.from_media_time, request.to_media_time)
+        clip = await asyncio.to_thread(make_clip, source)  # muxing touches every byte: off the loop
+        for i, data in enumerate(evidence_chunks(clip.data)):
+            if i == 0:
+                yield pb.ClipChunk(data=data, mime_type=clip.mime_type, from_media_time=clip.start,
+                                   to_media_time=clip.end, from_sampled_frames=clip.from_sampled_frames)
+            else:
+                yield pb.ClipChunk(data=data)
+
+    @rpc_errors
+    async def SetConditions(
+        self, request: pb.SetConditionsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SetConditionsResponse:
+        """Replace a running session's watch conditions: its owner's (or an admin's) to change."""
+        principal = current_principal()
+        session = self.registry.get(request.session_id, principal=principal)
+        if not self.registry.ownership(request.session_id).stoppable_by(principal):
+            raise PermissionDeniedError(f"session {request.session_id!r} is not yours to change")
+        if session.ended:
+            raise InvalidInputError(f"session {request.session_id!r} has ended")
+        items = session.set_conditions(conditions_from_proto(request.conditions, "conditions"))
+        return pb.SetConditionsResponse(conditions=[condition_to_proto(c) for c in items])
 
     @rpc_errors
     async def AnalyzeSnapshot(
@@ -263,7 +335,7 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
         self.registry.check_capacity(camera.name)
         return await self._open(
             camera.source, settings=camera.settings(), backend=camera.backend, sampling=camera.sampling,
-            paced=True, lossless=False, owner=None, viewers=camera.viewers,
+            paced=True, lossless=False, owner=None, viewers=camera.viewers, resume=True,
             audio=self.config.audio if camera.audio else None, loop=camera.loop, connection=camera.connection,
             # The operator named this URL; its redirects and HLS entries still obey --allow-host.
             url_policy=self.config.access.url_policy.admitting(camera.source),
@@ -285,16 +357,31 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
         self, source: str | MediaSource, *, settings: SessionSettings, backend: str, sampling: SamplingPolicy,
         paced: bool, lossless: bool, owner: Principal | None, viewers: Iterable[str] = (),
         audio: AudioPolicy | None = None, loop: bool = False, connection: ConnectionOptions | None = None,
-        url_policy: UrlPolicy | None = None,
+        url_policy: UrlPolicy | None = None, resume: bool = False,
     ) -> Session:
         """The one start path of this server's sessions: ``open_session`` with the
-        server's backends and limits, handed to the registry (which runs it)."""
-        return await open_session(
-            source, settings=settings, backend=backend, options=self.config.backends, sampling=sampling,
-            limits=self.config.limits, paced=paced, lossless=lossless, audio=audio, loop=loop,
-            connection=connection, url_policy=url_policy,
-            start=functools.partial(self.registry.start, owner=owner, viewers=viewers),
-        )
+        server's backends and limits, handed to the registry (which runs it).
+
+        With a store, the session's run is decided first: ``resume`` (a configured
+        camera) continues the run the store kept; anything else starts a new run."""
+        start: Callable[[Session], object] = functools.partial(self.registry.start, owner=owner, viewers=viewers)
+        store = self.config.store
+        if store is not None:
+            # What ListSessions shows after a restart: the redacted description, never a resolved path.
+            shown = settings.source_description or (source if isinstance(source, str) else "")
+            sink = await store_serving.begin(store, settings.session_id, resume=resume, owner=owner,
+                                             viewers=viewers, source=redact_url(shown), backend=backend)
+            start = store_serving.persisting(start, sink)
+        try:
+            return await open_session(
+                source, settings=settings, backend=backend, options=self.config.backends, sampling=sampling,
+                limits=self.config.limits, paced=paced, lossless=lossless, audio=audio, loop=loop,
+                connection=connection, url_policy=url_policy, start=start,
+            )
+        except BaseException as exc:
+            if store is not None:  # the run began but the session never started: the store says so
+                store.end_session(settings.session_id, f"failed: {type(exc).__name__}")
+            raise
 
 
 @dataclass(slots=True)
@@ -345,6 +432,13 @@ def _bind(slot: Slot, session: Session) -> None:
     session.on_end(slot.release)
 
 
+def _frame_to_proto(frame: RingFrame) -> pb.SampledFrame:
+    message = pb.SampledFrame(frame_id=frame.frame_id, media_time=frame.media_time, jpeg=frame.jpeg,
+                              width=frame.width, height=frame.height)
+    message.wall_time.FromNanoseconds(int(frame.wall_time * 1e9))
+    return message
+
+
 def session_info(session: Session) -> pb.SessionInfo:
     info = pb.SessionInfo(
         session_id=session.session_id,
@@ -356,6 +450,8 @@ def session_info(session: Session) -> pb.SessionInfo:
         stats=stats_to_proto(session.stats()),
         last_error=scrub(session.last_error),
         source_state=session.source_state,
+        run_id=session.log.run_id,
+        conditions=[condition_to_proto(c) for c in session.conditions.conditions],
     )
     info.started_at.FromNanoseconds(int(session.started_at * 1e9))
     if session.next_attempt_at is not None and not session.ended:

@@ -35,6 +35,7 @@ MAX_STATUS_CHARS = 1024
 _CODES: tuple[tuple[type[errors.VisionStreamError], grpc.StatusCode], ...] = (
     (errors.RetentionGapError, grpc.StatusCode.OUT_OF_RANGE),
     (errors.ResumeAheadError, grpc.StatusCode.OUT_OF_RANGE),
+    (errors.EvidenceRangeError, grpc.StatusCode.OUT_OF_RANGE),
     (errors.InvalidInputError, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.NotFoundError, grpc.StatusCode.NOT_FOUND),
     (errors.UnauthenticatedError, grpc.StatusCode.UNAUTHENTICATED),

@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import itertools
 import json
 import logging
@@ -64,12 +65,15 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from ..events import Detection
+from ..backends.prompts import parse_condition_lines
+from ..conditions.live import REPORT_CONDITION
+from ..events import ConditionVerdict, Detection
 from ..redact import RedactingLogger
 from .auth_tokens import AuthTokens, TokenRefused
 from .emulator_base import EmulatorServer, Listening, proto_duration
-from .live_catalogue import EmulatedModel, find_model
+from .live_catalogue import EmulatedModel, find_model, setup_refusal
 from .live_knobs import EmulatorKnobs, Fault
+from .live_usage import ContextMeter, jpeg_tokens, text_tokens
 from .live_validation import (
     BAD_KEY,
     INVALID_ARGUMENT,
@@ -119,8 +123,6 @@ NOT_FOUND_PAGE = """<!DOCTYPE html>
   <p>The requested URL <code>{path}</code> was not found on this server.  <ins>That’s all we know.</ins>
 """
 OUT_RATE = 24000  # Hz: model speech (LIVE_API.md "Media")
-TOKENS_PER_FRAME = {"MEDIA_RESOLUTION_LOW": 64, "MEDIA_RESOLUTION_MEDIUM": 256, "MEDIA_RESOLUTION_HIGH": 256}
-AUDIO_TOKENS_PER_SECOND = 32
 SPEECH_RMS = 500.0  # int16 RMS above which a chunk counts as speech (about -36 dBFS)
 SPEECH_END_SILENCE = 0.6  # seconds of quiet that end an utterance
 
@@ -206,6 +208,15 @@ class EmulatedSession:
     speech: _SpeechTracker = field(default_factory=_SpeechTracker)
     prompts: list[str] = field(default_factory=list)
     answers: list[str] = field(default_factory=list)
+    unanswered: dict[str, dict[str, Any]] = field(default_factory=dict)  # call id -> functionCall
+    context: ContextMeter = field(default_factory=ContextMeter)  # what each turn bills (live_usage)
+    # Watch conditions (issue 12): id -> text as the instructions name them, judged by the
+    # offline signals of the frames received (signal_judge); the state last reported per id.
+    conditions: dict[str, str] = field(default_factory=dict)
+    reported: dict[str, bool] = field(default_factory=dict)
+    judge: Any = None  # signal_judge.SignalJudge, made on first use
+    # sha256 of every frame received, in order (bounded): what tests compare evidence with.
+    frame_hashes: deque[str] = field(default_factory=lambda: deque(maxlen=4096))
 
 
 def _tone(seconds: float = 0.1, hz: float = 220.0) -> bytes:
@@ -227,6 +238,14 @@ def _describe(jpegs: Sequence[bytes]) -> tuple[str, list[Detection]]:
     from ..backends.local import describe_jpegs
 
     return describe_jpegs(jpegs)
+
+
+def instruction_text(content: Any) -> str:
+    """The text of a ``systemInstruction`` (a string, or a Content with text parts)."""
+    if isinstance(content, str):
+        return content
+    parts = content.get("parts") if isinstance(content, dict) else None
+    return "\n".join(str(p.get("text", "")) for p in parts or () if isinstance(p, dict))
 
 
 def _decodable_image(data: bytes) -> bool:
@@ -259,6 +278,7 @@ class LiveEmulator(EmulatorServer):
         self.sessions: dict[str, EmulatedSession] = {}
         self.handles: dict[str, EmulatedSession] = {}
         self.upgrade_attempts = 0
+        self.toolcall_fault_fired = False  # ``toolcall_then`` strikes once per emulator
         self._session_ids = itertools.count(1)
         self._handlers: set[asyncio.Task[Any]] = set()
 
@@ -310,6 +330,7 @@ class LiveEmulator(EmulatorServer):
         knobs = self.knobs
         if knobs.refuse_status is not None and (knobs.refuse_count == 0 or self.upgrade_attempts <= knobs.refuse_count):
             status = HTTPStatus(knobs.refuse_status)
+            log.info("emulator refuses Live upgrade %d: HTTP %d (knob refuse)", self.upgrade_attempts, status)
             return connection.respond(status, f"{status.phrase}\n")
         path = request.path.split("?", 1)[0]
         if path not in PATHS:
@@ -324,6 +345,7 @@ class LiveEmulator(EmulatorServer):
     async def _handle(self, ws: ServerConnection) -> None:
         record = ConnectionRecord(number=len(self.connections) + 1, path=ws.request.path if ws.request else "")
         self.connections.append(record)
+        log.info("emulator: Live connection %d from %s", record.number, _peer(ws))
         conn = _EmulatorConnection(self, ws, record)
         await conn.run()
 
@@ -362,12 +384,17 @@ class _EmulatorConnection:
         self._tool_waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._setup_at = 0.0
         self._go_away_sent = False
+        self._blocking: frozenset[str] = frozenset()  # declared functions the model waits for
+        self._last_client_at = time.monotonic()  # the last client message (idle_reap)
+        self._tasks: list[asyncio.Task[None]] = []  # closers started by faults
 
     async def run(self) -> None:
         timers: list[asyncio.Task[None]] = []
         try:
             await self._setup()
             timers.append(asyncio.create_task(self._lifetime()))
+            if self.knobs.idle_reap:
+                timers.append(asyncio.create_task(self._idle_reaper()))
             for fault in self.knobs.faults:
                 if fault.applies_to(self.record.number):
                     timers.append(asyncio.create_task(self._fault(fault)))
@@ -377,10 +404,10 @@ class _EmulatorConnection:
         except ConnectionClosed:
             pass
         finally:
-            for task in [*timers, self._turn]:
+            for task in [*timers, *self._tasks, self._turn]:
                 if task is not None:
                     task.cancel()
-            for task in [*timers, self._turn]:
+            for task in [*timers, *self._tasks, self._turn]:
                 if task is not None:
                     with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                         await task
@@ -391,6 +418,7 @@ class _EmulatorConnection:
         if self.knobs.read_delay:
             await asyncio.sleep(self.knobs.read_delay)
         frame = await self.ws.recv()
+        self._last_client_at = time.monotonic()
         text = frame if isinstance(frame, str) else frame.decode("utf-8", errors="replace")
         self.emu.received.append(ReceivedMessage(self.record.number, text, binary=isinstance(frame, bytes)))
         return frame
@@ -488,6 +516,9 @@ class _EmulatorConnection:
         thinking = generation.get("thinkingConfig") or {}
         if "thinkingLevel" in thinking and not model.thinking_level_ok:
             raise Reject(1007, INVALID_ARGUMENT, "thinkingLevel not supported")
+        refusal = setup_refusal(model, setup)  # the model's own profile (live_catalogue)
+        if refusal is not None:
+            raise Reject(1007, INVALID_ARGUMENT, refusal)
         compression = setup.get("contextWindowCompression")
         if compression is not None and "slidingWindow" not in compression:
             raise Reject(1007, INVALID_ARGUMENT, "contextWindowCompression without slidingWindow")
@@ -498,6 +529,7 @@ class _EmulatorConnection:
                 raise Reject(1007, INVALID_ARGUMENT, "unknown or expired session resumption handle")
         else:
             session = self.emu.new_session(model)
+            session.context = ContextMeter.from_setup(setup)
         session.compression = compression is not None
         session.tools = frozenset(
             str(d.get("name", ""))
@@ -505,6 +537,15 @@ class _EmulatorConnection:
             for d in tool.get("functionDeclarations") or ()
         )
         session.media_resolution = str(generation.get("mediaResolution") or "MEDIA_RESOLUTION_MEDIUM")
+        named = parse_condition_lines(instruction_text(setup.get("systemInstruction")))
+        if named or not handle:  # a fresh setup names the set; a resumed one keeps it unless it names one
+            session.conditions = named
+        self._blocking = frozenset(
+            str(d.get("name", ""))
+            for tool in setup.get("tools") or ()
+            for d in tool.get("functionDeclarations") or ()
+            if d.get("behavior", "NON_BLOCKING" if model.non_blocking_default else "BLOCKING") == "BLOCKING"
+        )
         self.session = session
         self.record.handle = handle
         self.record.newest_handle = session.handles[-1] if handle and session.handles else None
@@ -514,6 +555,8 @@ class _EmulatorConnection:
         self._setup_at = time.monotonic()
         if resumption is not None:
             await self._issue_handle()
+        if handle and self.knobs.reissue_calls and session.unanswered:
+            await self._call(list(session.unanswered.values()))  # the same ids, again
 
     async def _issue_handle(self) -> None:
         assert self.session is not None
@@ -549,6 +592,7 @@ class _EmulatorConnection:
             elif "text" in body:
                 if not body["text"].strip():
                     raise Reject(1007, INVALID_ARGUMENT, "empty realtimeInput.text")
+                self._conditions_changed(body["text"])
                 self._start_turn(body["text"])
         elif message.kind == "clientContent":
             if session.realtime_seen and not session.model.client_content_mid_session:
@@ -567,6 +611,9 @@ class _EmulatorConnection:
                 if not call_id:
                     # The Gemini API needs the id of the call (LIVE_API.md "Client messages").
                     raise Reject(1007, INVALID_ARGUMENT, "functionResponses[].id missing")
+                if "scheduling" in response and not session.model.non_blocking_ok:
+                    raise Reject(1007, INVALID_ARGUMENT, "scheduling on a model without NON_BLOCKING calls")
+                session.unanswered.pop(call_id, None)
                 waiter = self._tool_waiters.pop(call_id, None)
                 if waiter is not None and not waiter.done():
                     waiter.set_result(dict(response.get("response") or {}))
@@ -581,6 +628,9 @@ class _EmulatorConnection:
         if not await asyncio.to_thread(_decodable_image, data):
             raise Reject(1007, INVALID_ARGUMENT, "video frame is not a decodable image")
         session.frames.append(data)
+        session.frame_hashes.append(hashlib.sha256(data).hexdigest())
+        log.debug("emulator: frame %d received, sha256 %s", session.frames_total + 1, session.frame_hashes[-1])
+        session.context.add("VIDEO", jpeg_tokens(data, session.media_resolution))
         session.frames_total += 1
         session.frames_since_turn += 1
         session.has_video = True
@@ -592,9 +642,13 @@ class _EmulatorConnection:
         data: bytes = blob.get("data") or b""
         if len(data) % 2:
             raise Reject(1007, INVALID_ARGUMENT, "PCM16 audio with an odd byte count")
+        if any(name in self._blocking for name in self._pending_calls()):
+            # Streaming audio while a BLOCKING call is pending (LIVE_API.md "Server messages").
+            raise Reject(1008, "The operation was aborted", "audio while a BLOCKING call is pending")
         seconds = len(data) / 2 / rate
         session.audio_seconds += seconds
         session.audio_seconds_since_turn += seconds
+        session.context.add_audio(seconds)
         session.has_audio = True
         length = session.speech.feed(data, rate)
         if length:
@@ -632,20 +686,29 @@ class _EmulatorConnection:
         assert session is not None
         session.turns += 1
         session.prompts.append(prompt)
+        session.context.add("TEXT", text_tokens(prompt))
         # Frames since the last turn; with none new, the recent window (the model
         # still has them in context).
         recent = list(session.frames)
         frames = recent[-session.frames_since_turn:] if session.frames_since_turn else recent
-        frame_count, audio_seconds = session.frames_since_turn, session.audio_seconds_since_turn
+        frame_count = session.frames_since_turn
         session.frames_since_turn, session.audio_seconds_since_turn = 0, 0.0
         # During a turn the state is not resumable (proto3 JSON omits false/"").
         await self._send({"sessionResumptionUpdate": {}})
         text, detections = await asyncio.to_thread(_describe, frames)
         # Only new frames can hold a new event; the recent window was reported already.
-        if detections and frame_count and "report_event" in session.tools:
+        if detections and frame_count and self.knobs.call_function in session.tools:
             await self._report(detections[:3])
+        if frame_count and session.conditions and REPORT_CONDITION in session.tools:
+            await self._report_conditions(frames)
         words = text.split()
-        for index in range(0, len(words), 4):
+        starts = range(0, len(words), 4)
+        # 3.8: the answer goes out as two chunks, the first closed by a turnComplete
+        # with interactionStatus IN_PROGRESS (the model keeps working).
+        split_at = starts[len(starts) // 2] if session.model.interaction_status and len(starts) > 1 else None
+        for index in starts:
+            if index == split_at:
+                await self._send({"serverContent": {"turnComplete": True, "interactionStatus": "IN_PROGRESS"}})
             chunk = " ".join(words[index:index + 4])
             if index:
                 chunk = " " + chunk
@@ -664,42 +727,25 @@ class _EmulatorConnection:
                 await asyncio.sleep(self.knobs.speech_pace)
         session.answers.append(text)
         await self._send({"serverContent": {"generationComplete": True}})
-        image_tokens = frame_count * TOKENS_PER_FRAME.get(session.media_resolution, 256)
-        audio_tokens = int(audio_seconds * AUDIO_TOKENS_PER_SECOND)
-        text_tokens = max(1, len(prompt) // 4)
-        response_tokens = max(1, int(len(words) * 1.3))
-        prompt_details = [{"modality": "TEXT", "tokenCount": text_tokens}]
-        if image_tokens:
-            prompt_details.append({"modality": "IMAGE", "tokenCount": image_tokens})
-        if audio_tokens:
-            prompt_details.append({"modality": "AUDIO", "tokenCount": audio_tokens})
-        prompt_tokens = text_tokens + image_tokens + audio_tokens
+        # The whole context billed again this turn (testing/live_usage.py).
+        usage = session.context.turn(text)
         await self._send(
             {
-                "serverContent": {"turnComplete": True},
-                "usageMetadata": {
-                    "promptTokenCount": prompt_tokens,
-                    "responseTokenCount": response_tokens,
-                    "totalTokenCount": prompt_tokens + response_tokens,
-                    "promptTokensDetails": prompt_details,
-                    "responseTokensDetails": [{"modality": "AUDIO", "tokenCount": response_tokens}],
-                },
+                "serverContent": {"turnComplete": True,
+                                  **({"interactionStatus": "IDLE"} if session.model.interaction_status else {})},
+                "usageMetadata": usage,
             }
         )
         await self._issue_handle()
 
     async def _report(self, detections: Sequence[Detection]) -> None:
-        loop = asyncio.get_running_loop()
         calls: list[dict[str, Any]] = []
-        call_ids: list[str] = []
         for detection in detections:
             call_id = f"function-call-{secrets.randbelow(10**19)}"
-            call_ids.append(call_id)
-            self._tool_waiters[call_id] = loop.create_future()
             calls.append(
                 {
                     "id": call_id,
-                    "name": "report_event",
+                    "name": self.knobs.call_function,
                     "args": {
                         "label": detection.label,
                         "description": detection.description,
@@ -708,16 +754,108 @@ class _EmulatorConnection:
                     },
                 }
             )
-        await self._send({"toolCall": {"functionCalls": calls}})
-        waiters = [self._tool_waiters[call_id] for call_id in call_ids]
+        await self._call_and_wait(calls)
+
+    def _conditions_changed(self, text: str) -> None:
+        """A ``realtimeInput.text`` naming a new set of watch conditions replaces the set."""
+        assert self.session is not None
+        named = parse_condition_lines(text)
+        if named or text.startswith("Stop watching the conditions"):
+            self.session.conditions = named
+            self.session.reported = {k: v for k, v in self.session.reported.items() if k in named}
+
+    async def _report_conditions(self, frames: Sequence[bytes]) -> None:
+        """``report_condition`` for each condition whose state changed in these frames
+        (true: some frame shows it; the offline signals judge: signal_judge)."""
+        from .signal_judge import SignalJudge  # lazily: OpenCV's analyzer
+
+        session = self.session
+        assert session is not None
+        if session.judge is None:
+            session.judge = SignalJudge()
+        verdicts: dict[str, ConditionVerdict] = await asyncio.to_thread(session.judge.judge, frames,
+                                                                        dict(session.conditions))
+        calls = []
+        for cid, verdict in verdicts.items():
+            if verdict.met == session.reported.get(cid, False):
+                continue
+            session.reported[cid] = verdict.met
+            log.info("emulator: report_condition %s met=%s (%s)", cid, verdict.met, verdict.evidence)
+            calls.append({"id": f"function-call-{secrets.randbelow(10**19)}", "name": REPORT_CONDITION,
+                          "args": {"condition_id": cid, "met": verdict.met,
+                                   "confidence": round(float(verdict.confidence), 3),
+                                   "evidence": verdict.evidence or "no longer seen"}})
+        if calls:
+            await self._call_and_wait(calls)
+
+    async def _call_and_wait(self, calls: list[dict[str, Any]]) -> None:
+        """One ``toolCall``; the turn waits for its answers (``tool_timeout`` at most)."""
+        # ``toolcall_then=goaway_same``: the goAway rides in the toolCall's own message.
+        same = self.knobs.toolcall_then == "goaway_same" and not self.emu.toolcall_fault_fired
+        waiters = await self._call(calls, with_go_away=same)
+        await self._toolcall_fault()
         try:
             async with asyncio.timeout(self.knobs.tool_timeout):
                 await asyncio.gather(*waiters)
         except TimeoutError:
             log.info("emulator: no toolResponse within %.1f s; going on", self.knobs.tool_timeout)
         finally:
-            for call_id in call_ids:
-                self._tool_waiters.pop(call_id, None)
+            for call in calls:
+                self._tool_waiters.pop(call["id"], None)
+
+    async def _call(self, calls: list[dict[str, Any]], *,
+                    with_go_away: bool = False) -> list[asyncio.Future[dict[str, Any]]]:
+        """Send one ``toolCall``; the session owes answers to its calls until they come
+        (on this connection or, re-issued, a later one). Returns their waiters."""
+        assert self.session is not None
+        loop = asyncio.get_running_loop()
+        waiters = []
+        for call in calls:
+            self.session.unanswered[call["id"]] = call
+            waiters.append(self._tool_waiters.setdefault(call["id"], loop.create_future()))
+        message: dict[str, Any] = {"toolCall": {"functionCalls": calls}}
+        if with_go_away and not self._go_away_sent:  # both fields of one server message
+            self._go_away_sent = True
+            message["goAway"] = {"timeLeft": proto_duration(self.knobs.notice)}
+        await self._send(message)
+        return waiters
+
+    def _pending_calls(self) -> list[str]:
+        """Names of the calls on this connection still awaiting their answer."""
+        assert self.session is not None
+        unanswered = self.session.unanswered
+        return [unanswered[i]["name"] for i, w in self._tool_waiters.items() if not w.done() and i in unanswered]
+
+    async def _toolcall_fault(self) -> None:
+        """``toolcall_then``: the fault right after the emulator's first toolCall."""
+        kind = self.knobs.toolcall_then
+        if not kind or self.emu.toolcall_fault_fired:
+            return
+        self.emu.toolcall_fault_fired = True
+        log.info("emulator: toolCall then %s on connection %d", kind, self.record.number)
+        if kind in ("goaway", "goaway_same"):
+            await self._go_away()  # already sent with the toolCall for goaway_same
+            self._tasks.append(asyncio.create_task(self._close_after(self.knobs.notice, "goAway after a toolCall")))
+        elif kind == "1011":
+            await self._close(1011, "Internal error encountered.", "toolCall then 1011")
+        else:
+            self.record.close_code, self.record.close_detail = 1006, "toolCall then TCP drop"
+            self.ws.transport.abort()
+
+    async def _close_after(self, seconds: float, detail: str) -> None:
+        await asyncio.sleep(seconds)
+        await self._close(1000, "", detail)
+
+    async def _idle_reaper(self) -> None:
+        """``idle_reap``: a middlebox dropping a connection that looks idle (no close frame)."""
+        while True:
+            quiet = time.monotonic() - self._last_client_at
+            if quiet >= self.knobs.idle_reap:
+                self.record.close_code, self.record.close_detail = 1006, f"idle for {quiet:.1f} s: reaped"
+                log.info("emulator reaps idle connection %d", self.record.number)
+                self.ws.transport.abort()
+                return
+            await asyncio.sleep(self.knobs.idle_reap - quiet)
 
     # ---- timers and faults ---------------------------------------------------------------
 
@@ -768,3 +906,9 @@ async def serve_emulator(host: str, port: int, knobs: EmulatorKnobs) -> None:
     async with LiveEmulator(knobs, host=host, port=port) as emulator:
         log.info("Gemini Live emulator listening on %s", emulator.url)
         await asyncio.Event().wait()
+
+
+def _peer(ws: ServerConnection) -> str:
+    """``host:port`` of the client, for the log."""
+    address = ws.remote_address
+    return f"{address[0]}:{address[1]}" if isinstance(address, tuple) and len(address) >= 2 else "?"

@@ -51,6 +51,7 @@ import h11
 from .auth_tokens import AuthTokens, TokenRefused
 from .emulator_base import EmulatorServer, Listening, proto_duration
 from .live_catalogue import LIVE_MODELS
+from .live_usage import jpeg_tokens, text_tokens
 from .rest_knobs import RestKnobs
 from .rest_validation import GoogleError, bad_key, check_key, is_live_only, validate_generate
 
@@ -62,7 +63,6 @@ _PATH = re.compile(r"^/(v1beta|v1alpha|v1)/models/([^/:]+):(generateContent|stre
 _LIST_PATH = re.compile(r"^/(v1beta|v1alpha|v1)/models$")
 TOKENS_PATH = "/v1alpha/auth_tokens"
 MAX_BODY = 32 * 1024 * 1024
-TOKENS_PER_IMAGE = {"MEDIA_RESOLUTION_LOW": 64, "MEDIA_RESOLUTION_MEDIUM": 256, "MEDIA_RESOLUTION_HIGH": 256}
 QUOTA_TEXT = ("You exceeded your current quota, please check your plan and billing details. For more information "
               "on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.")
 
@@ -249,6 +249,8 @@ class RestEmulator(EmulatorServer):
                                   "and their supported methods.")
             fault = self._take_fault()
             record.fault = fault
+            log.info("emulator: REST request %d, %s %s%s", record.number, model, method,
+                     f": injecting fault {fault}" if fault else "")
             images, text, resolution = validate_generate(body)
             return await self._answer(conn, writer, record, fault, images, text, resolution)
         except GoogleError as answer:
@@ -298,11 +300,14 @@ class RestEmulator(EmulatorServer):
             record.status = -1
             await self._shutdown.wait()  # until the emulator closes (the client gives up first)
             return False
-        prompt_tokens = max(1, len(prompt) // 4) + len(images) * TOKENS_PER_IMAGE.get(resolution, 256)
-        usage = {"promptTokenCount": prompt_tokens}
+        # Per image by resolution and 768 px tiles, text ~ chars/4 (testing/live_usage.py).
+        image_tokens = sum(jpeg_tokens(image, resolution or "MEDIA_RESOLUTION_MEDIUM") for image in images)
+        prompt_tokens = text_tokens(prompt) + image_tokens
+        usage: dict[str, Any] = {"promptTokenCount": prompt_tokens, "promptTokensDetails": [
+            {"modality": m, "tokenCount": t} for m, t in (("TEXT", text_tokens(prompt)), ("IMAGE", image_tokens)) if t]}
         if fault == "blocked":
             record.status = 200
-            body = {"promptFeedback": {"blockReason": "SAFETY", "safetyRatings": [
+            body: dict[str, Any] = {"promptFeedback": {"blockReason": "SAFETY", "safetyRatings": [
                 {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True}]},
                 "usageMetadata": {**usage, "totalTokenCount": prompt_tokens}, "modelVersion": model}
             await self._respond_chunks(conn, writer, record, [body])
@@ -314,7 +319,11 @@ class RestEmulator(EmulatorServer):
                 "usageMetadata": {**usage, "totalTokenCount": prompt_tokens}, "modelVersion": model}
             await self._respond_chunks(conn, writer, record, [body])
             return True
-        text = await asyncio.to_thread(_describe, images)
+        structured = _condition_ids(record.body)
+        if structured is None:
+            text = await asyncio.to_thread(_describe, images)
+        else:  # responseSchema: JSON with per-condition verdicts (watch conditions)
+            text = await asyncio.to_thread(_structured, images, record.body, structured, self.knobs.verify)
         words = text.split()
         n = self.knobs.words_per_chunk
         pieces = [" ".join(words[i:i + n]) + (" " if i + n < len(words) else "") for i in range(0, len(words), n)]
@@ -415,6 +424,53 @@ def _describe(images: Sequence[bytes]) -> str:
 
     text, _ = describe_jpegs(list(images))
     return text
+
+
+def _condition_ids(body: Any) -> tuple[list[str], bool] | None:
+    """The condition ids a ``responseSchema`` asks verdicts for (``conditions`` keyed by id,
+    conditions/rest.py) and whether it asks for commentary; None: no structured output asked."""
+    config = body.get("generationConfig") if isinstance(body, dict) else None
+    schema = config.get("responseSchema") if isinstance(config, dict) else None
+    if not isinstance(schema, dict) or not isinstance(config, dict) or config.get(
+            "responseMimeType") != "application/json":
+        return None
+    properties = schema.get("properties") or {}
+    conditions = properties.get("conditions") if isinstance(properties, dict) else None
+    ids = list((conditions.get("properties") or {}) if isinstance(conditions, dict) else {})
+    return ids, "commentary" in properties
+
+
+def _structured(images: Sequence[bytes], body: dict[str, Any], asked: tuple[list[str], bool], mode: str) -> str:
+    """The JSON answer: commentary by the analyzer, per condition a verdict by the offline
+    signals of the pictures (``verify=agree/reject``: met / not met, whatever they show)."""
+    from ..backends.prompts import parse_condition_lines
+    from .live_emulator import instruction_text
+    from .signal_judge import SignalJudge
+
+    ids, with_commentary = asked
+    texts = [instruction_text(body.get("systemInstruction"))]
+    texts += [instruction_text(c) for c in body.get("contents") or () if isinstance(c, dict)]
+    named = parse_condition_lines("\n".join(texts))
+    judged = SignalJudge().judge(images, {cid: named[cid] for cid in ids if cid in named})
+    verdicts: dict[str, Any] = {}
+    for cid in ids:
+        verdict = judged.get(cid)
+        if mode == "agree":
+            entry = {"met": True, "confidence": 0.9, "evidence": verdict.evidence if verdict and verdict.met
+                     else "it is there (emulator: verify=agree)"}
+        elif mode == "reject":
+            entry = {"met": False, "confidence": 0.9,
+                     "evidence": "not seen in these pictures (emulator: verify=reject)"}
+        elif verdict is None:
+            entry = {"met": False, "confidence": 0.0, "evidence": "cannot judge this from the pictures"}
+        else:
+            entry = {"met": verdict.met, "confidence": round(verdict.confidence, 3),
+                     "evidence": verdict.evidence or "not seen"}
+        verdicts[cid] = entry
+    answer: dict[str, Any] = {"conditions": verdicts}
+    if with_commentary:
+        answer = {"commentary": _describe(images), **answer}
+    return json.dumps(answer)
 
 
 async def serve_rest_emulator(host: str, port: int, knobs: RestKnobs) -> None:

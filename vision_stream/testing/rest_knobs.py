@@ -25,6 +25,7 @@ from typing import Any
 
 from .live_knobs import knob_words
 
+VERIFY_MODES = ("judge", "agree", "reject")
 FAULT_KINDS = ("429", "perday", "500", "503", "badkey", "forbidden", "safety", "blocked", "midstream", "stall",
                "reset")
 
@@ -64,6 +65,8 @@ class RestKnobs:
     retry_after_header: also send ``Retry-After`` (whole seconds) on 429/503.
     faults: injected faults, first applicable wins.
     record_limit: requests kept for inspection.
+    verify: structured-output condition answers (responseSchema): judge (the offline signals of
+      the pictures), agree (every condition met), reject (none met: a second opinion disagrees).
     """
 
     api_keys: tuple[str, ...] = ()
@@ -74,8 +77,11 @@ class RestKnobs:
     retry_after_header: bool = False
     faults: tuple[RestFault, ...] = field(default_factory=tuple)
     record_limit: int = 10_000
+    verify: str = "judge"
 
     def __post_init__(self) -> None:
+        if self.verify not in VERIFY_MODES:
+            raise ValueError(f"REST emulator knob verify must be one of {', '.join(VERIFY_MODES)}, got {self.verify!r}")
         if self.latency < 0 or self.chunk_delay < 0 or self.retry_delay < 0:
             raise ValueError("latency, chunk_delay and retry_delay must be >= 0 seconds")
         if self.words_per_chunk < 1 or self.record_limit < 1:
@@ -95,6 +101,8 @@ class RestKnobs:
                 keys.append(value)
             elif name == "retry_after_header":
                 values[name] = value.lower() in ("1", "true", "yes", "on")
+            elif name == "verify":
+                values[name] = value
             elif name in known and name not in ("faults", "api_keys"):
                 values[name] = int(value) if known[name].type == "int" else float(value)
             else:

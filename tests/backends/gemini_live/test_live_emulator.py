@@ -152,7 +152,9 @@ async def test_prompt_answer_reflects_frames_with_report_event_and_usage() -> No
                         call = message["toolCall"]["functionCalls"][0]
                         await ws.send(json.dumps({"toolResponse": {"functionResponses": [
                             {"id": call["id"], "name": call["name"], "response": {"result": "ok"}}]}}))
-                    if message.get("serverContent", {}).get("turnComplete"):
+                    content = message.get("serverContent", {})
+                    # 3.8: a turnComplete with interactionStatus IN_PROGRESS ends a chunk, not the answer.
+                    if content.get("turnComplete") and content.get("interactionStatus") != "IN_PROGRESS":
                         break
         sent = list(emu.sent)
     call = next(m["toolCall"]["functionCalls"][0] for m in messages if "toolCall" in m)

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from ...conditions.live import REPORT_CONDITION, report_condition_declaration
+from ...conditions.model import Condition
 from ...config import FunctionSpec, SessionSettings
 from ..prompts import system_instruction
 from .builders import SetupParams
@@ -46,13 +48,16 @@ NON_BLOCKING = "NON_BLOCKING"
 
 
 def function_declarations(
-    functions: tuple[FunctionSpec, ...], *, non_blocking: bool = False
+    functions: tuple[FunctionSpec, ...], *, non_blocking: bool = False, conditions: tuple[Condition, ...] = ()
 ) -> list[Mapping[str, Any]]:
-    """``report_event`` plus the client's own functions (JSON schema as ``parametersJsonSchema``),
-    each with ``behavior: NON_BLOCKING`` when ``non_blocking``."""
+    """``report_event`` (and ``report_condition`` when the session watches conditions) plus the
+    client's own functions (JSON schema as ``parametersJsonSchema``), each with
+    ``behavior: NON_BLOCKING`` when ``non_blocking``."""
     declared: list[Mapping[str, Any]] = [dict(REPORT_EVENT_DECLARATION)]
+    if conditions:
+        declared.append(report_condition_declaration(conditions))
     for spec in functions:
-        if spec.name == REPORT_EVENT:
+        if spec.name in (REPORT_EVENT, REPORT_CONDITION):
             continue
         entry: dict[str, Any] = {"name": spec.name, "description": spec.description}
         if spec.parameters:
@@ -91,7 +96,8 @@ def setup_params(settings: LiveSettings, session: SessionSettings, caps: ModelCa
                                     tools=session.tools, functions=len(session.functions))
     # Vertex AI does not support NON_BLOCKING calls (LIVE_API.md "Server messages").
     non_blocking = caps.non_blocking_tools and settings.vertex is None
-    declarations = function_declarations(session.functions, non_blocking=non_blocking) if caps.function_calling else []
+    declarations = function_declarations(session.functions, non_blocking=non_blocking,
+                                         conditions=session.conditions) if caps.function_calling else []
     realtime: dict[str, Any] = {
         # Source audio (a film, a street) must not cut the commentary short.
         "activityHandling": "NO_INTERRUPTION",
@@ -113,6 +119,7 @@ def setup_params(settings: LiveSettings, session: SessionSettings, caps: ModelCa
         realtime_input_config=realtime,
         resumption=True,
         compression=settings.compression,
+        compression_trigger_tokens=settings.compression_trigger_tokens,
         input_transcription=True,
         # Native-audio models write their words only through this transcription.
         output_transcription=caps.native_audio,

@@ -9,10 +9,12 @@ anything is written, whatever handlers the application configured.
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
+from ...net import network_failure
 from ...redact import RedactingLogger, redact_url, scrub
 from .endings import Ending
 from .settings import LiveSettings
@@ -62,7 +64,10 @@ async def open_websocket(settings: LiveSettings) -> ClientConnection:
     except InvalidURI as exc:
         raise ConnectFailed(Ending(400, f"invalid URL {redact_url(url)}", before_setup=True, http=True)) from exc
     except (InvalidHandshake, OSError, TimeoutError, EOFError) as exc:
-        reason = scrub(f"{type(exc).__name__}: {exc}", *secrets)
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "wss" else 80)
+        plain = network_failure(exc, parts.hostname or "", f"{parts.hostname}:{port}")
+        reason = scrub(plain or f"{type(exc).__name__}: {exc}", *secrets)
         raise ConnectFailed(Ending(0, reason, before_setup=True)) from None
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import ProtocolError
+from ...usage import Usage, usage_from_metadata
 from ..gemini_api import parse_duration
 
 KNOWN_TOP_LEVEL_KEYS = frozenset(
@@ -154,6 +155,7 @@ class UsageMetadata:
     prompt_token_count: int = 0
     response_token_count: int = 0
     total_token_count: int = 0
+    usage: Usage = field(default_factory=Usage)  # by kind, per modality (vision_stream.usage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +288,7 @@ def _usage(obj: Mapping[str, Any]) -> UsageMetadata:
         prompt_token_count=parse_int(obj.get("promptTokenCount", 0)),
         response_token_count=parse_int(response),
         total_token_count=parse_int(obj.get("totalTokenCount", 0)),
+        usage=usage_from_metadata(obj),
     )
 
 

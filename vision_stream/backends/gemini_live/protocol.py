@@ -29,8 +29,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ...conditions.live import REPORT_CONDITION
 from ...errors import LiveStateError
 from ...events import AudioOut, Commentary, Detection, ErrorEvent, Transcript
+from ...usage import Usage
 from . import builders
 from .messages import FunctionCall, ServerContent, ServerMessage, parse_server_message
 from .models import ModelCapabilities
@@ -193,6 +195,7 @@ class LiveProtocol:
         self._input_text = ""
         self.prompt_tokens = 0
         self.response_tokens = 0
+        self.usage = Usage()
 
     # ---- introspection ---------------------------------------------------------------
 
@@ -272,6 +275,17 @@ class LiveProtocol:
         self._unconfirmed.clear()
         self.state = ConnectionState.DISCONNECTED
         return ConnectionLoss(tuple(events), unanswered)
+
+    def update_setup(self, setup: builders.SetupParams) -> None:
+        """The setup the next connection sends (watch conditions changed at run time: their
+        system instruction and ``report_condition`` declaration); the current connection
+        keeps its own (the model was told in a ``realtimeInput.text``)."""
+        self._setup = setup
+        self._scheduling = response_scheduling(setup.function_declarations)
+
+    @property
+    def setup_params(self) -> builders.SetupParams:
+        return self._setup
 
     def close(self) -> None:
         """The logical session is over; every later send raises."""
@@ -395,6 +409,7 @@ class LiveProtocol:
             usage = message.usage_metadata
             self.prompt_tokens += usage.prompt_token_count
             self.response_tokens += usage.response_token_count
+            self.usage += usage.usage  # one usageMetadata per turn: sum them (vision_stream.usage)
             events.append(
                 UsageReported(usage.prompt_token_count, usage.response_token_count, usage.total_token_count)
             )
@@ -521,9 +536,10 @@ class LiveProtocol:
 
 def response_scheduling(declarations: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     """Function name -> the ``scheduling`` of our answers, for NON_BLOCKING declarations only
-    (a BLOCKING call's answer carries none): SILENT for ``report_event``, WHEN_IDLE otherwise."""
+    (a BLOCKING call's answer carries none): SILENT for ``report_event`` and ``report_condition``
+    (our "ok" needs no new turn), WHEN_IDLE otherwise."""
     return {
-        str(d.get("name")): SILENT if d.get("name") == REPORT_EVENT else WHEN_IDLE
+        str(d.get("name")): SILENT if d.get("name") in (REPORT_EVENT, REPORT_CONDITION) else WHEN_IDLE
         for d in declarations
         if d.get("behavior") == "NON_BLOCKING"
     }

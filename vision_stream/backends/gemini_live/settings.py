@@ -51,6 +51,12 @@ class LiveTimeouts:
         briefly busy event loop must not kill an hours-long session (the
         "self-inflicted 1011" of the Live API issue trackers).
     close_flush: how long ``close()`` waits for the final turn to finish.
+    go_away_drain: after a ``goAway``, how long the old connection may still write
+        the tool answers and audio owed on it before it closes (never past the
+        server's ``timeLeft``).
+    reissue_wait: after a reconnect, how long the server has to re-issue (same id)
+        a function call whose connection died before we answered; then the call is
+        reported lost (a ``tool_call_lost`` error event naming it).
     """
 
     connect: float = 3.0
@@ -60,9 +66,11 @@ class LiveTimeouts:
     ping_interval: float | None = 20.0
     ping_timeout: float | None = 60.0
     close_flush: float = 15.0
+    go_away_drain: float = 1.0
+    reissue_wait: float = 2.0
 
     def __post_init__(self) -> None:
-        for name in ("connect", "setup", "response", "close", "close_flush"):
+        for name in ("connect", "setup", "response", "close", "close_flush", "go_away_drain", "reissue_wait"):
             check(getattr(self, name) > 0, f"timeout {name} must be > 0 seconds")
         for name in ("ping_interval", "ping_timeout"):
             value = getattr(self, name)
@@ -198,10 +206,21 @@ class LiveSettings:
         replay (``--fast``) only this one bounds what the service receives.
     compression: context-window compression (``slidingWindow``); without it an
         audio+video session ends after about 2 minutes.
+    compression_trigger_tokens: ``contextWindowCompression.triggerTokens``. Live
+        bills the whole context again every turn (LIVE_API.md "Cost"), so the
+        window, not the clip, sets the bill: 16,384 (about 2 minutes of LOW video
+        and audio, plenty for running commentary) bills ~0.1x what the 131,072
+        window does per camera-hour (bench/tokens.py, RESULTS.md). None: the
+        server's default (the whole window).
     voice: prebuilt voice name, "" for the default.
     audio_buffer_chunks: audio chunks held while the socket is slow or
         reconnecting (oldest dropped beyond, counted).
     event_queue: events held for a slow consumer before the receiver waits.
+    keepalive_interval: seconds without a client message after which a quiet
+        connection gets an application keepalive (``realtimeInput.audioStreamEnd``:
+        no turn, no tokens; see ``schedule.SendSchedule``), so middleboxes do not
+        reap it as idle (about 126 s, close 1006). 0 turns it off. WebSocket pings
+        (``timeouts.ping_interval``) still run: they detect a dead peer.
     max_message_bytes: largest server message accepted (websockets ``max_size``).
     """
 
@@ -214,12 +233,14 @@ class LiveSettings:
     media_resolution: str = "MEDIA_RESOLUTION_LOW"
     max_fps: float = 2.0
     compression: bool = True
+    compression_trigger_tokens: int | None = 16_384
     voice: str = ""
     temperature: float | None = None
     timeouts: LiveTimeouts = field(default_factory=LiveTimeouts)
     reconnect: ReconnectPolicy = field(default_factory=ReconnectPolicy)
     audio_buffer_chunks: int = 64
     event_queue: int = 1024
+    keepalive_interval: float = 20.0
     max_message_bytes: int = 16 * 1024 * 1024
 
     def __post_init__(self) -> None:
@@ -237,6 +258,7 @@ class LiveSettings:
                   "ephemeral tokens work on the Gemini API's api_version v1alpha only (--api-version v1alpha)")
         check(0 < self.max_fps <= 30, f"max_fps must be in (0, 30], got {self.max_fps}")
         check(self.audio_buffer_chunks >= 1 and self.event_queue >= 1, "buffer sizes must be >= 1")
+        check(self.keepalive_interval >= 0, "keepalive_interval must be >= 0 seconds (0: off)")
         check(self.max_message_bytes >= 64 * 1024, "max_message_bytes must be >= 64 KiB")
         if self.base_url is not None:
             scheme = urlsplit(self.base_url).scheme

@@ -28,10 +28,12 @@ import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from ...errors import BackendError, ProtocolError, ServiceError, TransportError
+from ...net import network_failure
 from ...redact import redact_url, scrub
 from ...retry import Backoff
 from ..gemini_api import api_key_headers, bare_model_id
@@ -134,8 +136,10 @@ class RestClient:
             raise TransportError(f"Gemini REST unreachable: no answer from {redact_url(self.base_url)} within "
                                  f"{within:g} s", retryable=True) from None
         except httpx.HTTPError as exc:
-            raise TransportError(self._scrub(f"Gemini REST unreachable: {type(exc).__name__} at "
-                                             f"{redact_url(self.base_url)}"), retryable=True) from None
+            where = redact_url(self.base_url)
+            plain = network_failure(exc, urlsplit(self.base_url).hostname or "", where)
+            raise TransportError(self._scrub(f"Gemini REST unreachable: {plain or f'{type(exc).__name__} at {where}'}"),
+                                 retryable=True) from None
 
     # ---- the retry loop ------------------------------------------------------------------
 

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from ...usage import Usage, usage_from_metadata
 
 # finishReason values that mean "the answer was withheld", not "the answer ended".
 BLOCKING_FINISH_REASONS = frozenset(
@@ -45,8 +47,12 @@ def build_request(
     max_output_tokens: int | None = None,
     media_resolution: str | None = None,
     temperature: float | None = None,
+    response_schema: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The JSON body of ``generateContent`` / ``streamGenerateContent`` (camelCase)."""
+    """The JSON body of ``generateContent`` / ``streamGenerateContent`` (camelCase).
+
+    ``response_schema``: structured output (watch conditions, conditions/rest.py):
+    ``responseMimeType: application/json`` with that ``responseSchema``."""
     parts: list[dict[str, Any]] = [
         {"inlineData": {"mimeType": image.mime_type, "data": base64.b64encode(image.jpeg).decode("ascii")}}
         for image in images
@@ -63,6 +69,9 @@ def build_request(
         generation["mediaResolution"] = media_resolution
     if temperature is not None:
         generation["temperature"] = temperature
+    if response_schema is not None:
+        generation["responseMimeType"] = "application/json"
+        generation["responseSchema"] = dict(response_schema)
     if generation:
         body["generationConfig"] = generation
     return body
@@ -88,6 +97,7 @@ class Chunk:
     response_tokens: int = 0
     model_version: str = ""
     error: Mapping[str, Any] | None = None
+    usage: Usage = field(default_factory=Usage)  # by kind (running totals within one response)
 
     @property
     def blocked(self) -> bool:
@@ -141,6 +151,7 @@ def parse_chunk(obj: object) -> Chunk:
         prompt_tokens=_int(usage.get("promptTokenCount")),
         response_tokens=_int(usage.get("candidatesTokenCount")),
         model_version=str(obj.get("modelVersion") or ""),
+        usage=usage_from_metadata(usage),
     )
 
 
@@ -155,6 +166,7 @@ class Reply:
     prompt_tokens: int = 0
     response_tokens: int = 0
     model_version: str = ""
+    usage: Usage = field(default_factory=Usage)
 
     @property
     def blocked(self) -> bool:
@@ -173,7 +185,10 @@ def join_chunks(chunks: Sequence[Chunk]) -> Reply:
     finish = block = version = ""
     safety: list[str] = []
     prompt_tokens = response_tokens = 0
+    usage = Usage()
     for chunk in chunks:
+        # Each SSE chunk repeats the response's running totals: the last non-empty one is its usage.
+        usage = chunk.usage if chunk.usage.tokens else usage
         finish = chunk.finish_reason or finish
         block = chunk.block_reason or block
         version = chunk.model_version or version
@@ -188,4 +203,5 @@ def join_chunks(chunks: Sequence[Chunk]) -> Reply:
         prompt_tokens=prompt_tokens,
         response_tokens=response_tokens,
         model_version=version,
+        usage=usage,
     )
