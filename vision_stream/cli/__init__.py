@@ -1,10 +1,11 @@
-"""The ``vision-stream`` command: serve, replay, watch, sessions, follow, stop, snapshot, frames, emulate,
-models, token.
+"""The ``vision-stream`` command: serve, replay, watch, sessions, follow, stop, snapshot, frames, clip,
+emulate, models, token.
 
 - :mod:`.parser` - every command, flag and help text;
 - :mod:`.args` - flags and the environment to configuration objects;
 - :mod:`.commands` - one function per command, and the table :func:`main` dispatches on;
 - :mod:`.sessions` - the commands for a server's running sessions (sessions, follow, stop, watch CAMERA);
+- :mod:`.evidence` - a session's evidence: frames --session (GetFrames), clip (ExportClip);
 - :mod:`.render` - printing events and snapshots: JSON lines or the readable view.
 
 The environment is read at this entry point, once (API keys, URLs,

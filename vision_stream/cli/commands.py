@@ -28,6 +28,7 @@ from ..redact import redact_url
 from ..v1 import vision_stream_pb2 as pb
 from . import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE  # defined in the package: its import stays light
 from .args import connection_from, given, model_settings_from, sampling_from_args, session_settings_from
+from .evidence import cmd_clip
 from .render import Printer, print_snapshot, progress_for
 from .sessions import cmd_follow, cmd_sessions, cmd_stop
 
@@ -137,7 +138,11 @@ async def cmd_frames(args: argparse.Namespace, options: BackendOptions) -> int:
     then wait for that thread forever, still writing, at its executor shutdown.
     """
     from ..media.frames_export import FrameExport
+    from .evidence import check_session_frames_args, cmd_session_frames
 
+    check_session_frames_args(args)
+    if args.session is not None:  # a server session's frames (GetFrames): cli/evidence.py
+        return await cmd_session_frames(args, options)
     export = FrameExport(args.source, args.out, sampling_from_args(args), overwrite=args.overwrite)
     with _on_interrupt(export.close):
         count = await asyncio.to_thread(export.run)
@@ -264,6 +269,7 @@ COMMANDS: dict[str, Command] = {
     "sessions": cmd_sessions,
     "follow": cmd_follow,
     "stop": cmd_stop,
+    "clip": cmd_clip,
 }
 
 

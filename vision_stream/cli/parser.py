@@ -297,12 +297,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output(p)
     _add_connection(p)
 
-    p = sub.add_parser("frames", help="write exactly the JPEGs that would be sent to the model")
-    p.add_argument("source")
+    p = sub.add_parser("frames", help="write exactly the JPEGs that would be sent to the model (SOURCE), "
+                                      "or that a server session's model received (--session)")
+    p.add_argument("source", nargs="?", default=None, help="a media file or camera URL, sampled here")
     p.add_argument("--out", type=Path, required=True, help="output directory (new or empty)")
     p.add_argument("--overwrite", action="store_true",
                    help="first delete the JPEGs an earlier 'frames' run wrote in --out (nothing else)")
     _add_sampling(p)
+    clip = sub.add_parser("clip", help="export an MP4 of a server session's media span (ExportClip): the "
+                                       "source's packets remuxed, or its sampled JPEGs")
+    from .evidence import add_evidence_arguments
+
+    add_evidence_arguments(p, clip, f"HOST:PORT (default {DEFAULT_SERVER}, serve's default)", DEFAULT_SERVER)
+    _add_connection(p)
+    _add_connection(clip)
 
     p = sub.add_parser("emulate", help="run the Gemini Live + REST emulator on loopback")
     p.add_argument("--host", default="127.0.0.1")
