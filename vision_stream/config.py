@@ -10,6 +10,7 @@ read once, at the entry point (``vision_stream.cli``), never here.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 from .backends.gemini_api import MEDIA_RESOLUTIONS
@@ -152,6 +153,23 @@ class Limits:
     evidence_seconds: float = EVIDENCE_SECONDS
     evidence_bytes: int = EVIDENCE_BYTES
     evidence_frames: int = EVIDENCE_FRAMES
+
+    def with_evidence(self, *, minutes: float | None = None, megabytes: float | None = None) -> Limits:
+        """These limits with the evidence ring set in an operator's units (``serve
+        --evidence-minutes/--evidence-mb``, a camera's ``evidence_minutes/evidence_mb``);
+        None keeps the current value. The frame count follows the minutes (6 sampled
+        frames a second, as the defaults), so it never cuts the span short first."""
+        if minutes is None and megabytes is None:
+            return self
+        for name, value in (("evidence_minutes", minutes), ("evidence_mb", megabytes)):
+            if value is not None and not 0 < value <= 10_000_000:
+                raise UsageError(f"{name} must be > 0, got {value:g}")
+        seconds = self.evidence_seconds if minutes is None else minutes * 60.0
+        return dataclasses.replace(
+            self, evidence_seconds=seconds,
+            evidence_bytes=self.evidence_bytes if megabytes is None else max(1, round(megabytes * 2**20)),
+            evidence_frames=max(self.evidence_frames if minutes is None else EVIDENCE_FRAMES, math.ceil(seconds * 6)),
+        )
 
     @property
     def decode_pixel_cap(self) -> int:

@@ -15,13 +15,18 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import av
+import grpc
 import pytest
+from helpers.paths import SAMPLES
 from helpers.server import Served, serve
 from helpers.timing import scaled
 
 from vision_stream import client
+from vision_stream.backends.factory import BackendOptions
 from vision_stream.config import Limits
+from vision_stream.errors import CameraConfigError
 from vision_stream.server.access import SourceAccess
+from vision_stream.server.cameras import load_cameras, parse_cameras
 from vision_stream.server.service import ServiceConfig
 from vision_stream.v1 import vision_stream_pb2 as pb
 
@@ -134,11 +139,63 @@ async def test_frames_left_out_by_the_server_are_asked_for_again(small_messages:
     session_id = await watched(small_messages)
     page = await client.get_frames(target(small_messages), session_id, from_media_time=0.0, to_media_time=1e9)
     assert page.omitted > 0 and page.frames  # the trailer's count reaches the client
-    code, stdout, err = await run_cli("frames", "--session", session_id, "--out", str(tmp_path / "all"),
-                                      "--server", target(small_messages))
+    code, _, err = await run_cli("frames", "--session", session_id, "--out", str(tmp_path / "all"),
+                                 "--server", target(small_messages))
     assert code == 0, err
     ids = sorted(int(p.name.split("_")[0]) for p in (tmp_path / "all").iterdir())
     assert len(ids) == len(page.frames) + page.omitted and ids == list(range(ids[0], ids[-1] + 1))
     one = (tmp_path / "all").iterdir().__next__().read_bytes()
     with av.open(io.BytesIO(one), format="jpeg_pipe") as jpeg:
         assert jpeg.streams.video[0].codec_context.name == "mjpeg"
+
+
+# ---------------------------------------------------------------- evidence bounds: serve flags, camera keys
+
+def test_serve_evidence_flags_set_the_limits() -> None:
+    from vision_stream.cli.commands import _service_config
+    from vision_stream.cli.parser import build_parser
+
+    args = build_parser().parse_args(["serve", "--events", "memory", "--evidence-minutes", "30",
+                                      "--evidence-mb", "8"])
+    limits = _service_config(args, BackendOptions()).limits
+    assert (limits.evidence_seconds, limits.evidence_bytes) == (1800.0, 8 * 2**20)
+    assert limits.evidence_frames >= 1800 * 6  # the count never cuts the minutes short
+    default = _service_config(build_parser().parse_args(["serve", "--events", "memory"]), BackendOptions()).limits
+    assert (default.evidence_seconds, default.evidence_bytes) == (600.0, 64 * 2**20)
+
+
+async def test_serve_refuses_a_bad_evidence_bound_in_one_line() -> None:
+    code, _, err = await run_cli("serve", "--port", "0", "--http-port", "0", "--events", "memory",
+                                 "--evidence-minutes", "0")
+    assert code == 2 and err.strip().splitlines() == ["vision-stream: error: evidence_minutes must be > 0, got 0"]
+
+
+def test_camera_evidence_keys_are_checked(tmp_path: Path) -> None:
+    text = f'[cameras.door]\nsource = "{SAMPLES / "sample.mp4"}"\nevidence_minutes = 2\nevidence_mb = 0.5\n'
+    camera = parse_cameras(text, origin=tmp_path / "cameras.toml", env={})[0]
+    limits = camera.limits(Limits())
+    assert (limits.evidence_seconds, limits.evidence_bytes) == (120.0, 2**19)
+    with pytest.raises(CameraConfigError, match=r"cameras\.door: evidence_mb must be > 0"):
+        parse_cameras(text.replace("0.5", "-1"), origin=tmp_path / "cameras.toml", env={})
+
+
+async def test_a_camera_keeps_the_evidence_its_keys_allow(tmp_path: Path, media_root: Path) -> None:
+    """A configured camera looping the sample clip in real time, with 40 KB of evidence:
+    the oldest frames leave and what is held stays within the bound (the server's default is 64 MiB)."""
+    bound = 40_000
+    config_file = tmp_path / "cameras.toml"
+    config_file.write_text(f'[cameras.door]\nsource = "{SAMPLES / "sample.mp4"}"\nloop = true\nbackend = "local"\n'
+                           f'evidence_mb = {bound / 2**20}\n[cameras.door.sampling]\nfps = 4.0\n')
+    cameras = load_cameras(config_file, env={})
+    async for served in serve(ServiceConfig(access=SourceAccess(media_root=media_root)), media_root,
+                              cameras=cameras):
+        async with asyncio.timeout(scaled(10)):
+            while True:
+                await asyncio.sleep(0.3)
+                try:
+                    held = await client.get_frames(target(served), "door", from_media_time=0.0, to_media_time=1e9)
+                except grpc.aio.AioRpcError:
+                    continue  # nothing sampled yet
+                if held.frames[0].frame_id > 1:  # the first frames were evicted
+                    break
+        assert sum(len(f.jpeg) for f in held.frames) <= bound

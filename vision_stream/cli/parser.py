@@ -187,6 +187,13 @@ def _add_serve(sub: Any) -> None:
                    help="comma-separated URL schemes Watch may open (e.g. rtsp,rtsps,http,https)")
     p.add_argument("--allow-host", action="append", default=[], help="restrict remote URLs to these hosts")
     _add_limits(p)
+    g = p.add_argument_group("evidence each session keeps (GetFrames, ExportClip; a camera's evidence_* keys win)")
+    g.add_argument("--evidence-minutes", type=float, metavar="MINUTES",
+                   help="media minutes of sampled JPEGs and video packets "
+                        f"(default {Limits().evidence_seconds / 60:g})")
+    g.add_argument("--evidence-mb", type=float, metavar="MB",
+                   help=f"MiB of sampled JPEGs, and as much of video packets: up to twice this per session "
+                        f"(default {Limits().evidence_bytes / 2**20:g})")
     p.add_argument("--config", "--cameras", type=Path, default=None, metavar="CAMERAS_TOML",
                    help="cameras file: named sessions started at boot, run with no client "
                         "(format: vision_stream/server/cameras.py)")

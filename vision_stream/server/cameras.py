@@ -26,6 +26,7 @@ Example ``cameras.toml``::
     persona = "You watch a driveway. Report vehicles and people."
     commentary_interval = 15.0
     max_cost_per_hour = 2.0           # US dollars per hour of video (also max_tokens_per_hour)
+    evidence_minutes = 30.0           # frames and video kept for GetFrames/ExportClip (also evidence_mb)
     [cameras.driveway.sampling]
     fps = 0.5
     [[cameras.driveway.tools]]
@@ -76,7 +77,14 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from ..backends.factory import BACKEND_NAMES
 from ..conditions.model import Condition, HealthSettings, check_conditions, condition_from_mapping
-from ..config import DEFAULT_COMMENTARY_INTERVAL, DEFAULT_LANGUAGE, FunctionSpec, SamplingPolicy, SessionSettings
+from ..config import (
+    DEFAULT_COMMENTARY_INTERVAL,
+    DEFAULT_LANGUAGE,
+    FunctionSpec,
+    Limits,
+    SamplingPolicy,
+    SessionSettings,
+)
 from ..errors import CameraConfigError, UsageError
 from ..media.device import is_device_spec
 from ..media.reconnecting import ConnectionOptions
@@ -94,7 +102,7 @@ MAX_CAMERAS = 256
 _CAMERA_KEYS = {
     "source", "password_env", "loop", "backend", "commentary_interval", "persona", "language", "model",
     "audio", "sampling", "connection", "reconnect", "tools", "viewers", "sinks", "conditions", "health",
-    "max_cost_per_hour", "max_tokens_per_hour",
+    "max_cost_per_hour", "max_tokens_per_hour", "evidence_minutes", "evidence_mb",
 }
 _DEFAULT_KEYS = _CAMERA_KEYS - {"source", "password_env", "loop", "tools", "sinks", "conditions"}
 _HEALTH_KEYS = {"enabled", "no_frames_after", "reconnecting_after", "fps_min", "fps_max", "backend_down",
@@ -107,6 +115,7 @@ _TOOL_KEYS = {"name", "description", "parameters"}
 _OPTIONAL_KEYS: tuple[tuple[str, type | tuple[type, ...]], ...] = (
     ("commentary_interval", float), ("persona", str), ("language", str), ("model", str), ("audio", bool),
     ("max_cost_per_hour", (int, float)), ("max_tokens_per_hour", int),  # the budget (pipeline/budget.py)
+    ("evidence_minutes", (int, float)), ("evidence_mb", (int, float)),  # Limits.with_evidence
 )
 
 
@@ -138,6 +147,13 @@ class CameraConfig:
     health: HealthSettings = field(default_factory=lambda: HealthSettings(enabled=True))
     max_cost_per_hour: float = 0.0  # US dollars per hour of media; 0: no budget
     max_tokens_per_hour: int = 0
+    # The evidence ring (GetFrames/ExportClip): None keeps serve's --evidence-minutes/--evidence-mb.
+    evidence_minutes: float | None = None
+    evidence_mb: float | None = None
+
+    def limits(self, server: Limits) -> Limits:
+        """The server's limits with this camera's evidence bounds."""
+        return server.with_evidence(minutes=self.evidence_minutes, megabytes=self.evidence_mb)
 
     def settings(self) -> SessionSettings:
         return SessionSettings(
@@ -258,6 +274,7 @@ class _Parser:
                 **{key: value for key, value in given.items() if value is not None},
             )
             camera.settings()  # validates the commentary interval
+            camera.limits(Limits())  # and the evidence bounds
         except UsageError as exc:
             raise self.error(where, exc.message) from exc
         return camera
