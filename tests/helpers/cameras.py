@@ -1,7 +1,8 @@
 """A real RTSP server (Debian's gst-rtsp-server via /usr/bin/python3 + python3-gi) and
 a loopback MJPEG HTTP server, for the camera tests (their fixtures: tests/cameras/conftest.py).
 
-The RTSP server runs ``rtsp_server.py`` as a subprocess so tests can kill it
+The RTSP server runs ``vision_stream/testing/rtsp_camera.py`` (also the Compose
+stack's test camera) as a subprocess so tests can kill it
 (SIGKILL), stall it (SIGSTOP/SIGCONT) and restart it on the same port.
 Everything skips cleanly, saying why, when the Debian packages are missing.
 """
@@ -25,7 +26,7 @@ from helpers.paths import SHARED
 
 HERE = Path(__file__).resolve().parent
 SYSTEM_PYTHON = Path("/usr/bin/python3")
-SERVER_SCRIPT = HERE / "rtsp_server.py"
+SERVER_SCRIPT = HERE.parents[1] / "vision_stream" / "testing" / "rtsp_camera.py"
 PACKAGES = ("gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good "
             "gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad python3-gi")
 _PROBE = (

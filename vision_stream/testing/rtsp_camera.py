@@ -1,15 +1,20 @@
-"""A real RTSP server for the camera tests: Debian's GStreamer RTSP server (gst-rtsp-server).
+"""A real RTSP camera: Debian's GStreamer RTSP server (gst-rtsp-server), for the camera
+tests (tests/helpers/cameras.py runs it as a subprocess) and the Compose stack's test
+camera (docker/rtsp-camera/Dockerfile runs this very file).
 
 Run with Debian's own ``/usr/bin/python3`` (the interpreter ``python3-gi`` is
-built for), never the project venv::
+built for), never the project venv, and as a file, not ``-m``: the package's
+``__init__`` imports the project's dependencies, this file must not::
 
-    /usr/bin/python3 rtsp_server.py --port 8554 \
+    /usr/bin/python3 vision_stream/testing/rtsp_camera.py --port 8554 \
         --file /clip=/tmp/clip.mp4 --file /car=../shared/media/intel_car-detection.mp4 \
         --live /live --user cam --password secret [--tls-cert cert.pem --tls-key key.pem]
 
 - ``--file MOUNT=PATH`` serves an H.264 + AAC MP4/MKV/TS file without
   re-encoding (no decoder plugins needed); each client gets its own pipeline
-  from the start of the file.
+  from the start of the file, and the stream ends with the file (a vision-stream
+  camera then reconnects, as after any drop, and gets the file from the start
+  again: that is how the Compose camera loops the sample).
   ``--video-file`` serves the video track only (RTP cannot signal an audio
   format change mid-session; a camera that changes it must be reconnected).
 - ``--live MOUNT`` serves an endless live test pattern (x264, one keyframe every
