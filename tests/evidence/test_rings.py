@@ -59,3 +59,29 @@ async def test_frame_ring_bounds_hold_in_a_looped_watch(media_root: Path) -> Non
                 newest = max(newest, frames[-1].frame_id)
         await served.stub.StopSession(pb.StopSessionRequest(session_id=session_id))
         assert newest > 20  # many more frames went through than the ring holds
+
+
+def test_packet_ring_segments_and_access_units() -> None:
+    """A reconnect (a second start_stream) opens a new segment at its first keyframe; a clip
+    never spans two and one starting in the outage starts after it; packets sharing a
+    timestamp (RTP: SPS/PPS apart from the IDR) become one access unit."""
+    import av
+
+    ring = PacketRing()
+    with av.open(str(SAMPLES / "sample.mp4")) as container:
+        stream = container.streams.video[0]
+        ring.start_stream(stream)
+        ring.add(b"sps", pts=0.0, dts=0.0, duration=0.1, keyframe=True)
+        ring.add(b"idr", pts=0.0, dts=0.0, duration=0.1, keyframe=True)
+        for i in range(1, 20):
+            ring.add(b"p", pts=i / 10, dts=i / 10, duration=0.1, keyframe=False)
+        ring.start_stream(stream)  # the camera reconnected; media time went on by the outage
+        ring.add(b"late", pts=4.9, dts=4.9, duration=0.1, keyframe=False)  # no keyframe yet: undecodable
+        for i in range(20):
+            ring.add(b"k" if i == 0 else b"p", pts=5 + i / 10, dts=5 + i / 10, duration=0.1, keyframe=i == 0)
+    assert len(ring) == 20 + 20 and ring.nbytes == len(b"spsidr") + 19 + 1 + 19
+    first = ring.select(0.5, 10.0)
+    assert first is not None and first.packets[0].data == b"spsidr" and first.end == 2.0  # ends with its segment
+    after_gap = ring.select(3.0, 5.5)
+    assert after_gap is not None and after_gap.start == 5.0 and after_gap.packets[0].data == b"k"
+    assert after_gap.template is not first.template and len(after_gap.packets) == 6
