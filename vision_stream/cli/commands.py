@@ -28,6 +28,7 @@ from ..redact import redact_url
 from ..v1 import vision_stream_pb2 as pb
 from . import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE  # defined in the package: its import stays light
 from .args import connection_from, given, model_settings_from, sampling_from_args, session_settings_from
+from .doctor import cmd_doctor
 from .evidence import cmd_clip
 from .render import Printer, print_snapshot, progress_for
 from .sessions import cmd_follow, cmd_sessions, cmd_stop
@@ -271,6 +272,7 @@ COMMANDS: dict[str, Command] = {
     "follow": cmd_follow,
     "stop": cmd_stop,
     "clip": cmd_clip,
+    "doctor": cmd_doctor,
 }
 
 

@@ -334,4 +334,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rest-url", default=None, help="REST API base URL (env VISION_STREAM_REST_URL)")
     p.add_argument("--all", action="store_true", help="also models that neither generate content nor speak Live")
     _add_api_version(p)
+    _add_doctor(sub)
     return parser
+
+
+def _add_doctor(sub: Any) -> None:
+    """``doctor`` takes serve's flags that it checks (cli/doctor.py), with serve's defaults."""
+    p = sub.add_parser("doctor", help="check this machine (codecs, API key, ports, media root, config); "
+                                      "print what to fix")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=port_number, default=50051)
+    p.add_argument("--http-port", type=port_number, default=8080)
+    p.add_argument("--media-root", type=Path, default=None)
+    p.add_argument("--config", "--cameras", type=Path, default=None, metavar="CAMERAS_TOML")
+    p.add_argument("--auth-tokens", type=Path, default=None, metavar="TOKENS_TOML")
+    p.add_argument("--live-url", default=None, help="Live API base URL (env VISION_STREAM_LIVE_URL)")
+    p.add_argument("--rest-url", default=None, help="REST API base URL (env VISION_STREAM_REST_URL)")
+    _add_api_version(p)
