@@ -7,14 +7,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from helpers.paths import SHARED
+from helpers.paths import TRAFFIC_CLIP
 from helpers.server import Served, serve
 
 from vision_stream.config import Limits
 from vision_stream.server.access import SourceAccess
 from vision_stream.server.service import ServiceConfig
 
-CAR_CLIP = SHARED / "media" / "intel_car-detection.mp4"
+CAR_CLIP = TRAFFIC_CLIP
 
 
 @pytest.fixture

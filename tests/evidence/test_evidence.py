@@ -11,7 +11,7 @@ from pathlib import Path
 import av
 import grpc
 import pytest
-from conftest import CAR_CLIP
+from helpers.paths import TRAFFIC_CLIP as CAR_CLIP
 from helpers.server import Served
 
 from vision_stream.config import SamplingPolicy

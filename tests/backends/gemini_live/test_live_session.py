@@ -77,7 +77,9 @@ async def test_commentary_reflects_the_frames_with_detections_transcripts_and_au
     # What we asked for on the wire:
     assert setup["model"] == "models/gemini-3.8-live"
     assert setup["generationConfig"]["responseModalities"] == ["AUDIO"]
-    assert setup["contextWindowCompression"] == {"slidingWindow": {}} and setup["sessionResumption"] == {}
+    # triggerTokens bounds the context re-billed every turn (the cost lever, bench/tokens.py).
+    assert setup["contextWindowCompression"] == {"slidingWindow": {}, "triggerTokens": "16384"}
+    assert setup["sessionResumption"] == {}
     assert [d["name"] for d in setup["tools"][0]["functionDeclarations"]] == ["report_event", "open_door"]
     assert "mediaChunks" not in kinds and {"video", "audio", "audioStreamEnd", "text"} <= set(kinds)
     counters = session.counters()
