@@ -30,7 +30,7 @@ from . import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE  # defined in the package
 from .args import connection_from, given, model_settings_from, sampling_from_args, session_settings_from
 from .doctor import cmd_doctor
 from .evidence import cmd_clip
-from .render import Printer, print_snapshot, progress_for
+from .render import Printer, print_snapshot, progress_for, status_line_for
 from .sessions import cmd_follow, cmd_sessions, cmd_stop
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ async def cmd_watch(args: argparse.Namespace, options: BackendOptions) -> int:
 
     if (code := await follow_camera(args)) is not None:  # a configured camera's name: it already runs
         return code
-    printer = Printer(args.json)
+    printer = Printer(args.json, progress=status_line_for())
     events = watch(args.server, args.source, fast=args.fast, detach=args.detach,
                    backend=args.backend, commentary_interval=args.commentary_interval,
                    **model_settings_from(args), **connection_from(args, os.environ))

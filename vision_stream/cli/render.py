@@ -16,7 +16,8 @@ back to be sorted) and keeps its time column a timeline:
   header line when the view joins later (``follow --after``).
 
 A file replayed in a terminal also gets a progress bar with ETA on stderr
-(:func:`progress_for`), never when stdout or stderr is piped.
+(:func:`progress_for`), and a watched or followed camera a live status line
+(:func:`status_line_for`), never when stdout or stderr is piped.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from google.protobuf import json_format
 
 from ..v1 import vision_stream_pb2 as pb
 
-__all__ = ["LEGEND", "Printer", "Progress", "event_json", "event_line", "print_snapshot", "progress_for"]
+__all__ = ["LEGEND", "Printer", "Progress", "StatusLine", "event_json", "event_line", "print_snapshot", "progress_for",
+           "status_line_for"]
 
 LEGEND = """\
 reading the output (--json instead prints every event, one protobuf JSON line each):
@@ -58,7 +60,8 @@ class Printer:
     ``progress``: a bar on stderr to redraw under the printed lines (file replays in a terminal).
     """
 
-    def __init__(self, as_json: bool, *, progress: Progress | None = None, out: TextIO | None = None) -> None:
+    def __init__(self, as_json: bool, *, progress: Progress | StatusLine | None = None,
+                 out: TextIO | None = None) -> None:
         self._as_json = as_json
         self._progress = progress
         self._out = out
@@ -141,6 +144,70 @@ class Progress:
             self._stream.write("\r\x1b[K")  # carriage return, erase to the end of the line (ECMA-48 EL)
             self._stream.flush()
             self._drawn = False
+
+
+class StatusLine:
+    """A camera's live status on one line of stderr, redrawn in place like :class:`Progress`
+    (``\\r`` and erase-line, cleared before every printed line and at the end).
+
+    ``running  fps in/out 9.8/1.0  sent 42  dropped 3  last event 4 s ago  $0.0123``:
+    the state is the source's (Stats.source_state: connected, reconnecting, ...),
+    the rates are the Stats counters' change over wall time between two Stats
+    events, the age counts from the last event that was not Stats.
+    """
+
+    def __init__(self, stream: TextIO, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._stream = stream
+        self._clock = clock
+        self._state = "starting"
+        self._stats = pb.Stats()
+        self._sample: tuple[float, int, int] | None = None  # (wall, frames_in, frames_sent) at the last Stats
+        self._fps = (0.0, 0.0)
+        self._last_event: float | None = None
+        self._drawn = False
+
+    def update(self, event: pb.Event) -> None:
+        now = self._clock()
+        if event.HasField("session_ended"):
+            self.clear()
+            return
+        if event.HasField("stats"):
+            self._take_stats(event.stats, now)
+        else:
+            self._last_event = now
+            if event.HasField("session_started"):
+                self._state = "running"
+        self._stream.write("\r" + self.line(now) + "\x1b[K")
+        self._stream.flush()
+        self._drawn = True
+
+    def _take_stats(self, stats: pb.Stats, now: float) -> None:
+        if self._sample is not None and now > self._sample[0]:
+            wall, frames_in, frames_sent = self._sample
+            self._fps = ((stats.frames_in - frames_in) / (now - wall), (stats.frames_sent - frames_sent) / (now - wall))
+        self._sample = (now, stats.frames_in, stats.frames_sent)
+        self._stats = stats
+        self._state = stats.source_state or self._state
+
+    def line(self, now: float) -> str:
+        s = self._stats
+        age = "-" if self._last_event is None else f"{now - self._last_event:.0f} s ago"
+        return (f"{self._state}  fps in/out {self._fps[0]:.1f}/{self._fps[1]:.1f}  sent {s.frames_sent}  "
+                f"dropped {s.frames_dropped}  last event {age}  ${s.estimated_cost_usd:.4f}")
+
+    def clear(self) -> None:
+        if self._drawn:
+            self._stream.write("\r\x1b[K")
+            self._stream.flush()
+            self._drawn = False
+
+
+def status_line_for() -> StatusLine | None:
+    """A status line for watching or following a camera, when stdout and stderr are both a
+    terminal (never in a pipe or a log file)."""
+    if not (sys.stdout.isatty() and sys.stderr.isatty()):
+        return None
+    return StatusLine(sys.stderr)
 
 
 def progress_for(source: str, *, loop: bool = False) -> Progress | None:

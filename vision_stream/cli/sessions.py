@@ -21,7 +21,7 @@ from ..backends.factory import BackendOptions
 from ..errors import UsageError
 from ..v1 import vision_stream_pb2 as pb
 from .args import connection_from
-from .render import Printer
+from .render import Printer, status_line_for
 
 __all__ = ["cmd_follow", "cmd_sessions", "cmd_stop", "follow_camera"]
 
@@ -115,7 +115,7 @@ async def _visible_ids(server: str, connection: dict[str, Any]) -> set[str]:
 async def _follow(args: argparse.Namespace, session_id: str, connection: dict[str, Any], *, after_seq: int) -> int:
     from ..client import subscribe
 
-    printer = Printer(args.json)
+    printer = Printer(args.json, progress=status_line_for())
     async for event in subscribe(args.server, session_id, after_seq=after_seq, **connection):
         printer(event)
     return 0
