@@ -66,7 +66,7 @@ async def _line(proc: asyncio.subprocess.Process, pattern: str, *, stream: str =
 @pytest.fixture
 async def cameras_server() -> AsyncIterator[str]:
     """``vision-stream serve --cameras samples/cameras.toml`` on a free port; yields HOST:PORT."""
-    proc = await _start(*CLI, "serve", "--port", "0", "--cameras", str(SAMPLES / "cameras.toml"))
+    proc = await _start(*CLI, "serve", "--http-port", "0", "--port", "0", "--cameras", str(SAMPLES / "cameras.toml"))
     try:
         match = await _line(proc, r"serving on (127\.0\.0\.1:\d+)")
         yield match.group(1)
@@ -115,7 +115,7 @@ async def test_sample_cameras_file_serves_and_watch_follows_it(cameras_server: s
 
 async def test_docker_healthcheck_follows_the_server_port() -> None:
     port = _free_port()
-    server = await _start(*CLI, "serve", "--port", str(port))
+    server = await _start(*CLI, "serve", "--http-port", "0", "--port", str(port))
     try:
         await _line(server, rf"serving on 127\.0\.0\.1:{port}")
         check = await _start(sys.executable, str(ROOT / "docker" / "healthcheck.py"), "--pid", str(server.pid))

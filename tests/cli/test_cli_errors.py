@@ -88,7 +88,7 @@ def _write_wav(path: Path, seconds: float = 2.0) -> Path:
 
 
 async def test_serve_port_out_of_range_is_a_usage_error() -> None:
-    code, _out, err = await cli("serve", "--port", "99999")  # gRPC would serve on 99999 % 65536
+    code, _out, err = await cli("serve", "--http-port", "0", "--port", "99999")  # gRPC would serve on 99999 % 65536
     assert code == 2
     one_line(err, "--port", "99999", "0-65535")
 
@@ -98,7 +98,7 @@ async def test_serve_on_a_port_in_use() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        code, _out, err = await cli("serve", "--port", str(port))
+        code, _out, err = await cli("serve", "--http-port", "0", "--port", str(port))
     assert code == 2
     one_line(err, f"port {port}", "already in use", "--port")
 
@@ -108,13 +108,13 @@ async def test_serve_on_a_port_in_use() -> None:
     ("nosuch.invalid", ("cannot resolve host nosuch.invalid", "--host")),
 ])
 async def test_serve_on_a_bad_host(host: str, words: tuple[str, ...]) -> None:
-    code, _out, err = await cli("serve", "--host", host, "--port", "0", "--insecure")
+    code, _out, err = await cli("serve", "--http-port", "0", "--host", host, "--port", "0", "--insecure")
     assert code == 2
     one_line(err, *words)
 
 
 async def test_serve_with_a_missing_media_root(tmp_path: Path) -> None:
-    code, _out, err = await cli("serve", "--port", "0", "--media-root", str(tmp_path / "clips"))
+    code, _out, err = await cli("serve", "--http-port", "0", "--port", "0", "--media-root", str(tmp_path / "clips"))
     assert code == 2
     one_line(err, "--media-root", "does not exist")
 
@@ -122,7 +122,7 @@ async def test_serve_with_a_missing_media_root(tmp_path: Path) -> None:
 async def test_ctrl_c_during_start_up_has_no_traceback() -> None:
     """SIGINT at several moments of start-up (imports, parsing, binding, serving): exit 130
     (or killed by SIGINT before Python's handler, or 0 once serving: a clean shutdown)."""
-    for command in (["serve", "--port", "0"], ["replay", str(SAMPLES / "sample.mp4")]):
+    for command in (["serve", "--http-port", "0", "--port", "0"], ["replay", str(SAMPLES / "sample.mp4")]):
         for delay in (0.1, 0.3, 0.5, 0.8):
             proc = await asyncio.create_subprocess_exec(*CLI, *command, env=_env(), cwd=ROOT,
                                                         stdout=asyncio.subprocess.PIPE,

@@ -280,7 +280,7 @@ async def test_mqtt_last_will_when_the_server_dies(media_root: Path, mosquitto: 
     shutil.copy(media_root / "sample.mp4", tmp_path / "sample.mp4")
     config.write_text(camera_toml(mqtt_sink(mosquitto)))
     cli = Path(sys.executable).with_name("vision-stream")
-    command = [str(cli), "serve", "--port", "0", "--config", str(config)]
+    command = [str(cli), "serve", "--http-port", "0", "--port", "0", "--config", str(config)]
     helper = await asyncio.create_subprocess_exec(str(cli), "serve", "--help", stdout=subprocess.PIPE)
     help_text, _ = await asyncio.wait_for(helper.communicate(), scaled(30))
     if b"--http-port" in help_text:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -29,6 +30,8 @@ __all__ = ["KEEPALIVE", "events", "sse_frame"]
 
 KEEPALIVE = 15.0
 _MAX_SEQ_DIGITS = 19
+
+log = logging.getLogger(__name__)
 
 
 def sse_frame(event: Event) -> bytes:
@@ -93,6 +96,8 @@ async def events(request: web.Request) -> web.StreamResponse:
                 break  # the session ended and everything was sent
             await response.write(frame)
             pending = asyncio.ensure_future(_next(stream))
+    except ConnectionResetError:  # the browser went away mid-stream (aiohttp's ClientConnectionResetError)
+        log.debug("SSE reader of %s went away", session.session_id)
     finally:  # also when the client went away (ConnectionResetError, cancellation): release the reader
         if not pending.done():
             pending.cancel()
