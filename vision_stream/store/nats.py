@@ -55,6 +55,7 @@ SUBJECT_PREFIX = "vision-stream.events"
 BUCKET = "vision-stream-sessions"
 QUEUE_EVENTS = 50_000
 RETRY_WAIT = 0.5
+BATCH_EVENTS = 1000  # events published before waiting for their acks
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -83,6 +84,7 @@ class NatsStore:
         self._idle = asyncio.Event()
         self._idle.set()
         self._runs: dict[str, str] = {}
+        self._records: dict[str, SessionRecord] = {}  # what this process last wrote to the bucket
         self._client: Client | None = None
         self._js: JetStreamContext | None = None
         self._kv: KeyValue | None = None
@@ -173,11 +175,11 @@ class NatsStore:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._pending:
-                item = self._pending[0]
+                batch = self._take()
                 try:
-                    await self._write(item)
+                    await self._write(batch)
                 except (NatsTimeoutError, TimeoutError, ConnectionError, OSError) as exc:
-                    # The server is away (or slow): the same item again, in order; the
+                    # The server is away (or slow): the same batch again, in order; the
                     # Nats-Msg-Id makes a publish that did land count once.
                     self.counters.write_errors += 1
                     log.warning("event store (NATS): write failed, retrying: %s", exc)
@@ -186,32 +188,54 @@ class NatsStore:
                 except Exception:
                     self.counters.write_errors += 1
                     log.exception("event store (NATS): write failed; batch dropped")
-                self._pending.popleft()
-                if len(item) == 3:
-                    self._queued -= len(item[2])
+                for _ in batch:
+                    item = self._pending.popleft()
+                    if len(item) == 3:
+                        self._queued -= len(item[2])
             self._idle.set()
 
-    async def _write(self, item: tuple[str, str, list[StoredEvent]] | tuple[str, str]) -> None:
+    def _take(self) -> list[tuple[str, str, list[StoredEvent]] | tuple[str, str]]:
+        """The next batch: consecutive event items (up to BATCH_EVENTS), or one end marker."""
+        if len(self._pending[0]) == 2:
+            return [self._pending[0]]
+        batch: list[tuple[str, str, list[StoredEvent]] | tuple[str, str]] = []
+        count = 0
+        for item in self._pending:
+            if len(item) == 2 or count >= BATCH_EVENTS:
+                break
+            batch.append(item)
+            count += len(item[2])
+        return batch
+
+    async def _write(self, batch: list[tuple[str, str, list[StoredEvent]] | tuple[str, str]]) -> None:
         js, _kv = self._jetstream()
-        if len(item) == 2:
-            session_id, reason = item
-            known = await self.session(session_id)
+        if len(batch[0]) == 2:
+            session_id, reason = batch[0]
+            known = self._records.get(session_id) or await self.session(session_id)
             if known is not None:
                 await self._put_record(session_id, known.run_id, known.last_seq, True, reason, known.meta)
             return
-        session_id, run_id, events = item
-        if self._runs.get(session_id) != run_id:
-            self.counters.dropped += len(events)
-            return
-        subj = subject(session_id)
-        acks = [await js.publish_async(subj, e.data, headers={
-            "Vs-Seq": str(e.seq), "Vs-Run": run_id, "Vs-Time": repr(e.wall_time),
-            "Nats-Msg-Id": f"{token(session_id)}:{run_id}:{e.seq}"}) for e in events]
+        acks = []
+        last: dict[str, int] = {}
+        for item in batch:
+            session_id, run_id, events = item  # type: ignore[misc]
+            if self._runs.get(session_id) != run_id:
+                self.counters.dropped += len(events)
+                continue
+            subj = subject(session_id)
+            for e in events:
+                # Pipelined: publish_async sends at once and returns the ack's future.
+                acks.append(await js.publish_async(subj, e.data, headers={
+                    "Vs-Seq": str(e.seq), "Vs-Run": run_id, "Vs-Time": repr(e.wall_time),
+                    "Nats-Msg-Id": f"{token(session_id)}:{run_id}:{e.seq}"}))
+            if events:
+                last[session_id] = events[-1].seq
         await asyncio.gather(*acks)
-        self.counters.written += len(events)
-        known = await self.session(session_id)
-        if known is not None and events:
-            await self._put_record(session_id, run_id, events[-1].seq, known.ended, known.end_reason, known.meta)
+        self.counters.written += len(acks)
+        for session_id, seq in last.items():  # one record update per session and batch
+            known = self._records.get(session_id) or await self.session(session_id)
+            if known is not None:
+                await self._put_record(session_id, known.run_id, seq, known.ended, known.end_reason, known.meta)
 
     async def _put_record(self, session_id: str, run_id: str, last_seq: int, ended: bool, reason: str,
                           meta: SessionMeta) -> None:
@@ -220,6 +244,7 @@ class NatsStore:
                  "source": meta.source, "backend": meta.backend, "owner": meta.owner,
                  "viewers": list(meta.viewers), "started_at": meta.started_at}
         await kv.put(token(session_id), json.dumps(value).encode())
+        self._records[session_id] = SessionRecord(session_id, run_id, last_seq, ended, reason, meta)
 
     # ------------------------------------------------------------------ reading
 
