@@ -56,3 +56,18 @@ async def test_close_wakes_a_blocked_producer() -> None:
     box.close()
     with pytest.raises(MailboxClosed):
         await asyncio.wait_for(blocked, scaled(1))
+
+
+async def test_a_replaced_frame_leaves_the_count() -> None:
+    """Only frames that were really queued count as dropped (sampled = sent + dropped)."""
+    box = Mailbox(lossless=False, frame_slots=1, audio_chunks=1)
+    box.put_nowait(frame(0))
+    box.put_nowait(frame(1))  # replaces frame 0: one drop
+    box.put_nowait(audio(0.0))
+    box.put_nowait(audio(0.05))  # replaces the first chunk: one drop
+    got = [await box.get() for _ in range(len(box))]
+    assert [x.media_time for x in got] == [1, 0.05]
+    box.put_nowait(frame(2))  # the box is empty again: nothing to replace
+    box.put_nowait(audio(0.1))
+    assert (await box.get()).media_time == 2 and (await box.get()).media_time == 0.1
+    assert box.frames_dropped == 1 and box.audio_dropped == 1

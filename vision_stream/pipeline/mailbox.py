@@ -55,13 +55,17 @@ class Mailbox:
         if self._closed:
             raise MailboxClosed
         if isinstance(item, SampledFrame):
+            # The replaced frame leaves the count too: otherwise the count drifts up
+            # and later puts "drop" frames that are not there (sent + dropped > sampled).
             if self._frames >= self.frame_slots:
                 self._remove_oldest(SampledFrame)
+                self._frames -= 1
                 self.frames_dropped += 1
             self._frames += 1
         elif isinstance(item, AudioChunk):
             if self._audio >= self.audio_chunks:
                 self._remove_oldest(AudioChunk)
+                self._audio -= 1
                 self.audio_dropped += 1
             self._audio += 1
         self._items.append(item)
