@@ -92,8 +92,10 @@ def test_a_rejected_candidate_is_counted_not_alerted_and_not_asked_again_this_ep
     async def feed(script: list[bool]) -> list[str]:
         out = []
         for i, met in enumerate(script):
-            out += [a.state for a in await engine.verdict(_v(met), float(i), wall=0.0)]
-        return out
+            out += [a.state for a in engine.verdict(_v(met), float(i), wall=0.0)]
+            await asyncio.sleep(0.01)  # the check runs in its own task (the session's pump goes on)
+        await engine.settle(1.0)
+        return out + [a.state for a in engine.late]
 
     assert asyncio.run(feed([True, True, False, True])) == []
     assert (engine.rejected, verifier.asked, engine.alerts) == (2, 2, 0)

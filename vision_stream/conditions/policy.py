@@ -113,15 +113,20 @@ class AlertPolicy:
             return False
         return state.last_fired is None or now - state.last_fired >= condition.cooldown
 
-    def reject(self, condition_id: str) -> None:
-        """A verifier rejected the FIRED candidate of ``condition_id``: undo its trigger."""
+    def reject(self, condition_id: str, fired_at: float | None = None) -> None:
+        """A verifier rejected the FIRED candidate of ``condition_id`` (fired at ``fired_at``):
+        undo its trigger. The answer may come late (the check runs beside the session): an
+        episode that already ended is not silenced (the next one alerts normally), and the
+        cooldown is rolled back only if no later FIRED replaced it."""
         state = self._states.get(condition_id)
         self.rejected += 1
         if state is None:
             return
-        state.silent = True  # alerted stays set: the episode does not ask again
         state.triggers = max(0, state.triggers - 1)
-        state.last_fired = state.previous_fired
+        if fired_at is None or state.last_fired == fired_at:  # the episode fired last
+            if state.holding and state.alerted:
+                state.silent = True  # alerted stays set: the episode does not ask again
+            state.last_fired = state.previous_fired
 
     def holding(self, condition_id: str) -> bool:
         state = self._states.get(condition_id)

@@ -143,6 +143,7 @@ class Session:
         )
         # Watch conditions and built-in health conditions -> Alert events (vision_stream.conditions).
         self.conditions = ConditionEngine(settings.conditions, health=_health(settings.health, source.live))
+        self.conditions.deliver = self._log_alerts  # verified alerts arrive later, beside the pump
         self._stop = threading.Event()
         self._stop_reason = ""
         self._backend_session: BackendSession | None = None
@@ -296,6 +297,7 @@ class Session:
                 raise end.error
             await self._drain(backend)
             await asyncio.wait_for(asyncio.shield(pump), BACKEND_CLOSE_TIMEOUT)
+            await self.conditions.settle(BACKEND_CLOSE_TIMEOUT)  # second opinions still pending
         finally:
             self._mailbox.close()
             self._stop.set()
@@ -303,6 +305,7 @@ class Session:
             clock.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await clock
+            await self.conditions.settle(0)  # stopped or failed: pending checks are cancelled
             if not pump.done():
                 pump.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -329,8 +332,9 @@ class Session:
     async def _pump_events(self, backend: BackendSession) -> None:
         async for event in backend.events():
             if isinstance(event.payload, ConditionVerdict):
-                # A backend's judgement of a condition: the engine decides whether it alerts.
-                self._log_alerts(await self.conditions.verdict(event.payload, event.media_time), event.media_time)
+                # A backend's judgement of a condition: the engine decides whether it alerts (a
+                # second opinion runs in its own task: the pump never waits for it).
+                self._log_alerts(self.conditions.verdict(event.payload, event.media_time), event.media_time)
                 continue
             self._append_backend_event(event)
 

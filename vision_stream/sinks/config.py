@@ -7,10 +7,10 @@ Example (the same file ``serve --config`` reads, see server/cameras.py)::
     name = "alerts"                   # names the sink in logs and metrics (default: type + index)
     url = "https://hooks.example/vision"
     secret_env = "ALERTS_SECRET"      # HMAC-SHA256 key from the environment (or secret = "...")
-    events = ["detection"]            # event types (default: commentary, detection, error,
+    events = ["detection"]            # event types (default: commentary, detection, alert, error,
                                       #   backend_changed, session_ended)
     labels = ["person", "car"]        # detections with these labels only (default: any)
-    min_severity = "medium"           # detections at or above: info, low, medium, high
+    min_severity = "medium"           # detections and alerts at or above: info, low, medium, high
     queue = 256                       # events waiting; the oldest is dropped (and counted) past it
     timeout = 5.0                     # seconds per POST
     [sinks.retry]                     # vision_stream.retry.RetryPolicy keys
@@ -41,15 +41,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import CameraConfigError, UsageError
-from ..events import Commentary, Detection, Event
+from ..events import Alert, Commentary, Detection, Event
 from ..retry import RetryPolicy
 
 __all__ = ["DEFAULT_EVENTS", "EVENT_TYPES", "SEVERITIES", "MqttSinkConfig", "SinkConfig", "SinkFilter",
            "WebhookSinkConfig", "load_sinks", "parse_sinks"]
 
 EVENT_TYPES = ("session_started", "commentary", "transcript", "detection", "audio_out", "backend_changed",
-               "stats", "error", "session_ended")
-DEFAULT_EVENTS = ("commentary", "detection", "error", "backend_changed", "session_ended")
+               "stats", "error", "session_ended", "alert")
+DEFAULT_EVENTS = ("commentary", "detection", "alert", "error", "backend_changed", "session_ended")
 SEVERITIES = ("info", "low", "medium", "high")
 MAX_SINKS = 64
 MAX_QUEUE = 100_000
@@ -65,7 +65,8 @@ _RETRY_KEYS = {"initial_delay", "max_delay", "multiplier", "jitter", "max_attemp
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SinkFilter:
-    """Which events a sink gets: by type, detection label and minimum detection severity."""
+    """Which events a sink gets: by type, detection label and minimum severity (of detections
+    and alerts: Alert.severity, "high" for the built-in health conditions)."""
 
     events: frozenset[str] = frozenset(DEFAULT_EVENTS)
     labels: frozenset[str] = frozenset()  # empty: any label
@@ -80,9 +81,14 @@ class SinkFilter:
         if isinstance(payload, Detection):
             if self.labels and payload.label not in self.labels:
                 return False
-            rank = SEVERITIES.index(payload.severity) if payload.severity in SEVERITIES else 0
-            return rank >= SEVERITIES.index(self.min_severity)
+            return self._severe(payload.severity)
+        if isinstance(payload, Alert):
+            return self._severe(payload.severity)
         return True
+
+    def _severe(self, severity: str) -> bool:
+        rank = SEVERITIES.index(severity) if severity in SEVERITIES else 0
+        return rank >= SEVERITIES.index(self.min_severity)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
