@@ -46,7 +46,7 @@ from .base import (
     StoredEvent,
     new_run_id,
 )
-from .nats_conn import connect
+from .nats_conn import JS_TIMEOUT, connect
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,9 @@ def subject(session_id: str) -> str:
 
 class NatsStore:
     name = "nats"
+    # Set by a fleet replica (vision_stream.fleet): a resumed run that did not end cleanly
+    # (its owner died) is continued as a fork instead of a new run (see _fork).
+    fork_unclean = False
 
     def __init__(self, url: str, retention: Retention | None = None, *, queue_events: int = QUEUE_EVENTS) -> None:
         self.url = url
@@ -137,11 +140,31 @@ class NatsStore:
             await self._put_record(session_id, known.run_id, known.last_seq, False, "", meta)
             self._runs[session_id] = known.run_id
             return RunInfo(session_id, known.run_id, known.last_seq, continued=True)
+        if resume and known is not None and self.fork_unclean:
+            return await self._fork(session_id, known, meta)
         run_id = new_run_id()
         await js.purge_stream(STREAM, subject=subject(session_id))
         await self._put_record(session_id, run_id, 0, False, "", meta)
         self._runs[session_id] = run_id
         return RunInfo(session_id, run_id, 0, continued=False, previous_run=known.run_id if known else "")
+
+    async def _fork(self, session_id: str, known: SessionRecord, meta: SessionMeta) -> RunInfo:
+        """A fleet replica taking over a camera whose owner died (vision_stream.fleet): what the
+        stream acknowledged survived, so the seq continues after the last stored event, under a
+        new run_id whose fork point ``(old run, seq)`` is kept in the session's state
+        (``fork``: old:seq:new): a position of the old run up to that seq resumes in the new run; one past
+        it (events the dead owner showed but never stored) is a stale run's (resume.py)."""
+        js, _kv = self._jetstream()
+        last = known.last_seq
+        with contextlib.suppress(NotFoundError):
+            msg = await js.get_last_msg(STREAM, subject(session_id))
+            if (msg.headers or {}).get("Vs-Run") == known.run_id:
+                last = max(last, _seq(msg))
+        run_id = new_run_id()
+        await self.put_state(session_id, "fork", f"{known.run_id}:{last}:{run_id}")
+        await self._put_record(session_id, run_id, last, False, "", meta)
+        self._runs[session_id] = run_id
+        return RunInfo(session_id, run_id, last, continued=True, previous_run=known.run_id)
 
     def append(self, session_id: str, run_id: str, events: Sequence[StoredEvent]) -> bool:
         n = len(events)
@@ -230,7 +253,14 @@ class NatsStore:
                     "Nats-Msg-Id": f"{token(session_id)}:{run_id}:{e.seq}"}))
             if events:
                 last[session_id] = events[-1].seq
-        await asyncio.gather(*acks)
+        # An ack lost with a connection never comes: bounded, then the batch is retried.
+        try:
+            async with asyncio.timeout(JS_TIMEOUT):
+                await asyncio.gather(*acks)
+        except BaseException:
+            for ack in acks:
+                ack.cancel()
+            raise
         self.counters.written += len(acks)
         for session_id, seq in last.items():  # one record update per session and batch
             known = self._records.get(session_id) or await self.session(session_id)
