@@ -5,16 +5,16 @@ acknowledged is lost, and the session's seq stays gap-free."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
-from conftest import NatsServer
 from helpers.timing import scaled, until
 
 from vision_stream.store import Retention, SessionMeta, StoredEvent
 
 
 @pytest.mark.slow  # ~7 s: nats-py's reconnect wait and the lost acks' timeout
-async def test_writes_survive_a_nats_server_restart(nats_server: NatsServer) -> None:
+async def test_writes_survive_a_nats_server_restart(nats_server: Any) -> None:  # a conftest.NatsServer
     from vision_stream.store.nats import NatsStore
 
     store = NatsStore(nats_server.url, Retention())
