@@ -150,7 +150,8 @@ async def test_watch_of_a_file_that_is_not_media_is_one_line_exit_1(server: str,
     (media_root / "notes.mp4").write_text("not a video\n" * 50)
     code, out, err = await cli("watch", "notes.mp4", "--server", server)
     assert code == 1, (out, err)  # the server refuses it before a session starts (a status, not an event)
-    one_line(err, "notes.mp4", "not a readable media container")
+    line = one_line(err, "notes.mp4", "not a readable media container")
+    assert "FAILED_PRECONDITION" not in line, line  # plain words: the status name adds nothing
 
 
 async def test_replay_a_directory(server: str, tmp_path: Path) -> None:

@@ -105,6 +105,18 @@ def test_legend_in_readme() -> None:
         assert words in section, words
 
 
+def test_session_ended_counts_the_events_up_to_its_own_seq() -> None:
+    """The closing line's count is its own #seq: the replay printed that many events (none hidden here)."""
+    result = subprocess.run([*CLI, "replay", str(SAMPLES / "sample.mp4"), "--fast"], capture_output=True, text=True,
+                            timeout=scaled(60), env={k: v for k, v in os.environ.items()
+                                                     if k not in ("GEMINI_API_KEY", "GOOGLE_API_KEY")})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    last = lines[-1]
+    seq = int(last.split("#", 1)[1].split()[0])
+    assert "session_ended" in last and last.endswith(f"{seq} events") and len(lines) == seq, last
+
+
 def _replay_in_a_pty() -> str:
     """``replay --fast`` with stdout and stderr on a pseudo-terminal, as in a user's shell."""
     master, slave = os.openpty()

@@ -185,6 +185,20 @@ async def test_bad_ids_and_refused_flags_are_one_line(camera_server: Served) -> 
     assert "session_ended" in out.splitlines()[-1]
 
 
+async def test_follow_of_a_failed_session_exits_1_like_watch(camera_server: Served, tmp_path: Path) -> None:
+    """``follow`` judges the session's end as ``replay``/``watch`` do: failed is one line and exit 1."""
+    server = target(camera_server)
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("shopping list: milk, eggs\n" * 20)
+    code, out, err = await run_cli("replay", str(fake), "--server", server, "--json")
+    assert code == 1, err
+    session_id = json.loads(out.splitlines()[0])["sessionId"]
+    code, out, err = await run_cli("follow", session_id, "--server", server)
+    assert code == 1, (out, err)
+    assert "session_ended" in out.splitlines()[-1] and "failed" in out.splitlines()[-1]
+    assert err.count("\n") == 1 and "session failed" in err and "Traceback" not in err, err
+
+
 async def test_follow_ctrl_c_exits_130_without_traceback(camera_server: Served) -> None:
     proc = await start_cli("follow", CAMERA, "--server", target(camera_server))
     try:

@@ -158,8 +158,14 @@ def rpc_error_text(exc: grpc.aio.AioRpcError, server: str) -> str:
                 return words.format(server=server, host=server.rpartition(":")[0].strip("[]") or server)
     if code is grpc.StatusCode.INTERNAL and "Internal error from Core" in details:
         return f"the server at {server} ended the call while we were still sending (rerun with -v for its reason)"
+    if code.name in _PLAIN_VERDICTS and details:
+        return details  # our server's verdict on the input is already a sentence naming the problem
     return f"{code.name}: {details}"
 
+
+# Statuses whose details (set by our server: status.py) say in words what was wrong with the
+# input: the code name in front adds nothing for a reader ("FAILED_PRECONDITION: cannot open ...").
+_PLAIN_VERDICTS = frozenset({"FAILED_PRECONDITION", "INVALID_ARGUMENT"})
 
 # gRPC C-core connection failures (UNAVAILABLE details) -> one plain sentence.
 _CONNECT_FAILURES = (

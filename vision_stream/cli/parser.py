@@ -286,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=LEGEND, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("source", help="path under the server's media root, a URL it allows, or a configured "
                                   "camera's name (follows that running session)")
-    p.add_argument("--server", required=True, help="HOST:PORT")
+    p.add_argument("--server", default=DEFAULT_SERVER, help=f"HOST:PORT (default {DEFAULT_SERVER}, serve's default)")
     p.add_argument("--fast", action="store_true")
     p.add_argument("--detach", action="store_true", help="leave the session running after this command ends")
     p.add_argument("--backend", choices=BACKEND_NAMES, default="auto")

@@ -254,9 +254,12 @@ def _stats(s: pb.Stats) -> str:
 
 
 def _session_ended(p: pb.SessionEnded) -> str:
+    """The closing line. ``totals.events`` is the last seq before this event (the totals are
+    taken before it is logged); the line counts ``session_ended`` too, so the number is its own
+    ``#seq``, whatever the readable view hid (partials) or a resumed view skipped."""
     s = p.totals
     line = (f"{p.reason}: {s.media_seconds:.1f}s of media, {s.frames_sent} frames sent, "
-            f"{s.frames_dropped} dropped, {s.events} events")
+            f"{s.frames_dropped} dropped, {s.events + 1} events")
     if s.usage:  # a model backend billed tokens (vision_stream.usage / .pricing)
         line += f", {sum(s.usage.values()):,} tokens, est. ${s.estimated_cost_usd:.4f}"
         if s.media_seconds > 0:

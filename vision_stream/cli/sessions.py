@@ -113,12 +113,17 @@ async def _visible_ids(server: str, connection: dict[str, Any]) -> set[str]:
 
 
 async def _follow(args: argparse.Namespace, session_id: str, connection: dict[str, Any], *, after_seq: int) -> int:
+    """Print the events; exit like ``watch``: 1 (one line) when the session ended failed."""
     from ..client import subscribe
+    from .commands import session_exit_code  # commands imports this module: a lazy import
 
     printer = Printer(args.json, progress=status_line_for())
+    ended: pb.SessionEnded | None = None
     async for event in subscribe(args.server, session_id, after_seq=after_seq, **connection):
         printer(event)
-    return 0
+        if event.HasField("session_ended"):
+            ended = event.session_ended
+    return session_exit_code(ended, session_id)
 
 
 def session_table(infos: Sequence[pb.SessionInfo], *, now: float) -> list[str]:
