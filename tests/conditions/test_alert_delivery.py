@@ -28,6 +28,8 @@ from helpers.sinks import Receiver, Topics, running_mosquitto
 from helpers.timing import scaled, until
 
 from vision_stream.backends.factory import BackendOptions
+from vision_stream.cli.args import backend_options_from
+from vision_stream.cli.parser import build_parser
 from vision_stream.conditions.engine import VERIFY_IN_FLIGHT, VERIFY_WAITING, ConditionEngine
 from vision_stream.conditions.model import Condition
 from vision_stream.config import Limits
@@ -44,6 +46,7 @@ from vision_stream.v1 import vision_stream_pb2 as pb
 KEY = "AIzaTEST-alert-delivery-key-0123456789"
 CAR_TEXT = "a car enters the left half"
 SLOW_CHECK = 3.0  # seconds the REST emulator waits before answering a second opinion
+VERIFY_MODEL = "gemini-2.5-pro"
 
 
 # ---- the engine's bounds (no I/O) ------------------------------------------------------------------
@@ -119,6 +122,24 @@ def test_a_resolved_waits_for_its_fired_check(confirm: bool) -> None:
     assert engine.rejected == (0 if confirm else 1)
 
 
+# ---- the second opinion's model: CLI flag and cameras TOML -----------------------------------------
+
+
+def test_verify_model_from_the_cli_and_the_cameras_file(tmp_path: Path) -> None:
+    parser = build_parser()
+    for argv in (["replay", "clip.mp4", "--verify-model", VERIFY_MODEL], ["serve", "--verify-model", VERIFY_MODEL]):
+        assert backend_options_from(parser.parse_args(argv), {}).verify_model == VERIFY_MODEL
+    assert backend_options_from(parser.parse_args(["replay", "clip.mp4"]), {}).verify_model == ""
+    text = ('[defaults]\nverify_model = "gemini-x"\n[cameras.a]\nsource = "rtsp://127.0.0.1/a"\n'
+            f'[cameras.b]\nsource = "rtsp://127.0.0.1/b"\nverify_model = "{VERIFY_MODEL}"\n')
+    a, b = parse_cameras(text, origin=tmp_path / "cameras.toml", env={})
+    server = BackendOptions(verify_model="from-serve")
+    assert (a.backend_options(server).verify_model, b.backend_options(server).verify_model) == (
+        "gemini-x", VERIFY_MODEL)
+    plain, = parse_cameras('[cameras.c]\nsource = "rtsp://127.0.0.1/c"\n', origin=tmp_path / "cameras.toml", env={})
+    assert plain.backend_options(server) is server
+
+
 # ---- a slow second opinion beside a Live session ---------------------------------------------------
 
 
@@ -144,7 +165,7 @@ async def test_commentary_flows_while_a_second_opinion_is_pending(traffic: Path)
     async with LiveEmulator(EmulatorKnobs(api_keys=(KEY,))) as live, \
             RestEmulator(RestKnobs(api_keys=(KEY,), verify="agree", latency=SLOW_CHECK)) as rest:
         options = BackendOptions(api_key=Secret(KEY), live_url=live.url, rest_url=rest.url,
-                                 rest_requests_per_minute=600)
+                                 rest_requests_per_minute=600, verify_model=VERIFY_MODEL)
         config = ServiceConfig(access=SourceAccess(media_root=traffic), limits=Limits(max_sessions=2),
                                backends=options)
         async for served in serve(config, traffic):
@@ -166,6 +187,7 @@ async def test_commentary_flows_while_a_second_opinion_is_pending(traffic: Path)
     # The alert is stamped with the candidate's media time (before the commentary logged meanwhile).
     assert alert.media_time < max(e.media_time for e in meanwhile)
     assert alert.alert.frame_ids and alert.alert.backend == "live"
+    assert check.model == VERIFY_MODEL and [r.model for r in rest.generate_requests()] == [VERIFY_MODEL]
 
 
 # ---- a configured camera's alerts: gRPC, SSE, webhook, MQTT -----------------------------------------

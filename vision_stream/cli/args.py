@@ -40,6 +40,7 @@ def backend_options_from(args: argparse.Namespace, env: Mapping[str, str]) -> Ba
         rest_url=getattr(args, "rest_url", None) or env.get("VISION_STREAM_REST_URL") or None,
         **given(live_model=getattr(args, "model", None) or None,
                 snapshot_model=getattr(args, "snapshot_model", None) or None,
+                verify_model=getattr(args, "verify_model", None) or None,
                 rest_requests_per_minute=getattr(args, "rest_rpm", None) or None,
                 api_version=getattr(args, "api_version", None),
                 stall_timeout=getattr(args, "stall_timeout", None),

@@ -59,6 +59,13 @@ def _add_analysis(p: argparse.ArgumentParser, backends: tuple[str, ...] = BACKEN
     _add_model_settings(g)
 
 
+def _add_verify(p: argparse.ArgumentParser) -> None:
+    """The second opinion's model (conditions/verify.py). Where sessions run: serve and a local
+    replay; ``watch`` uses its server's (SessionConfig has no field for it)."""
+    p.add_argument("--verify-model", metavar="MODEL",
+                   help="REST model asked for a second opinion on verify=1 conditions (default: --snapshot-model)")
+
+
 def _add_model_settings(g: Any) -> None:
     """Per-session speech and tools (SessionConfig voice, media_resolution, tools), checked
     against the model's capability table when the session opens."""
@@ -216,6 +223,7 @@ def _add_serve(sub: Any) -> None:
                    help="allow a non-loopback --host without TLS plus tokens (or mTLS); logs a warning")
     _add_sampling(p)
     _add_analysis(p)
+    _add_verify(p)
     _add_prices(p)
 
 
@@ -275,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server", default=None, help="HOST:PORT: push the file through a server's Stream RPC")
     _add_sampling(p)
     _add_analysis(p)
+    _add_verify(p)
     _add_budget(p)
     _add_prices(p)
     _add_output(p)

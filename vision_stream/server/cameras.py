@@ -41,6 +41,7 @@ Example ``cameras.toml``::
 
     [cameras.desk]
     source = "/dev/video0"
+    verify_model = "gemini-2.5-pro"   # REST model of second opinions (verify = true); default serve's
     [[cameras.desk.conditions]]       # alerts (vision_stream.conditions); text required
     id = "someone"
     text = "a person in the left half"
@@ -70,12 +71,12 @@ import json
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from ..backends.factory import BACKEND_NAMES
+from ..backends.factory import BACKEND_NAMES, BackendOptions
 from ..conditions.model import Condition, HealthSettings, check_conditions, condition_from_mapping
 from ..config import (
     DEFAULT_COMMENTARY_INTERVAL,
@@ -101,7 +102,7 @@ MAX_CAMERAS = 256
 
 _CAMERA_KEYS = {
     "source", "password_env", "loop", "backend", "commentary_interval", "persona", "language", "model",
-    "audio", "sampling", "connection", "reconnect", "tools", "viewers", "sinks", "conditions", "health",
+    "verify_model", "audio", "sampling", "connection", "reconnect", "tools", "viewers", "sinks", "conditions", "health",
     "max_cost_per_hour", "max_tokens_per_hour", "evidence_minutes", "evidence_mb",
 }
 _DEFAULT_KEYS = _CAMERA_KEYS - {"source", "password_env", "loop", "tools", "sinks", "conditions"}
@@ -114,6 +115,7 @@ _TOOL_KEYS = {"name", "description", "parameters"}
 # Camera keys read as is (with their TOML type), defaulting to CameraConfig's.
 _OPTIONAL_KEYS: tuple[tuple[str, type | tuple[type, ...]], ...] = (
     ("commentary_interval", float), ("persona", str), ("language", str), ("model", str), ("audio", bool),
+    ("verify_model", str),  # the REST model of second opinions (conditions/verify.py; "": serve's)
     ("max_cost_per_hour", (int, float)), ("max_tokens_per_hour", int),  # the budget (pipeline/budget.py)
     ("evidence_minutes", (int, float)), ("evidence_mb", (int, float)),  # Limits.with_evidence
 )
@@ -137,6 +139,7 @@ class CameraConfig:
     persona: str = ""
     language: str = DEFAULT_LANGUAGE
     model: str = ""
+    verify_model: str = ""  # second opinions on verify conditions; "": serve's --verify-model
     functions: tuple[FunctionSpec, ...] = ()
     audio: bool = True
     loop: bool = False
@@ -154,6 +157,10 @@ class CameraConfig:
     def limits(self, server: Limits) -> Limits:
         """The server's limits with this camera's evidence bounds."""
         return server.with_evidence(minutes=self.evidence_minutes, megabytes=self.evidence_mb)
+
+    def backend_options(self, server: BackendOptions) -> BackendOptions:
+        """The server's backend options with this camera's second-opinion model."""
+        return replace(server, verify_model=self.verify_model) if self.verify_model else server
 
     def settings(self) -> SessionSettings:
         return SessionSettings(

@@ -339,7 +339,7 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
             audio=self.config.audio if camera.audio else None, loop=camera.loop, connection=camera.connection,
             # The operator named this URL; its redirects and HLS entries still obey --allow-host.
             url_policy=self.config.access.url_policy.admitting(camera.source),
-            limits=camera.limits(self.config.limits),
+            limits=camera.limits(self.config.limits), options=camera.backend_options(self.config.backends),
         )
 
     # ------------------------------------------------------------------ helpers
@@ -359,6 +359,7 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
         paced: bool, lossless: bool, owner: Principal | None, viewers: Iterable[str] = (),
         audio: AudioPolicy | None = None, loop: bool = False, connection: ConnectionOptions | None = None,
         url_policy: UrlPolicy | None = None, resume: bool = False, limits: Limits | None = None,
+        options: BackendOptions | None = None,
     ) -> Session:
         """The one start path of this server's sessions: ``open_session`` with the
         server's backends and limits, handed to the registry (which runs it).
@@ -375,7 +376,7 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
             start = store_serving.persisting(start, sink)
         try:
             return await open_session(
-                source, settings=settings, backend=backend, options=self.config.backends, sampling=sampling,
+                source, settings=settings, backend=backend, options=options or self.config.backends, sampling=sampling,
                 limits=limits or self.config.limits, paced=paced, lossless=lossless, audio=audio, loop=loop,
                 connection=connection, url_policy=url_policy, start=start,
             )
