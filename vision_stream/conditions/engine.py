@@ -38,7 +38,7 @@ from typing import Protocol
 
 from ..events import Alert, ConditionVerdict, Verification
 from .health import HealthMonitor, health_conditions
-from .model import Condition, HealthSettings, check_conditions
+from .model import Condition, HealthSettings, check_conditions, health_with, split_health
 from .offline import parse_rule
 from .policy import AlertPolicy, Candidate
 
@@ -68,8 +68,10 @@ class ConditionEngine:
     def __init__(self, conditions: Iterable[Condition] = (), *, health: HealthSettings | None = None,
                  now: float | None = None) -> None:
         start = time.monotonic() if now is None else now
-        self._user = AlertPolicy(check_conditions(conditions))
-        self._health_settings = health
+        user, self._specs = split_health(check_conditions(conditions))  # health.*: model.py
+        self._user = AlertPolicy(user)
+        self._base_health = health
+        health = health_with(health, self._specs)
         self._health = HealthMonitor(health, now=start) if health is not None else None
         self._builtin = AlertPolicy(health_conditions(health) if health is not None else ())
         self._frames: deque[tuple[float, int]] = deque(maxlen=FRAME_IDS_KEPT)
@@ -85,7 +87,12 @@ class ConditionEngine:
 
     @property
     def conditions(self) -> tuple[Condition, ...]:
-        """The user's conditions (what SetConditions replaced last)."""
+        """The user's conditions as set (what SetConditions replaced last), ``health.*`` included."""
+        return self._user.conditions + self._specs
+
+    @property
+    def judged(self) -> tuple[Condition, ...]:
+        """The conditions a backend judges (no ``health.*`` settings)."""
         return self._user.conditions
 
     @property
@@ -99,9 +106,23 @@ class ConditionEngine:
 
     def replace(self, conditions: Iterable[Condition]) -> tuple[Condition, ...]:
         items = check_conditions(conditions)
-        self._user.replace(items)
+        user, specs = split_health(items)
+        health = health_with(self._base_health, specs)  # raises before anything changes
+        self._user.replace(user)
+        self._specs = specs
+        self._set_health(health)
         self._no_frames = self._no_frame_rules()
         return items
+
+    def _set_health(self, health: HealthSettings | None) -> None:
+        """New health thresholds: a running monitor keeps its clock; unchanged conditions their state."""
+        if health is None:
+            self._health = None
+        elif self._health is None:
+            self._health = HealthMonitor(health, now=time.monotonic())
+        else:
+            self._health.settings = health
+        self._builtin.replace(health_conditions(health) if health is not None else ())
 
     def _no_frame_rules(self) -> dict[str, float]:
         """User conditions saying "no frames [for N s]": judged here, by the pipeline's clock."""

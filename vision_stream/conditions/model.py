@@ -14,20 +14,23 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..errors import InvalidInputError, quote
 
 __all__ = [
     "DEFAULT_COOLDOWN",
     "DEFAULT_MIN_CONFIDENCE",
+    "HEALTH_PREFIX",
     "MAX_CONDITIONS",
     "MAX_TEXT",
     "Condition",
     "HealthSettings",
     "check_conditions",
     "condition_from_mapping",
+    "health_with",
     "parse_condition_arg",
+    "split_health",
 ]
 
 DEFAULT_COOLDOWN = 60.0  # seconds
@@ -85,7 +88,7 @@ class Condition:
 
 
 def check_conditions(conditions: Iterable[Condition]) -> tuple[Condition, ...]:
-    """A session's whole set: at most :data:`MAX_CONDITIONS`, ids unique."""
+    """A session's whole set: at most :data:`MAX_CONDITIONS`, ids unique, health settings readable."""
     items = tuple(conditions)
     if len(items) > MAX_CONDITIONS:
         raise InvalidInputError(f"conditions holds {len(items)} entries; at most {MAX_CONDITIONS} per session")
@@ -94,7 +97,88 @@ def check_conditions(conditions: Iterable[Condition]) -> tuple[Condition, ...]:
         if item.id in seen:
             raise InvalidInputError(f"conditions: id {quote(item.id)} is given twice")
         seen.add(item.id)
+        if item.id.startswith(HEALTH_PREFIX):
+            _health_fields(item)
     return items
+
+
+# ---- built-in health thresholds as conditions (the proto's WatchCondition; no health field) ----
+#
+# A condition whose id starts with ``health.`` sets a built-in health condition (health.py)
+# instead of adding one for a model to judge. Its text is ``on``, ``off`` or ``key=value``
+# words (seconds, frames per second):
+#
+#   health.no_frames          after=10       no frame for that long
+#   health.reconnecting       after=10       the source reconnecting that long
+#   health.fps_range          min=5 max=30   source fps outside (max 0: no upper bound)
+#   health.backend_down       on | off
+#   health.budget_exhausted   on | off
+#
+# Given ones turn health on for the session (files and pushed media too, where it is off by
+# default) and override those fields of the session's settings (a camera's [health] table);
+# the alerts they raise carry the built-in id (``no_frames``...) with ``builtin`` set.
+
+HEALTH_PREFIX = "health."
+_HEALTH_FORMS = {
+    "no_frames": ("after",), "reconnecting": ("after",), "fps_range": ("min", "max"),
+    "backend_down": (), "budget_exhausted": (),
+}
+_HEALTH_FIELDS = {("no_frames", "after"): "no_frames_after", ("reconnecting", "after"): "reconnecting_after",
+                  ("fps_range", "min"): "fps_min", ("fps_range", "max"): "fps_max"}
+
+
+def split_health(conditions: Iterable[Condition]) -> tuple[tuple[Condition, ...], tuple[Condition, ...]]:
+    """(conditions to judge, ``health.*`` settings) of a checked set."""
+    items = tuple(conditions)
+    return (tuple(c for c in items if not c.id.startswith(HEALTH_PREFIX)),
+            tuple(c for c in items if c.id.startswith(HEALTH_PREFIX)))
+
+
+def health_with(base: HealthSettings | None, specs: Iterable[Condition]) -> HealthSettings | None:
+    """``base`` (None: health off) with the ``health.*`` conditions applied; on when any is given."""
+    values: dict[str, object] = {}
+    for spec in specs:
+        values.update(_health_fields(spec))
+    if not values:
+        return base
+    start = base if base is not None else HealthSettings()
+    try:
+        return replace(start, enabled=True, **values)  # type: ignore[arg-type]
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"conditions: {exc.message}") from exc
+
+
+def _health_fields(spec: Condition) -> dict[str, object]:
+    """The HealthSettings fields one ``health.*`` condition sets; InvalidInputError naming the form."""
+    name = spec.id[len(HEALTH_PREFIX):]
+    where = f"conditions[{quote(spec.id)}]"
+    if name not in _HEALTH_FORMS:
+        raise InvalidInputError(f"{where}: unknown health condition; one of "
+                                f"{', '.join(HEALTH_PREFIX + n for n in _HEALTH_FORMS)}")
+    keys = _HEALTH_FORMS[name]
+    form = " ".join(f"{k}=N" for k in keys) or "on"
+    words = spec.text.lower().split()
+    if words in (["off"], ["0"]):
+        return {f: 0.0 for (n, _), f in _HEALTH_FIELDS.items() if n == name} if keys else {name: False}
+    if not keys:
+        if words not in (["on"], ["1"], ["true"]):
+            raise InvalidInputError(f"{where}.text must be on or off, got {quote(spec.text)}")
+        return {name: True}
+    out: dict[str, object] = {}
+    for word in words:
+        key, eq, value = word.partition("=")
+        if not eq or key not in keys:
+            raise InvalidInputError(f"{where}.text must look like {quote(form)} (or off), got {quote(spec.text)}")
+        try:
+            number = float(value.rstrip("s"))
+        except ValueError:
+            raise InvalidInputError(f"{where}.text: {key} is not a number: {quote(value)}") from None
+        if not (math.isfinite(number) and number >= 0):
+            raise InvalidInputError(f"{where}.text: {key} must be >= 0, got {quote(value)}")
+        out[_HEALTH_FIELDS[(name, key)]] = number
+    if not out:
+        raise InvalidInputError(f"{where}.text must look like {quote(form)} (or off)")
+    return out
 
 
 def default_id(text: str, index: int) -> str:

@@ -144,6 +144,8 @@ class Session:
         # Watch conditions and built-in health conditions -> Alert events (vision_stream.conditions).
         self.conditions = ConditionEngine(settings.conditions, health=_health(settings.health, source.live))
         self.conditions.deliver = self._log_alerts  # verified alerts arrive later, beside the pump
+        # health.* conditions set thresholds (conditions/model.py); the backend judges the rest.
+        self.settings = replace(self.settings, conditions=self.conditions.judged)
         self._stop = threading.Event()
         self._stop_reason = ""
         self._backend_session: BackendSession | None = None
@@ -210,9 +212,9 @@ class Session:
         """Replace the watch conditions (SetConditions, a Stream message): the engine keeps the
         state of unchanged ones; the backend is told (a no-op for those the pipeline judges)."""
         items = self.conditions.replace(conditions)
-        self.settings = replace(self.settings, conditions=items)
+        self.settings = replace(self.settings, conditions=self.conditions.judged)
         if self._backend_session is not None and not self.ended:
-            set_conditions(self._backend_session, items)
+            set_conditions(self._backend_session, self.conditions.judged)
         return items
 
     def budget_exhausted(self, exhausted: bool, reason: str) -> None:
