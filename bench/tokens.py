@@ -121,14 +121,28 @@ def _keep(sample: Sample, index: int, level: int) -> bool:
 
 def run(samples: list[Sample], length: float, audio_ratio: float, config: Config, *, seconds: float,
         interval: float, budget: float = 0.0) -> dict[str, float]:
-    """Bill ``seconds`` of media; returns tokens, cost and turns per hour (and governor changes)."""
+    """Bill ``seconds`` of media; returns tokens, cost and turns per hour (and governor changes).
+
+    Under a budget every prompt goes through :meth:`BudgetGovernor.admit`, the gate the
+    session uses (pipeline/session.py ``_govern``), with the same totals the session
+    passes it; the closing summary is admitted the same way at the end."""
     compression: dict[str, object] = {"slidingWindow": {}}
     if config.trigger_tokens:
         compression["triggerTokens"] = str(config.trigger_tokens)
     meter = ContextMeter.from_setup({"contextWindowCompression": compression, "systemInstruction": SYSTEM})
     cadence = CommentaryCadence(interval)
-    governor = BudgetGovernor(max_cost_per_hour=budget, base_sampling=config.sampling, base_interval=interval)
-    usage, turns, last_t, index = Usage(), 0, 0.0, 0
+    governor = BudgetGovernor(max_cost_per_hour=budget, base_sampling=config.sampling, base_interval=interval,
+                              resolution=config.resolution)
+    usage, turns, last_t, index, frames = Usage(), 0, 0.0, 0, 0
+
+    def admit(t: float, closing: bool = False) -> bool:
+        admission = governor.admit(t, usage=usage, cost_usd=estimate_cost(usage, MODEL), frames_sent=frames,
+                                   audio_chunks_sent=index if audio_ratio > 0 else 0,
+                                   price=lambda turn: estimate_cost(turn, MODEL), closing=closing)
+        if admission.change is not None:
+            cadence.interval = admission.change.interval
+        return admission.send
+
     for sample in hour(samples, length, seconds):
         meter.add_audio((sample.t - last_t) * audio_ratio)
         last_t = sample.t
@@ -136,21 +150,22 @@ def run(samples: list[Sample], length: float, audio_ratio: float, config: Config
         if not _keep(sample, index, governor.level):
             continue
         meter.add("VIDEO", sample.tokens)
-        if cadence.on_frame(sample.t, sample.reason) is None:
+        frames += 1
+        if cadence.on_frame(sample.t, sample.reason) is None or not admit(sample.t):
             continue
-        change = governor.observe(sample.t, usage.total, estimate_cost(usage, MODEL))
-        if change is not None:
-            cadence.interval = change.interval
         meter.add("TEXT", text_tokens(PROMPT))
         usage += usage_from_metadata(meter.turn(ANSWER))
         turns += 1
+    if governor.active and admit(seconds, closing=True):  # the closing summary, as the session asks for it
+        meter.add("TEXT", text_tokens(PROMPT))
+        usage += usage_from_metadata(meter.turn(ANSWER))
     scale = 3600 / seconds
     return {"tokens_per_hour": usage.total * scale, "cost_per_hour": estimate_cost(usage, MODEL) * scale,
             "turns_per_hour": turns * scale, "input_share": usage.prompt / max(1, usage.total),
-            "governor_changes": governor.changes}
+            "governor_changes": governor.changes, "held": governor.held}
 
 
-def measure(media: Path, *, seconds: float, interval: float, budget: float | None) -> dict[str, object]:
+def measure(media: Path, *, seconds: float, interval: float, budgets: tuple[float, ...] = ()) -> dict[str, object]:
     clips = [media / name for name in CLIPS if (media / name).is_file()]
     if not clips:
         raise SystemExit(f"no clips in {media}")
@@ -168,15 +183,18 @@ def measure(media: Path, *, seconds: float, interval: float, budget: float | Non
     out: dict[str, object] = {"rows": rows, "ratio_ours_to_cookbook": ratio,
                               "interval": interval, "seconds": seconds, "clips": [c.name for c in clips],
                               "window": getattr(LiveSettings(), "compression_trigger_tokens", None) or CONTEXT_WINDOW}
-    if budget is not None:
-        governed = []
+    for x in budgets:
         base = configs()[0]
+        governed = []
         for clip in clips:
             samples, length, audio = sample_clip(clip, base)
-            governed.append(run(samples, length, audio / length, base, seconds=seconds, interval=interval,
-                                budget=budget))
-        out["governor"] = {"budget": budget, "per_clip_cost_per_hour": [g["cost_per_hour"] for g in governed],
-                           "changes": [g["governor_changes"] for g in governed]}
+            governed.append(run(samples, length, audio / length, base, seconds=seconds, interval=interval, budget=x))
+        costs = [g["cost_per_hour"] for g in governed]
+        out.setdefault("governor", []).append({  # type: ignore[union-attr]
+            "budget": x, "per_clip_cost_per_hour": costs,
+            "spend_over_budget": [round(c / x, 3) for c in costs],
+            "changes": [g["governor_changes"] for g in governed], "held": [g["held"] for g in governed],
+            "turns_per_hour": [round(g["turns_per_hour"]) for g in governed]})
     return out
 
 
@@ -186,9 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=3600.0, help="media seconds billed per run (default an hour)")
     p.add_argument("--interval", type=float, default=DEFAULT_COMMENTARY_INTERVAL,
                    help="commentary cadence N, seconds, the same for every configuration")
-    p.add_argument("--budget", type=float, default=None, help="also run ours under the governor at this $/hour")
+    p.add_argument("--budget", type=float, nargs="*", default=(),
+                   help="also run ours under the governor at each of these $/hour (e.g. --budget 2 5 10)")
     args = p.parse_args(argv)
-    json.dump(measure(args.media, seconds=args.seconds, interval=args.interval, budget=args.budget), sys.stdout,
+    json.dump(measure(args.media, seconds=args.seconds, interval=args.interval, budgets=tuple(args.budget)), sys.stdout,
               indent=1)
     print()
     return 0
