@@ -70,7 +70,9 @@ def _keep(path: Path) -> None:
 async def _start_watch(served: Served) -> str:
     """A detached, looping Watch of the sample clip over gRPC; returns its session id."""
     call = served.stub.Watch(pb.WatchRequest(source="sample.mp4", loop=True, detach=True,
-                                             config=pb.SessionConfig(backend="local", commentary_interval=2)))
+                                             config=pb.SessionConfig(backend="local", commentary_interval=2,
+                                                                     conditions=[pb.WatchCondition(
+                                                                         id="cut", text="scene cut")])))
     try:
         async for event in call:
             if event.HasField("session_started"):
@@ -157,6 +159,10 @@ async def test_camera_and_watch_sessions_in_chromium(http_served: Served, fake_d
         # An existing Watch session's live view, opened from the list.
         watch_id = await _start_watch(http_served)
         await _open_from_list(page, watch_id)
+        # The clip's scene cut (6.6 s) fires the condition: shown above the rest with its frame.
+        await page.wait_for_function(
+            "[...document.querySelectorAll('#alerts li.fired img.thumb')].some(i => i.naturalWidth > 0)")
+        assert "scene cut" in await page.inner_text("#alerts")
         await _screenshot(page, tmp_path / "page_watch.png")
 
         # Readable on a phone: one column.

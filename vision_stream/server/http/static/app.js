@@ -165,7 +165,8 @@ class LiveView {
     this.turns.clear();
     this.partial = {};
     this.lastSeq = 0;
-    for (const list of ["commentary", "detections", "transcripts", "notices", "stats"]) $(list).replaceChildren();
+    for (const list of ["alerts", "commentary", "detections", "transcripts", "notices", "stats"]) $(list).replaceChildren();
+    $("alerts-panel").hidden = true;
     $("latest-frame").removeAttribute("src");
     $("live-session").textContent = id;
     $("live").hidden = !id;
@@ -254,11 +255,7 @@ class LiveView {
         pushItem($("notices"), el("li", { class: "error" }, at && el("time", {}, at),
           `${body.code || "error"}: ${body.message || ""}`, body.retryable ? " (retrying)" : ""));
         break;
-      case "alert":
-        pushItem($("notices"), el("li", { class: body.state === "STATE_RESOLVED" ? "alert" : "alert error" },
-          at && el("time", {}, at), `alert ${body.state === "STATE_RESOLVED" ? "resolved" : "fired"}: `,
-          body.condition || body.conditionId || "", body.evidence ? ` (${body.evidence})` : ""));
-        break;
+      case "alert": this.alert(body, at); break;
       case "stats": this.stats(body); break;
       case "sessionEnded":
         setStatus("live-status", `Session ended: ${body.reason || ""}`);
@@ -310,7 +307,25 @@ class LiveView {
     pushItem($("detections"), item);
   }
 
-  /** The frame a detection refers to, when it names some (frameIds: the newest), with its
+  /** Alerts go above everything else, with the frame they are based on (the evidence). */
+  alert(body, at) {
+    const resolved = body.state === "STATE_RESOLVED";
+    const confidence = body.confidence ? ` ${Math.round(Number(body.confidence) * 100)}%` : "";
+    const verification = body.verification && body.verification.requested
+      ? (body.verification.confirmed ? "verified" : "unverified") : "";
+    const item = el("li", { class: `alert ${resolved ? "resolved" : "fired"} severity-${body.severity || "medium"}` },
+      resolved ? null : this.thumbnail(body),
+      el("div", {},
+        el("time", {}, at),
+        el("b", {}, `${resolved ? "resolved" : "ALERT"}: ${body.condition || body.conditionId || ""}`),
+        el("span", { class: "badge" }, [body.builtin ? "camera health" : body.backend, confidence, verification]
+          .filter(Boolean).join(" ")),
+        el("p", {}, body.evidence || "")));
+    $("alerts-panel").hidden = false;
+    pushItem($("alerts"), item);
+  }
+
+  /** The frame a detection (or an alert) refers to, when it names some (frameIds: the newest), with its
    * region outlined on top; none for a detection of no frame (e.g. audio_activity). */
   thumbnail(detection) {
     const ids = detection.frameIds || [];
