@@ -385,6 +385,8 @@ class Session:
             price=lambda turn: estimate_cost(turn, model), closing=closing)
         for message in admission.messages:
             self.log.append(ErrorEvent("budget", message, retryable=True), media_time)
+        if admission.exhausted is not None:  # a hold starts / commentary resumes: the health condition
+            self.budget_exhausted(admission.exhausted, admission.messages[-1])
         if admission.change is not None:
             self._sampler.retune(admission.change.sampling)
             self._cadence.interval = admission.change.interval
