@@ -44,9 +44,9 @@ class LeaseLost(Exception):
     """A renewal's revision check failed: another replica holds the key now (fencing)."""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Lease:
-    """A key this replica holds, at the revision its last write got."""
+    """A key this replica holds, at the revision its last write got (hashed by identity)."""
 
     key: str
     revision: int

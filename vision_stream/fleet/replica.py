@@ -16,6 +16,8 @@ class decides which cameras it runs (see leases.py for the bucket):
   resumes its stored seq (store/nats.py ``_fork``);
 - ``drain`` (SIGTERM): stop every owned camera, flush the store, delete the
   leases and the heartbeat, so others take over at once, before the process exits;
+- ``--fleet-live-sessions N``: a session that may use Live holds one of N slots
+  fleet-wide (quota.py), and the REST limiter takes from a fleet-wide bucket;
 - ``StopSession`` for a camera another replica owns is a NATS request on
   ``vision-stream.control.<replica>.stop`` answered by the owner, which stops
   the session and keeps the lease marked ``stopped`` (so nobody restarts it
@@ -37,13 +39,15 @@ import logging
 import math
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from ..backends.factory import resolve_name
+from ..backends.gemini_rest.limiter import DEFAULT_BURST, RateLimiter
 from ..errors import NotFoundError, PermissionDeniedError, TransportError, UsageError
 from ..server.auth import ANONYMOUS, Principal
 from ..server.cameras import CameraConfig
@@ -51,6 +55,7 @@ from ..store.nats import NatsStore, token
 from ..store.nats_conn import connect
 from ..v1 import vision_stream_pb2 as pb
 from .leases import DEFAULT_TTL, Lease, LeaseLost, LeaseTable, camera_key, open_bucket, replica_key
+from .quota import SharedRate, SlotPool
 
 if TYPE_CHECKING:
     from ..server.service import VisionStreamService
@@ -71,10 +76,13 @@ class FleetOptions:
     url: str  # nats://HOST:PORT, the same server as --events
     replica_id: str = ""
     ttl: float = DEFAULT_TTL  # lease TTL; renewals every ttl / 3
+    live_sessions: int = 0  # --fleet-live-sessions: fleet-wide concurrent Live sessions (0: no limit)
 
     def __post_init__(self) -> None:
         if not 1.0 <= self.ttl <= 300.0:
             raise UsageError(f"--lease-ttl {self.ttl}: give 1-300 seconds")
+        if self.live_sessions < 0:
+            raise UsageError(f"--fleet-live-sessions {self.live_sessions}: give 0 (no limit) or more")
         if self.replica_id and not all(c.isalnum() or c in "-_" for c in self.replica_id):
             raise UsageError(f"--replica-id {self.replica_id[:80]!r}: letters, digits, '-' and '_' only")
 
@@ -97,6 +105,8 @@ class FleetReplica:
         self._heartbeat: Lease | None = None
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # ticks, stop requests and the drain take turns
+        self.live_slots: SlotPool | None = None
+        self._releases: set[asyncio.Task[None]] = set()  # slot releases under way (kept referenced)
 
     @property
     def table(self) -> LeaseTable:
@@ -114,6 +124,11 @@ class FleetReplica:
         self._client, js = await connect(self.options.url, name=f"vision-stream-fleet-{self.replica}")
         self._table = LeaseTable(await open_bucket(js, self.options.ttl), self.replica, self.options.ttl)
         await self._client.subscribe(f"{CONTROL}.{token(self.replica)}.stop", cb=self._on_stop)
+        if self.options.live_sessions:
+            self.live_slots = SlotPool(self.table, "live", self.options.live_sessions)
+        # The REST quota is the project's: every limiter of this process also takes from the fleet's bucket.
+        RateLimiter.shared = SharedRate(self.table, self.service.config.backends.rest_requests_per_minute,
+                                        DEFAULT_BURST)
         await self._beat()
         self._task = asyncio.create_task(self._run(), name=f"fleet-{self.replica}")
         log.info("fleet replica %s: %d cameras configured, lease TTL %.1f s", self.replica, len(self.cameras),
@@ -135,6 +150,8 @@ class FleetReplica:
     async def tick(self) -> None:
         """Renew, then balance: claim up to the share, or hand one camera over above it."""
         await self._beat()
+        if self.live_slots is not None:
+            await self.live_slots.renew()
         for name, lease in list(self.owned.items()):
             try:
                 await self.table.renew(lease)
@@ -207,6 +224,7 @@ class FleetReplica:
             self._task = None
         if self._client is None:
             return
+        RateLimiter.shared = None
         with contextlib.suppress(Exception):  # NATS away at exit: the leases expire at TTL instead
             async with self._lock:
                 await asyncio.gather(*(self.hand_over(name) for name in list(self.owned)))
@@ -264,6 +282,20 @@ class FleetReplica:
         if "error" in reply:
             raise NotFoundError(reply["error"])
         return pb.SessionInfo.FromString(bytes.fromhex(reply["info"]))
+
+    async def live_slot(self, backend: str) -> Callable[[], None] | None:
+        """A fleet-wide Live slot for a session on ``backend`` (one that may use Live: live, or
+        auto with a key), or None when it needs none; LimitExceededError when all are held.
+        Returns the release to call when the session ends."""
+        if self.live_slots is None or resolve_name(backend, self.service.config.backends) != "live":
+            return None
+        pool, lease = self.live_slots, await self.live_slots.acquire()
+
+        def release() -> None:
+            task = asyncio.get_running_loop().create_task(pool.release(lease))
+            self._releases.add(task)
+            task.add_done_callback(self._releases.discard)
+        return release
 
     def mark_stopped(self, session_id: str) -> None:
         """A StopSession served here: keep the lease (renewed, state stopped) so nobody restarts it."""

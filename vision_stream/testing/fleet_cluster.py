@@ -141,6 +141,14 @@ class Cluster:
             replica.kill()
         self.stop_nats()
 
+    def add_replica(self, within: float = 30.0) -> Replica:
+        """Start one more replica (a fresh id: a killed one's heartbeat holds its id until the TTL)."""
+        replica = Replica(self, f"r{len(self.replicas)}")
+        self.replicas.append(replica)
+        replica.start()
+        replica.ready(within)
+        return replica
+
     def replica(self, replica_id: str) -> Replica:
         return next(r for r in self.replicas if r.id == replica_id)
 
