@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from helpers.timing import scaled
 
@@ -163,9 +164,21 @@ async def _first(target: str, request: pb.SubscribeRequest) -> pb.Event:
 @pytest.mark.slow
 async def test_stop_via_non_owner_drain_hands_over_and_nats_restart_is_survived(cluster: Cluster) -> None:
     owners = await cluster.balanced(scaled(20.0))
-    # StopSession sent to a replica that does not run the camera reaches its owner.
     stop_owner = cluster.replica(owners["cam-a"])
     asker = next(r for r in cluster.replicas if r is not stop_owner)
+    # The HTTP side of a replica that does not run cam-a: listed running, its SSE from the store.
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{asker.http_port}", timeout=scaled(15.0)) as http:
+        listed = (await http.get("/v1/sessions")).json()["sessions"]
+        assert {s["sessionId"]: s["state"] for s in listed} == dict.fromkeys(CAMERAS, "running")
+        ids = []
+        async with http.stream("GET", "/v1/sessions/cam-a/events") as sse:
+            async for line in sse.aiter_lines():
+                if line.startswith("id: "):
+                    ids.append(int(line[4:]))
+                if len(ids) == 3:
+                    break
+        assert ids == [1, 2, 3]
+    # StopSession sent to a replica that does not run the camera reaches its owner.
     async with following(asker.target, pb.SubscribeRequest(session_id="cam-a")) as sub:
         await sub.until(lambda ev: len(ev) >= 2, 15.0, "cam-a's first events")
         answer = await stub_call(asker.target, "StopSession", pb.StopSessionRequest(session_id="cam-a"))

@@ -83,3 +83,16 @@ async def follow_store(store: EventStore, request: pb.SubscribeRequest, principa
         else:
             await asyncio.sleep(poll)
         record = await _record(store, sid, principal)
+
+
+async def stored_sse_frames(store: EventStore | None, session_id: str, after_seq: int, allow_gap: bool,
+                            principal: Principal) -> AsyncIterator[bytes]:
+    """The HTTP side's SSE frames (server/http/sse.py's form) of a session another replica runs."""
+    from ..server.http.jsonio import to_json
+
+    if store is None:
+        raise NotFoundError(f"no session {session_id!r}")
+    request = pb.SubscribeRequest(session_id=session_id, after_seq=after_seq, allow_gap=allow_gap)
+    async for data in follow_store(store, request, principal):
+        event = pb.Event.FromString(data)
+        yield f"id: {event.seq}\nevent: {event.WhichOneof('payload')}\ndata: {to_json(event)}\n\n".encode()

@@ -53,7 +53,7 @@ class Replica:
     """One ``serve`` replica: its id, gRPC port and process."""
 
     def __init__(self, cluster: Cluster, replica_id: str) -> None:
-        self.cluster, self.id, self.port = cluster, replica_id, free_port()
+        self.cluster, self.id, self.port, self.http_port = cluster, replica_id, free_port(), free_port()
         self.proc: subprocess.Popen[str] | None = None
 
     @property
@@ -62,12 +62,11 @@ class Replica:
 
     def start(self) -> None:
         c = self.cluster
+        argv = [sys.executable, "-m", "vision_stream.cli", "serve", "--port", str(self.port),
+                "--http-port", str(self.http_port), "--config", str(c.config), "--events", c.url,
+                "--replica-id", self.id, "--lease-ttl", str(c.ttl), "--grace", "5"]
         with open(c.dir / f"{self.id}.log", "a") as log:  # the child keeps its own copy of the descriptor
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "vision_stream.cli", "serve", "--port", str(self.port), "--http-port", "0",
-                 "--config", str(c.config), "--events", c.url, "--replica-id", self.id, "--lease-ttl", str(c.ttl),
-                 "--grace", "5"],
-                stdout=subprocess.DEVNULL, stderr=log, text=True, env=c.env)
+            self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, text=True, env=c.env)
 
     def ready(self, within: float) -> None:
         assert self.proc is not None
