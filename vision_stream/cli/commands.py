@@ -34,6 +34,7 @@ from .render import Printer, print_snapshot, progress_for, status_line_for
 from .sessions import cmd_follow, cmd_sessions, cmd_stop
 
 if TYPE_CHECKING:
+    from ..fleet import FleetOptions
     from ..server.service import ServiceConfig
 
 __all__ = ["COMMANDS", "EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_USAGE", "Command"]
@@ -185,9 +186,12 @@ async def cmd_serve(args: argparse.Namespace, options: BackendOptions) -> int:
     with _on_interrupt(stop.set):
         await asyncio.sleep(0)
         running = await start_server(config, host=args.host, port=args.port, cameras=cameras, tokens=tokens,
-                                     tls=tls, insecure=args.insecure, sinks=sinks,
+                                     tls=tls, insecure=args.insecure, sinks=sinks, fleet=_fleet_options(args),
                                      http_port=args.http_port or None)  # --http-port 0: no HTTP side
-        for camera in cameras:
+        if running.fleet is not None:
+            print(f"fleet replica {running.fleet.replica}: {len(cameras)} cameras shared through {args.events}",
+                  flush=True)
+        for camera in cameras if running.fleet is None else ():
             print(f"camera {camera.name}: {camera.description}", flush=True)
         security = [("mTLS" if tls.mutual else "TLS") if tls else "", f"{len(tokens.names)} tokens" if tokens else ""]
         shown = f" ({', '.join(w for w in security if w)})" if any(security) else ""
@@ -197,6 +201,16 @@ async def cmd_serve(args: argparse.Namespace, options: BackendOptions) -> int:
             print(f"vision-stream page and HTTP API on {scheme}://{args.host}:{running.http_port}/", flush=True)
         await serve_forever(running, grace=args.grace, stop=stop)
     return 0
+
+
+def _fleet_options(args: argparse.Namespace) -> FleetOptions | None:
+    """With ``--events nats://`` the server is one replica of a fleet (vision_stream.fleet)."""
+    if not args.events.startswith("nats://"):
+        return None
+    from ..fleet import FleetOptions
+
+    return FleetOptions(url=args.events, replica_id=args.replica_id, ttl=args.lease_ttl,
+                        live_sessions=args.fleet_live_sessions)
 
 
 def _service_config(args: argparse.Namespace, options: BackendOptions) -> ServiceConfig:

@@ -211,6 +211,14 @@ def _add_serve(sub: Any) -> None:
     p.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
                    help="the SQLite event store's directory (default $XDG_DATA_HOME/vision-stream, "
                         "else ~/.local/share/vision-stream)")
+    g = p.add_argument_group("fleet (with --events nats://: replicas share the cameras file; README 'Beyond one "
+                             "machine')")
+    g.add_argument("--replica-id", default="", metavar="NAME",
+                   help="this replica's name in the leases bucket (default hostname-pid)")
+    g.add_argument("--lease-ttl", type=float, default=6.0, metavar="SECONDS",
+                   help="a camera lease outlives its owner this long (renewed every third of it; default 6)")
+    g.add_argument("--fleet-live-sessions", type=int, default=0, metavar="N",
+                   help="Live sessions the whole fleet runs at once (the project's quota; default 0: no limit)")
     g = p.add_argument_group("security (see `vision-stream token --help`)")
     g.add_argument("--auth-tokens", type=Path, default=None, metavar="TOKENS_TOML",
                    help="require a bearer token with the right for every call (health and reflection stay "

@@ -21,6 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ..errors import UsageError
+from ..fleet import FleetOptions, FleetReplica
 from ..metrics import register_registry, unregister_registry
 from ..sinks import SinkConfig, SinkHub
 from ..v1 import vision_stream_pb2 as pb
@@ -83,6 +84,7 @@ class RunningServer:
     service: VisionStreamService
     http: HttpServer | None = None  # the HTTP side (server/http), when started
     sinks: SinkHub | None = None  # webhooks/MQTT (vision_stream/sinks), when configured
+    fleet: FleetReplica | None = None  # a fleet replica (vision_stream.fleet), with --events nats://
 
     @property
     def http_port(self) -> int | None:
@@ -92,6 +94,8 @@ class RunningServer:
     async def stop(self, grace: float = 10.0) -> None:
         """Graceful shutdown: refuse new RPCs, end sessions with session_ended, exit within ``grace``."""
         await self.health.enter_graceful_shutdown()
+        if self.fleet is not None:  # drain: its cameras stop, their leases go, others take them over now
+            await self.fleet.drain()
         # Sessions end first (their streams then finish by themselves);
         # server.stop refuses new RPCs at once and cancels what outlives grace.
         await asyncio.gather(self.registry.shutdown(grace * 0.8), self.server.stop(grace))
@@ -107,7 +111,7 @@ class RunningServer:
 async def start_server(
     config: ServiceConfig, *, host: str = "127.0.0.1", port: int = 0, cameras: Sequence[CameraConfig] = (),
     tokens: TokenTable | None = None, tls: ServerTls | None = None, insecure: bool = False,
-    http_port: int | None = None, sinks: Sequence[SinkConfig] = (),
+    http_port: int | None = None, sinks: Sequence[SinkConfig] = (), fleet: FleetOptions | None = None,
 ) -> RunningServer:
     """Start serving on ``host:port`` (0 = a free port); returns once listening.
 
@@ -123,6 +127,8 @@ async def start_server(
     ``--http-port 0`` means None).
     ``sinks``: webhooks/MQTT for every session (``[[sinks]]``); cameras' own sinks
     (``CameraConfig.sinks``) are added; they run until ``stop``.
+    ``fleet``: run as one replica of a fleet (vision_stream.fleet): ``cameras`` are started
+    only as this replica's leases say, and ``stop`` drains (hands them over) first.
     """
     check_listen_address(host, port)  # before anything is built or logged: one line naming the flag to fix
     if check_exposure(host, tls=tls, tokens=tokens, insecure=insecure):
@@ -172,7 +178,10 @@ async def start_server(
     try:
         if http_port is not None:
             running.http = await start_http(service, host=host, port=http_port, tokens=tokens, tls=tls)
-        for camera in cameras:
+        if fleet is not None:
+            running.fleet = service.fleet = FleetReplica(service, cameras, fleet)
+            await running.fleet.start()
+        for camera in cameras if fleet is None else ():
             await service.start_camera(camera)
             log.info("camera %s started: %s", camera.name, camera.description)
     except BaseException:

@@ -14,6 +14,7 @@ import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -22,6 +23,7 @@ from ..config import DEFAULT_COMMENTARY_INTERVAL, AudioPolicy, Limits, SamplingP
 from ..errors import InvalidInputError, LimitExceededError, NotFoundError, PermissionDeniedError, VisionStreamError
 from ..evidence import FRAMES_OMITTED_TRAILER, clip_source, make_clip, select_frames
 from ..evidence import chunks as evidence_chunks
+from ..fleet.follow import follow_store
 from ..media.push_source import PushSource
 from ..media.reconnecting import ConnectionOptions
 from ..media.types import MediaSource
@@ -37,13 +39,16 @@ from ..store import serving as store_serving
 from ..v1 import vision_stream_pb2 as pb
 from ..v1 import vision_stream_pb2_grpc as pb_grpc
 from .access import SourceAccess
-from .auth import Principal, current_principal
+from .auth import ANONYMOUS, Principal, current_principal
 from .cameras import CameraConfig
 from .convert import check_session_id, conditions_from_proto, json_object, session_from_proto
 from .limits import ClientLimits, ClientTracker, Slot, client_key
 from .registry import SessionRegistry
 from .status import internal_error, rpc_errors, status_for
 from .stream_input import BadMessage, StreamInput, stream_request_reader
+
+if TYPE_CHECKING:
+    from ..fleet import FleetReplica
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +82,9 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
     def __init__(self, config: ServiceConfig, registry: SessionRegistry) -> None:
         self.config = config
         self.registry = registry
+        # A fleet replica (vision_stream.fleet, set by start_server): sessions other replicas
+        # run are followed through the store, and their StopSession forwarded to the owner.
+        self.fleet: FleetReplica | None = None
         self.clients = ClientTracker(config.clients, max_sessions=config.limits.max_sessions,
                                      running=registry.running_count)
         # Installed by app.add_service as Stream's request deserializer.
@@ -225,10 +233,16 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
         principal = current_principal()
         store = self.config.store
         try:
+            if self.runs_elsewhere(request.session_id):
+                raise NotFoundError(f"no session {request.session_id!r} here")
             session = self.registry.get(request.session_id, principal=principal)
         except NotFoundError:
             if store is None:
                 raise
+            if self.fleet is not None:  # any replica follows any session through the shared store
+                async for wire in follow_store(store, request, principal):
+                    yield wire
+                return
             # Not running here: an ended session (e.g. before a restart) replays from the store.
             async for wire in store_serving.subscribe_ended(store, request, principal):
                 yield wire
@@ -242,19 +256,44 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
     async def ListSessions(
         self, request: pb.ListSessionsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListSessionsResponse:
-        visible = self.registry.list(principal=current_principal())
+        return await self.list_sessions()
+
+    async def list_sessions(self) -> pb.ListSessionsResponse:
+        """The sessions the current principal may see (``ListSessions`` and ``GET /v1/sessions``):
+        running here, and (with a store) those only the store knows, in a fleet those others run."""
+        visible = [s for s in self.registry.list(principal=current_principal())
+                   if not self.runs_elsewhere(s.session_id)]
         infos = [session_info(s) for s in visible]
         if self.config.store is not None:  # and the ended sessions only the store knows
             infos += await store_serving.ended_infos(self.config.store, current_principal(),
-                                                     (s.session_id for s in visible))
+                                                     (s.session_id for s in visible), fleet=self.fleet is not None)
         return pb.ListSessionsResponse(sessions=infos)
 
     @rpc_errors
     async def StopSession(
         self, request: pb.StopSessionRequest, context: grpc.aio.ServicerContext
     ) -> pb.StopSessionResponse:
+        return await self.stop_session(request)
+
+    async def stop_session(self, request: pb.StopSessionRequest) -> pb.StopSessionResponse:
+        """Stop a session (``StopSession`` and ``DELETE /v1/sessions/{id}``); in a fleet, a camera
+        another replica runs is stopped by its owner."""
+        if self.fleet is not None and self.runs_elsewhere(request.session_id):
+            # A camera another replica owns: the request goes to its owner (fleet/replica.py).
+            return pb.StopSessionResponse(session=await self.fleet.stop_remote(request.session_id,
+                                                                               current_principal()))
         session = await self.registry.stop(request.session_id, principal=current_principal())
+        if self.fleet is not None:  # its lease stays, marked stopped: no replica restarts it
+            self.fleet.mark_stopped(request.session_id)
         return pb.StopSessionResponse(session=session_info(session))
+
+    def runs_elsewhere(self, session_id: str) -> bool:
+        """In a fleet: a configured camera this replica does not run now (another may: the store knows)."""
+        if self.fleet is None or self.fleet.runs_here(session_id) or session_id not in self.fleet.cameras:
+            return False
+        with contextlib.suppress(NotFoundError):
+            return self.registry.get(session_id, principal=ANONYMOUS).ended
+        return True
 
     # ---------------------------------------------------------------- evidence
 
@@ -374,13 +413,20 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
             sink = await store_serving.begin(store, settings.session_id, resume=resume, owner=owner,
                                              viewers=viewers, source=redact_url(shown), backend=backend)
             start = store_serving.persisting(start, sink)
+        # In a fleet, a session that may use Live first takes a fleet-wide slot (--fleet-live-sessions).
+        release = await self.fleet.live_slot(backend) if self.fleet is not None else None
         try:
-            return await open_session(
+            session = await open_session(
                 source, settings=settings, backend=backend, options=options or self.config.backends, sampling=sampling,
                 limits=limits or self.config.limits, paced=paced, lossless=lossless, audio=audio, loop=loop,
                 connection=connection, url_policy=url_policy, start=start,
             )
+            if release is not None:
+                session.on_end(release)
+            return session
         except BaseException as exc:
+            if release is not None:
+                release()
             if store is not None:  # the run began but the session never started: the store says so
                 store.end_session(settings.session_id, f"failed: {type(exc).__name__}")
             raise

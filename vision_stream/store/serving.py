@@ -41,7 +41,8 @@ def persisting(start: Callable[[Session], object], sink: StoreSink) -> Callable[
 def follow(log: EventLog, request: pb.SubscribeRequest) -> AsyncIterator[bytes]:
     """Subscribe on a running (or still registered) session: the run check, then the
     store below the in-memory tail, then live."""
-    after = resume_after(log.session_id, request.after_seq, request.run_id, log.run_id, allow_gap=request.allow_gap)
+    after = resume_after(log.session_id, request.after_seq, request.run_id, log.run_id, allow_gap=request.allow_gap,
+                         fork=getattr(log.sink, "fork", None))
     if log.sink is not None:
         return log.follow_stored(after, allow_gap=request.allow_gap)
     return log.follow_encoded(event_to_wire, after, allow_gap=request.allow_gap)
@@ -64,15 +65,18 @@ async def subscribe_ended(store: EventStore, request: pb.SubscribeRequest,
         yield data
 
 
-async def ended_infos(store: EventStore, principal: Principal, running: Iterable[str]) -> list[pb.SessionInfo]:
-    """ListSessions' entries for the sessions only the store knows (state "ended")."""
+async def ended_infos(store: EventStore, principal: Principal, running: Iterable[str],
+                      *, fleet: bool = False) -> list[pb.SessionInfo]:
+    """ListSessions' entries for the sessions only the store knows (state "ended"; in a
+    fleet, "running" while not ended: another replica runs it)."""
     skip = set(running)
     infos = []
     for record in await store.sessions():
         if record.session_id in skip or not _visible(record, principal):
             continue
         info = pb.SessionInfo(session_id=record.session_id, source=record.meta.source, backend=record.meta.backend,
-                              state="ended", last_seq=record.last_seq, run_id=record.run_id,
+                              state="running" if fleet and not record.ended else "ended",
+                              last_seq=record.last_seq, run_id=record.run_id,
                               last_error=record.end_reason if record.end_reason.startswith("failed") else "")
         info.started_at.FromNanoseconds(int(record.meta.started_at * 1e9))
         infos.append(info)

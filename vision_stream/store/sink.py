@@ -22,6 +22,8 @@ class StoreSink:
         self.session_id = run.session_id
         self.run_id = run.run_id
         self.first_seq = run.last_seq + 1
+        # A fleet takeover's fork point (old:seq:new, store/resume.py fork_covers), else None.
+        self.fork = f"{run.previous_run}:{run.last_seq}:{run.run_id}" if run.continued and run.previous_run else None
 
     # The very function Stream/Watch pass to follow_encoded: one cached encoding for all.
     encode = staticmethod(event_to_wire)

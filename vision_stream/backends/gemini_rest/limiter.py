@@ -21,6 +21,7 @@ import asyncio
 import datetime as dt
 import time
 from collections.abc import Callable
+from typing import ClassVar, Protocol
 
 from ...errors import UsageError
 
@@ -42,11 +43,22 @@ def seconds_until_pacific_midnight(now_epoch: float | None = None) -> float:
     return max(60.0, (midnight - now).total_seconds())
 
 
+class SharedQuota(Protocol):
+    """A rate shared beyond this process (a fleet's bucket: vision_stream/fleet/quota.py)."""
+
+    async def acquire(self) -> float:
+        """Wait for a token; seconds waited."""
+
+
 class RateLimiter:
     """At most ``per_minute`` request starts a minute on average, ``burst`` at once.
 
     ``clock`` returns monotonic seconds (tests may pass their own).
+    ``shared`` (set once per process by a fleet replica): every limiter also waits for
+    a token of the fleet-wide bucket, so N replicas together keep the project's quota.
     """
+
+    shared: ClassVar[SharedQuota | None] = None
 
     def __init__(
         self,
@@ -111,6 +123,8 @@ class RateLimiter:
         while delay > 0:
             await asyncio.sleep(delay)
             delay = self.hold_until - self._clock()  # a hold may have been set meanwhile
+        if RateLimiter.shared is not None:  # the fleet's share of the project quota, after ours
+            await RateLimiter.shared.acquire()
         waited = self._clock() - start
         self.waited_seconds += waited
         return waited

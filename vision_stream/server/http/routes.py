@@ -29,8 +29,7 @@ def _session(request: web.Request) -> Session:
 
 @needs("ListSessions")
 async def list_sessions(request: web.Request) -> web.Response:
-    visible = request.app[SERVICE].registry.list(principal=current_principal())
-    return _json(pb.ListSessionsResponse(sessions=[session_info(s) for s in visible]))
+    return _json(await request.app[SERVICE].list_sessions())  # as ListSessions (the store's too)
 
 
 @needs("Subscribe")
@@ -40,8 +39,8 @@ async def get_session(request: web.Request) -> web.Response:
 
 @needs("StopSession")
 async def stop_session(request: web.Request) -> web.Response:
-    session = await request.app[SERVICE].registry.stop(request.match_info["id"], principal=current_principal())
-    return _json(pb.StopSessionResponse(session=session_info(session)))
+    # As StopSession (in a fleet the owner of a camera stops it).
+    return _json(await request.app[SERVICE].stop_session(pb.StopSessionRequest(session_id=request.match_info["id"])))
 
 
 @needs("Watch")

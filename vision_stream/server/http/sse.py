@@ -20,6 +20,7 @@ from aiohttp import web
 
 from ...errors import InvalidInputError, VisionStreamError
 from ...events import Event
+from ...fleet.follow import stored_sse_frames
 from ..auth import current_principal
 from .auth import needs
 from .errors import as_ours, error_response
@@ -72,9 +73,14 @@ async def _first(events: AsyncIterator[bytes]) -> asyncio.Task[bytes | None]:
 
 @needs("Subscribe", query_token=True)
 async def events(request: web.Request) -> web.StreamResponse:
-    session = request.app[SERVICE].registry.get(request.match_info["id"], principal=current_principal())
+    service, session_id = request.app[SERVICE], request.match_info["id"]
     allow_gap = request.query.get("allowGap", "").lower() in ("1", "true")
-    stream = session.log.follow_encoded(sse_frame, resume_point(request), allow_gap=allow_gap)
+    if service.runs_elsewhere(session_id):  # a fleet: another replica runs it; follow the store
+        stream = stored_sse_frames(service.config.store, session_id, resume_point(request), allow_gap,
+                                   current_principal())
+    else:
+        session = service.registry.get(session_id, principal=current_principal())
+        stream = session.log.follow_encoded(sse_frame, resume_point(request), allow_gap=allow_gap)
     pending = await _first(stream)
     response = web.StreamResponse(headers={
         "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
@@ -97,7 +103,7 @@ async def events(request: web.Request) -> web.StreamResponse:
             await response.write(frame)
             pending = asyncio.ensure_future(_next(stream))
     except ConnectionResetError:  # the browser went away mid-stream (aiohttp's ClientConnectionResetError)
-        log.debug("SSE reader of %s went away", session.session_id)
+        log.debug("SSE reader of %s went away", session_id)
     finally:  # also when the client went away (ConnectionResetError, cancellation): release the reader
         if not pending.done():
             pending.cancel()
