@@ -83,7 +83,8 @@ def _free_port() -> int:
 
 def _start_server(port: int) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("GEMINI_API_KEY", "GOOGLE_API_KEY")}
-    server = subprocess.Popen([*CLI, "serve", "--http-port", "0", "--port", str(port), "--media-root", str(SAMPLES), "--grace", "5"],
+    server = subprocess.Popen([*CLI, "serve", "--http-port", "0", "--port", str(port), "--media-root", str(SAMPLES),
+                               "--grace", "5"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     assert "serving" in (server.stdout.readline() if server.stdout else "")
     return server

@@ -357,7 +357,8 @@ def _free_port() -> int:
 def test_serve_with_auth_tokens_refuses_calls_without_a_token(tmp_path: Path) -> None:
     tokens = write_tokens(tmp_path / "tokens.toml", {"snap": ["snapshot"]})
     port = _free_port()
-    server = subprocess.Popen([*CLI, "serve", "--http-port", "0", "--port", str(port), "--auth-tokens", str(tmp_path / "tokens.toml"),
+    server = subprocess.Popen([*CLI, "serve", "--http-port", "0", "--port", str(port),
+                               "--auth-tokens", str(tmp_path / "tokens.toml"),
                                "--grace", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert "serving" in (server.stdout.readline() if server.stdout else "")
