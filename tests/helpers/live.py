@@ -102,12 +102,8 @@ def validate_server_json(text: str | bytes) -> None:
     sdk_types().LiveServerMessage.model_validate_json(text)
 
 
-def loopback_tls() -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    """(server, client) TLS contexts for 127.0.0.1: a fresh self-signed certificate the client trusts.
-
-    For clients that always use TLS, such as the official SDK's Live connect (it
-    turns any base URL into ``wss://``).
-    """
+def self_signed_pem() -> tuple[bytes, bytes]:
+    """A fresh self-signed certificate for 127.0.0.1 and its key, as PEM (cert, key)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -122,9 +118,18 @@ def loopback_tls() -> tuple[ssl.SSLContext, ssl.SSLContext]:
             .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
                            critical=False)
             .sign(key, hashes.SHA256()))
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    return (cert.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()))
+
+
+def loopback_tls() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server, client) TLS contexts for 127.0.0.1: a fresh self-signed certificate the client trusts.
+
+    For clients that always use TLS, such as the official SDK's Live connect (it
+    turns any base URL into ``wss://``).
+    """
+    cert_pem, key_pem = self_signed_pem()
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     with tempfile.TemporaryDirectory() as folder:  # load_cert_chain reads files only
         cert_file, key_file = Path(folder) / "cert.pem", Path(folder) / "key.pem"

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import signal
+import ssl
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -269,8 +270,22 @@ async def cmd_emulate(args: argparse.Namespace, options: BackendOptions) -> int:
     if not args.verbose:  # connections and injected faults at the default level (INFO, stderr); -v adds more
         logging.getLogger("vision_stream.testing").setLevel(logging.INFO)
         logging.getLogger("vision_stream.testing.live_emulator.ws").setLevel(logging.WARNING)  # websockets' own
-    await serve_from_cli(args.host, args.port, args.fault)
+    await serve_from_cli(args.host, args.port, args.fault, tls=_emulator_tls(args.tls_cert, args.tls_key))
     return 0
+
+
+def _emulator_tls(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    """The emulator's TLS context from ``--tls-cert``/``--tls-key`` (both or neither)."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise UsageError("emulate: --tls-cert and --tls-key go together")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(f"emulate: cannot load --tls-cert/--tls-key: {exc.strerror or exc}") from None
+    return context
 
 
 COMMANDS: dict[str, Command] = {

@@ -342,6 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fault", action="append", default=[],
                    help="knob words (repeatable): Live half e.g. 'refuse=503' 'fault=drop@5'; REST half (on "
                         "port+1) with a rest. prefix, e.g. 'rest.fault=429x3 rest.retry_delay=2'")
+    p.add_argument("--tls-cert", type=Path, default=None,
+                   help="PEM certificate: the Live half serves wss:// (the official SDK always connects with TLS)")
+    p.add_argument("--tls-key", type=Path, default=None, help="PEM private key of --tls-cert")
 
     _add_session_commands(sub)
     _add_token(sub)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Iterable
 
 from .auth_tokens import AuthTokens
@@ -47,8 +48,9 @@ def split_knobs(items: Iterable[str]) -> tuple[EmulatorKnobs, RestKnobs]:
     return EmulatorKnobs.from_strings(live), RestKnobs.from_strings(rest)
 
 
-async def serve_from_cli(host: str, port: int, faults: list[str]) -> None:
-    """Run both halves until cancelled: Live on ``port``, REST on ``port + 1`` (see module docstring)."""
+async def serve_from_cli(host: str, port: int, faults: list[str], *, tls: ssl.SSLContext | None = None) -> None:
+    """Run both halves until cancelled: Live on ``port``, REST on ``port + 1`` (see module docstring).
+    ``tls``: the Live half serves ``wss://`` (the official SDK always connects with TLS)."""
     try:
         live_knobs, rest_knobs = split_knobs(faults)
     except ValueError as exc:
@@ -56,7 +58,7 @@ async def serve_from_cli(host: str, port: int, faults: list[str]) -> None:
 
         raise UsageError(f"bad emulator knob: {exc}") from None
     tokens = AuthTokens()  # minted on the REST half (POST /v1alpha/auth_tokens), spent on the Live half
-    async with LiveEmulator(live_knobs, host=host, port=port, tokens=tokens) as live, RestEmulator(
+    async with LiveEmulator(live_knobs, host=host, port=port, tokens=tokens, tls=tls) as live, RestEmulator(
         rest_knobs, host=host, port=port + 1 if port else 0, tokens=tokens
     ) as rest:
         print(f"Gemini Live emulator on {live.url}  (--live-url {live.url})", flush=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
+import sys
 import warnings
 from typing import Any
 
@@ -17,6 +19,7 @@ from helpers.live import (
     fast_settings,
     loopback_tls,
     scene,
+    self_signed_pem,
     session_settings,
     validate_client_json,
 )
@@ -278,3 +281,42 @@ async def test_models_command_lists_on_the_chosen_version(rest_emulator: RestEmu
     assert proc.returncode == 0, err.decode()
     assert "live  gemini-3.8-live" in out.decode()
     assert {r.path for r in rest_emulator.requests} == {"/v1beta/models"}
+
+
+async def test_official_sdk_against_the_emulate_command_with_tls(tmp_path, monkeypatch) -> None:
+    """What a user does: `vision-stream emulate --tls-cert --tls-key`, then the SDK with its defaults
+    (it always connects with TLS, so a plain ws:// emulator cannot serve it)."""
+    monkeypatch.delenv("GOOGLE_GENAI_API_VERSION", raising=False)
+    cert_pem, key_pem = self_signed_pem()
+    (tmp_path / "cert.pem").write_bytes(cert_pem)
+    (tmp_path / "key.pem").write_bytes(key_pem)
+    emulate = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "vision_stream.cli", "emulate", "--port", "0",
+        "--tls-cert", str(tmp_path / "cert.pem"), "--tls-key", str(tmp_path / "key.pem"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        assert emulate.stdout is not None
+        first = (await asyncio.wait_for(emulate.stdout.readline(), 20)).decode()
+        live_url = first.split()[4]  # "Gemini Live emulator on wss://127.0.0.1:PORT ..."
+        assert live_url.startswith("wss://127.0.0.1:"), first
+        client = _sdk_client(live_url, ssl.create_default_context(cadata=cert_pem.decode()))
+        config = types.LiveConnectConfig(response_modalities=["AUDIO"], output_audio_transcription={})
+        async with client.aio.live.connect(model="gemini-3.8-live", config=config) as session:
+            await session.send_realtime_input(text="Hello?")
+            async with asyncio.timeout(15):
+                messages = [m async for m in session.receive()]
+        assert messages[-1].server_content.turn_complete
+    finally:
+        emulate.terminate()
+        await emulate.wait()
+
+
+async def test_emulate_refuses_half_a_tls_pair(tmp_path) -> None:
+    cert_pem, _key = self_signed_pem()
+    (tmp_path / "cert.pem").write_bytes(cert_pem)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "vision_stream.cli", "emulate", "--port", "0", "--tls-cert", str(tmp_path / "cert.pem"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _out, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 2 and err.decode().strip().count("\n") == 0
+    assert "--tls-cert and --tls-key go together" in err.decode()
