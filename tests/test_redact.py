@@ -199,3 +199,9 @@ def test_install_log_redaction_is_idempotent_per_handler() -> None:
         assert sum(isinstance(f, RedactingFilter) for f in handler.filters) == 1
     finally:
         logger.removeHandler(handler)
+
+
+def test_a_one_letter_key_does_not_garble_messages() -> None:
+    """``GEMINI_API_KEY=x`` (the emulator examples): "next" stays "next"; the header pattern still hides it."""
+    shown = scrub("next attempt in 0.5 s; x-goog-api-key: x", "x")
+    assert shown.startswith("next attempt in 0.5 s") and shown.endswith(f"x-goog-api-key: {PLACEHOLDER}"), shown

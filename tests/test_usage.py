@@ -145,3 +145,34 @@ def test_emulator_token_model_rebills_the_context_each_turn_until_the_window_cut
         unbounded.add("VIDEO", 258)
         unbounded.turn("x")
     assert unbounded.total > 2580
+
+
+def test_image_size_from_headers_without_pillow() -> None:
+    """Token estimates read the size from the header: real JPEGs (baseline, progressive, with an EXIF-like
+    APP1 before the frame) and PNGs as OpenCV encodes them, and the shipped still; garbage is None."""
+    import subprocess
+    import sys
+
+    import cv2
+    import numpy as np
+    from helpers.paths import SAMPLES
+
+    from vision_stream.usage import image_size, jpeg_tokens
+
+    picture = np.random.default_rng(1).integers(0, 255, (480, 1000, 3), dtype=np.uint8)
+    baseline = cv2.imencode(".jpg", picture)[1].tobytes()
+    progressive = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes()
+    app1 = baseline[:2] + b"\xff\xe1\x00\x10" + b"Exif\x00\x00" + b"\x00" * 8 + baseline[2:]
+    for data in (baseline, progressive, app1, cv2.imencode(".png", picture)[1].tobytes()):
+        assert image_size(data) == (1000, 480)
+    still = (SAMPLES / "still.jpg").read_bytes()
+    decoded = cv2.imdecode(np.frombuffer(still, np.uint8), cv2.IMREAD_COLOR)
+    assert image_size(still) == (decoded.shape[1], decoded.shape[0])
+    assert image_size(b"not an image") is None and image_size(baseline[:40]) is None
+    assert jpeg_tokens(baseline, "MEDIA_RESOLUTION_MEDIUM") == 258 * 2  # 1000x480: two 768 px tiles
+    # The emulators import this module: it must work where Pillow is not installed (a fresh `pip install -e .`).
+    code = ("import sys; sys.modules['PIL'] = None; import vision_stream.usage as u; "
+            "print(u.image_size(open(sys.argv[1], 'rb').read()), u.jpeg_tokens(b'', 'LOW'))")
+    out = subprocess.run([sys.executable, "-c", code, str(SAMPLES / "still.jpg")], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == f"{(decoded.shape[1], decoded.shape[0])} 64"

@@ -181,13 +181,19 @@ def redact_url(url: str) -> str:
 def register_secrets(*values: str | None) -> None:
     """Known secret values (API keys, auth tokens) that every :func:`scrub` and log line hides."""
     with _registered_lock:
-        _registered.update(v for v in values if v and len(v) >= 4)
+        _registered.update(v for v in values if v and len(v) >= _MIN_SECRET_CHARS)
+
+
+# Values shorter than this are not replaced wherever they occur: a 1-3 character "key" protects
+# nothing, and replacing it garbles every message (GEMINI_API_KEY=x against the emulator turned
+# "next" into "ne***t"). Header, query and URL patterns still hide such values where they are used.
+_MIN_SECRET_CHARS = 4
 
 
 def _known_secrets(extra: Iterable[str | None]) -> list[str]:
     with _registered_lock:
         found = set(_registered)
-    found.update(v for v in extra if v)
+    found.update(v for v in extra if v and len(v) >= _MIN_SECRET_CHARS)
     return sorted(found, key=len, reverse=True)  # a longer secret may contain a shorter one
 
 

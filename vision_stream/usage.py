@@ -30,7 +30,6 @@ second; text about one token per 4 characters.
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -145,15 +144,36 @@ def image_tokens(width: int, height: int, resolution: str) -> int:
 
 
 def jpeg_tokens(data: bytes, resolution: str) -> int:
-    """Tokens of an encoded JPEG/PNG (Pillow reads the size from the header only)."""
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-    except (OSError, ValueError):
-        width = height = TILE_PX
+    """Tokens of an encoded JPEG/PNG, sized from its header (unreadable: one tile)."""
+    width, height = image_size(data) or (TILE_PX, TILE_PX)
     return image_tokens(width, height, resolution)
+
+
+# JPEG start-of-frame markers (baseline, progressive, ...); C4/C8/CC are DHT/JPG/DAC, not frames.
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's start-of-frame segment or a PNG's IHDR, without decoding.
+
+    The header alone, as Pillow's ``Image.open`` read it, without Pillow: it is
+    not a dependency of the package (a fresh install had the emulator fail every
+    frame with ModuleNotFoundError), and decoding with OpenCV would cost ~1 ms.
+    """
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:2] != b"\xff\xd8":
+        return None
+    i = 2
+    while i + 9 <= len(data) and data[i] == 0xFF:
+        marker = data[i + 1]
+        if marker == 0xFF or marker == 0x01 or 0xD0 <= marker <= 0xD8:  # fill byte, TEM, RSTn, SOI: no length
+            i += 1 if marker == 0xFF else 2
+            continue
+        if marker in _JPEG_SOF:  # FFCn, length, precision, height, width
+            return int.from_bytes(data[i + 7:i + 9], "big"), int.from_bytes(data[i + 5:i + 7], "big")
+        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+    return None
 
 
 def audio_tokens(seconds: float) -> int:
