@@ -25,8 +25,9 @@ from vision_stream.redact import Secret
 from vision_stream.server.access import SourceAccess
 from vision_stream.server.cameras import CameraConfig
 from vision_stream.server.service import ServiceConfig
-from vision_stream.store import SqliteStore
+from vision_stream.store import EventStore, SqliteStore, open_store
 from vision_stream.store.continuity import HANDLE_KEY, SUMMARY_KEY, handle_value, rolled, stored_handle
+from vision_stream.store.nats import NatsStore
 from vision_stream.testing import LiveEmulator
 from vision_stream.v1 import vision_stream_pb2 as pb
 
@@ -143,3 +144,24 @@ async def test_a_handle_that_cannot_resume_starts_fresh_with_the_summary(
     status = [e.error for e in events.events if e.HasField("error") and e.error.code == "live_resume_failed"]
     assert len(status) == 1 and status[0].retryable
     assert ("refused" in status[0].message) == refused and "told what it saw before" in status[0].message
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "nats"])
+async def test_set_state_goes_through_the_write_queue(kind: str, tmp_path: Path,
+                                                      request: pytest.FixtureRequest) -> None:
+    """set_state never blocks; after flush() (or close) the newest value reads back. On an
+    empty NATS bucket sessions() is [] (nats-py raises NoKeysError there)."""
+    if kind == "nats":
+        server = request.getfixturevalue("nats_server")
+        store: EventStore = NatsStore(server.url)
+    else:
+        store = open_store(kind, data_dir=tmp_path)
+    await store.open()
+    try:
+        assert await store.sessions() == []
+        for i in range(3):
+            store.set_state("cam", HANDLE_KEY, handle_value(f"h{i}", 1.0))
+        await store.flush()
+        assert stored_handle(await store.get_state("cam", HANDLE_KEY), 2.0) == "h2"
+    finally:
+        await store.close()

