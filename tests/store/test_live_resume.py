@@ -8,6 +8,7 @@ older than 2 h) gives a fresh session primed with the summary and one status eve
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from helpers.events import Collector
 from helpers.live import API_KEY, checked_emulator
 from helpers.paths import SAMPLES
 from helpers.server import Served, serve
+from helpers.timing import scaled, until
 
 from vision_stream.backends.factory import BackendOptions
 from vision_stream.config import Limits
@@ -26,9 +28,11 @@ from vision_stream.server.access import SourceAccess
 from vision_stream.server.cameras import CameraConfig
 from vision_stream.server.service import ServiceConfig
 from vision_stream.store import EventStore, SqliteStore, open_store
-from vision_stream.store.continuity import HANDLE_KEY, SUMMARY_KEY, handle_value, rolled, stored_handle
+from vision_stream.store.continuity import HANDLE_KEY, SUMMARY_KEY, WRITE_EVERY, handle_value, rolled, stored_handle
 from vision_stream.store.nats import NatsStore
 from vision_stream.testing import LiveEmulator
+from vision_stream.testing.fleet_cluster import Cluster
+from vision_stream.testing.nats_server import INSTALL, nats_server_binary
 from vision_stream.v1 import vision_stream_pb2 as pb
 
 CAMERA = CameraConfig(name="porch", source=str(SAMPLES / "sample.mp4"), description="porch", loop=True,
@@ -165,3 +169,29 @@ async def test_set_state_goes_through_the_write_queue(kind: str, tmp_path: Path,
         assert stored_handle(await store.get_state("cam", HANDLE_KEY), 2.0) == "h2"
     finally:
         await store.close()
+
+
+@pytest.mark.slow
+async def test_fleet_takeover_resumes_the_live_session(tmp_path: Path) -> None:
+    """Two replicas on one nats-server, one Live camera against the emulator: kill -9 its
+    owner; the replica taking it over presents a handle the emulator issued to that session."""
+    if nats_server_binary() is None:
+        pytest.skip(f"nats-server is not installed: {INSTALL}")
+    async with checked_emulator() as emu:
+        cluster = Cluster(tmp_path, ["porch"], replicas=2, ttl=3.0, backend="live",
+                          env={"GEMINI_API_KEY": API_KEY}, serve_args=("--live-url", emu.url))
+        try:
+            await asyncio.to_thread(cluster.start, scaled(30.0))
+            owners = await cluster.balanced(scaled(20.0))
+            # The first handles came and at least one write interval passed (store/continuity.py).
+            await until(lambda: any(s.handles for s in emu.handles.values()), within=20.0, what="a handle")
+            await asyncio.sleep(WRITE_EVERY + 1.0)
+            before = len(emu.connections)
+            await asyncio.to_thread(cluster.replica(owners["porch"]).kill)
+            await until(lambda: any(c.setup_complete for c in emu.connections[before:]), within=25.0,
+                        what="the takeover's Live session")
+        finally:
+            await asyncio.to_thread(cluster.close)
+    taken = next(c for c in emu.connections[before:] if c.setup_complete)
+    issued = {h for s in emu.handles.values() for h in s.handles}
+    assert taken.handle in issued

@@ -39,7 +39,7 @@ class Replica:
         c = self.cluster
         argv = [sys.executable, "-m", "vision_stream.cli", "serve", "--port", str(self.port),
                 "--http-port", str(self.http_port), "--config", str(c.config), "--events", c.url,
-                "--replica-id", self.id, "--lease-ttl", str(c.ttl), "--grace", "5"]
+                "--replica-id", self.id, "--lease-ttl", str(c.ttl), "--grace", "5", *c.serve_args]
         with open(c.dir / f"{self.id}.log", "a") as log:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, text=True, env=c.env)
 
@@ -68,7 +68,10 @@ class Cluster:
     """nats-server + replicas in ``directory`` (cameras file, JetStream dir, replica logs)."""
 
     def __init__(self, directory: Path, cameras: list[str], replicas: int = 3, ttl: float = 3.0,
-                 commentary_interval: float = 1.0) -> None:
+                 commentary_interval: float = 1.0, backend: str = "local",
+                 env: dict[str, str] | None = None, serve_args: tuple[str, ...] = ()) -> None:
+        """``backend``: the cameras' (``live`` with ``env`` giving GEMINI_API_KEY and
+        ``serve_args`` ``--live-url`` of an emulator)."""
         binary = nats_server_binary()
         if binary is None:
             raise FileNotFoundError(f"nats-server is not installed: {INSTALL}")
@@ -76,10 +79,12 @@ class Cluster:
         self.nats = NatsServer(binary, directory / "jetstream")
         self.config = directory / "cameras.toml"
         self.config.write_text("".join(
-            f'[cameras.{name}]\nsource = "{SAMPLE}"\nloop = true\nbackend = "local"\n'
+            f'[cameras.{name}]\nsource = "{SAMPLE}"\nloop = true\nbackend = "{backend}"\n'
             f"commentary_interval = {commentary_interval}\n" for name in cameras))
         self.env = {k: v for k, v in os.environ.items() if k not in ("GEMINI_API_KEY", "GOOGLE_API_KEY")}
         self.env["XDG_DATA_HOME"] = str(directory / "xdg")
+        self.env.update(env or {})
+        self.serve_args = serve_args
         self.replicas = [Replica(self, f"r{i}") for i in range(replicas)]
 
     @property
