@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .backends.gemini_api import MEDIA_RESOLUTIONS
@@ -205,6 +206,22 @@ class FunctionSpec:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class Resumption:
+    """A configured camera's model session carried across a restart or a fleet takeover
+    (issue 13): the server reads it from its event store and the Live backend uses it, so
+    the backend never imports the store (store/continuity.py is the other end).
+
+    handle: a stored Live resumption handle to present on the first connection (None: fresh).
+    summary: what the session saw before (its last commentary), told to a fresh session.
+    on_handle: called with each newer resumable handle the server issues (never raises).
+    """
+
+    handle: str | None = None
+    summary: str = ""
+    on_handle: Callable[[str], None] | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class SessionSettings:
     """What a backend session needs to know about the session it serves.
 
@@ -236,6 +253,8 @@ class SessionSettings:
     # health: the built-in camera-health conditions (on for live sources by default).
     conditions: tuple[Condition, ...] = ()
     health: HealthSettings = field(default_factory=HealthSettings)
+    # Continuity across restarts (configured cameras with an event store); None: none.
+    resumption: Resumption | None = None
 
     def __post_init__(self) -> None:
         check(

@@ -413,6 +413,8 @@ class VisionStreamService(pb_grpc.VisionStreamServicer):
             sink = await store_serving.begin(store, settings.session_id, resume=resume, owner=owner,
                                              viewers=viewers, source=redact_url(shown), backend=backend)
             start = store_serving.persisting(start, sink)
+            if resume:  # the camera's Gemini session too: the stored handle and summary
+                settings, start = await store_serving.continuing(store, settings, start)
         # In a fleet, a session that may use Live first takes a fleet-wide slot (--fleet-live-sessions).
         release = await self.fleet.live_slot(backend) if self.fleet is not None else None
         try:

@@ -155,3 +155,7 @@ class EventStore(Protocol):
 
     async def get_state(self, session_id: str, key: str) -> str | None:
         """The value put last under ``key`` (None: none)."""
+
+    def set_state(self, session_id: str, key: str, value: str) -> None:
+        """``put_state`` through the write queue: never blocks (a session's loop writes its
+        Live handle and summary this way); written in order with its events, by ``close()``."""

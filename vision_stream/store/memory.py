@@ -114,6 +114,9 @@ class MemoryStore:
         return [entry.record for entry in self._sessions.values()]
 
     async def put_state(self, session_id: str, key: str, value: str) -> None:
+        self.set_state(session_id, key, value)
+
+    def set_state(self, session_id: str, key: str, value: str) -> None:
         entry = self._sessions.get(session_id)
         if entry is None:
             entry = self._sessions[session_id] = _Session(SessionRecord(session_id, "", 0, ended=True))

@@ -32,7 +32,7 @@ from nats.aio.client import Client
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, KeyValueConfig, RawStreamMsg, StorageType, StreamConfig
-from nats.js.errors import BadRequestError, KeyNotFoundError, NotFoundError
+from nats.js.errors import BadRequestError, KeyNotFoundError, NoKeysError, NotFoundError
 from nats.js.kv import KeyValue
 
 from .base import (
@@ -57,6 +57,9 @@ QUEUE_EVENTS = 50_000
 RETRY_WAIT = 0.5
 BATCH_EVENTS = 1000  # events published before waiting for their acks
 
+# A queued write: (session, run, events), an end marker (session, reason) or a state
+# value (session, key, value, "state").
+_Pending = tuple[str, str, list[StoredEvent]] | tuple[str, str] | tuple[str, str, str, str]
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -81,7 +84,7 @@ class NatsStore:
         self.retention = retention or Retention()
         self.counters = StoreCounters()
         self._queue_events = queue_events
-        self._pending: deque[tuple[str, str, list[StoredEvent]] | tuple[str, str]] = deque()
+        self._pending: deque[_Pending] = deque()
         self._queued = 0
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
@@ -182,6 +185,10 @@ class NatsStore:
         self._pending.append((session_id, reason))
         self._kick()
 
+    def set_state(self, session_id: str, key: str, value: str) -> None:
+        self._pending.append((session_id, key, value, "state"))
+        self._kick()
+
     def _kick(self) -> None:
         self._idle.clear()
         self._wakeup.set()
@@ -217,21 +224,25 @@ class NatsStore:
                         self._queued -= len(item[2])
             self._idle.set()
 
-    def _take(self) -> list[tuple[str, str, list[StoredEvent]] | tuple[str, str]]:
-        """The next batch: consecutive event items (up to BATCH_EVENTS), or one end marker."""
-        if len(self._pending[0]) == 2:
+    def _take(self) -> list[_Pending]:
+        """The next batch: consecutive event items (up to BATCH_EVENTS), or one end marker or state value."""
+        if len(self._pending[0]) != 3:
             return [self._pending[0]]
-        batch: list[tuple[str, str, list[StoredEvent]] | tuple[str, str]] = []
+        batch: list[_Pending] = []
         count = 0
         for item in self._pending:
-            if len(item) == 2 or count >= BATCH_EVENTS:
+            if len(item) != 3 or count >= BATCH_EVENTS:
                 break
             batch.append(item)
             count += len(item[2])
         return batch
 
-    async def _write(self, batch: list[tuple[str, str, list[StoredEvent]] | tuple[str, str]]) -> None:
-        js, _kv = self._jetstream()
+    async def _write(self, batch: list[_Pending]) -> None:
+        js, kv = self._jetstream()
+        if len(batch[0]) == 4:
+            session_id, key, value, _ = batch[0]  # type: ignore[misc]
+            await kv.put(f"{token(session_id)}.state.{token(key)}", value.encode())
+            return
         if len(batch[0]) == 2:
             session_id, reason = batch[0]
             known = self._records.get(session_id) or await self.session(session_id)
@@ -332,7 +343,7 @@ class NatsStore:
         _js, kv = self._jetstream()
         try:
             keys = await kv.keys()
-        except NotFoundError:  # nats-py: NoKeysError (a NotFoundError) when the bucket is empty
+        except NoKeysError:  # nats-py raises it on an empty bucket (it is no NotFoundError)
             return []
         records = []
         for key in sorted(k for k in keys if "." not in k):

@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..errors import NotFoundError
 from ..events import EventLog
 from ..proto import event_to_wire
 from ..v1 import vision_stream_pb2 as pb
+from . import continuity
 from .base import EventStore, SessionMeta, SessionRecord
 from .resume import replay_ended, resume_after
 from .sink import StoreSink
 
 if TYPE_CHECKING:
+    from ..config import SessionSettings
     from ..pipeline import Session
     from ..server.auth import Principal
 
@@ -36,6 +39,19 @@ def persisting(start: Callable[[Session], object], sink: StoreSink) -> Callable[
         session.log.persist(sink, sink.first_seq)
         return start(session)
     return attach_and_start
+
+
+async def continuing(store: EventStore, settings: SessionSettings,
+                     start: Callable[[Session], object]) -> tuple[SessionSettings, Callable[[Session], object]]:
+    """A configured camera's model session continues (store/continuity.py): ``settings`` with
+    the stored Live handle and summary, and ``start`` keeping them current from the session."""
+    writer = continuity.StateWriter(store, settings.session_id)
+    resumption = await continuity.load(store, writer)
+
+    def track_and_start(session: Session) -> object:
+        continuity.track(session.log, writer, resumption.summary)
+        return start(session)
+    return replace(settings, resumption=resumption), track_and_start
 
 
 def follow(log: EventLog, request: pb.SubscribeRequest) -> AsyncIterator[bytes]:

@@ -145,6 +145,9 @@ class SqliteStore:
     def end_session(self, session_id: str, reason: str) -> None:
         self._queue.put_nowait(("end", session_id, reason))
 
+    def set_state(self, session_id: str, key: str, value: str) -> None:
+        self._queue.put_nowait(("state", session_id, key, value))
+
     async def flush(self) -> None:
         if self._writer is None:
             return
@@ -182,6 +185,7 @@ class SqliteStore:
         rows: list[tuple[str, int, float, bytes]] = []
         last: dict[str, int] = {}
         ends: list[tuple[str, str]] = []
+        states: list[tuple[Any, ...]] = []
         count = 0
         for item in items:
             if item[0] == "events":
@@ -195,11 +199,14 @@ class SqliteStore:
                     last[session] = events[-1].seq
             elif item[0] == "end":
                 ends.append((item[2], item[1]))
+            elif item[0] == "state":
+                states.append(item[1:])
 
         def write(c: sqlite3.Connection) -> None:
             c.executemany("INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?)", rows)
             c.executemany("UPDATE sessions SET last_seq = ? WHERE session = ?", [(v, k) for k, v in last.items()])
             c.executemany("UPDATE sessions SET ended = 1, end_reason = ? WHERE session = ?", ends)
+            c.executemany("INSERT OR REPLACE INTO state VALUES (?, ?, ?)", states)
 
         if self._guarded(conn, write):
             self.counters.written += len(rows)

@@ -127,5 +127,13 @@ def setup_params(settings: LiveSettings, session: SessionSettings, caps: ModelCa
     )
 
 
+def resumed_context(summary: str) -> str:
+    """The ``realtimeInput.text`` a fresh session gets when a restarted camera could not resume:
+    what the session said before (the rolling summary, at most ~2 KB: store/continuity.py)."""
+    return ("This camera's commentary session restarted and its earlier context is lost. Before the "
+            f"restart you said:\n{summary.strip()}\nKeep this in mind and go on commenting on the "
+            "stream; reply only \"OK\" now.")
+
+
 def _model_resource(settings: LiveSettings, model: str) -> str:
     return replace(settings, model=model).model_resource

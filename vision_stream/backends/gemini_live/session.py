@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -27,7 +28,7 @@ from dataclasses import replace
 from ...conditions.live import REPORT_CONDITION, verdict_from_call
 from ...conditions.model import Condition
 from ...config import SessionSettings
-from ...errors import BackendError
+from ...errors import BackendError, ServiceError
 from ...events import AudioOut, BackendEvent, Commentary, ErrorEvent, Transcript
 from ...media.types import AudioChunk, SampledFrame
 from ...pricing import estimate_cost
@@ -35,13 +36,15 @@ from ..base import BackendCounters
 from ..gemini_api import bare_model_id
 from ..prompts import conditions_changed, prompt_text
 from ..session_core import SessionCore
-from .commentary import setup_params
+from .commentary import resumed_context, setup_params
 from .driver import LiveDriver
 from .models import capabilities_for
 from .outbox import PendingPrompt
-from .protocol import BACKEND_NAME, LiveProtocol, ProtocolEvent, ToolCallRequested
+from .protocol import BACKEND_NAME, HandleUpdated, LiveProtocol, ProtocolEvent, ToolCallRequested
 from .schedule import SendSchedule
 from .settings import LiveSettings
+
+log = logging.getLogger("vision_stream.backends.gemini_live")
 
 # A lossless session waiting for the service re-checks its failure this often
 # (progress wakes it at once; a failure only ends the driver's tasks).
@@ -64,7 +67,11 @@ class LiveSession:
         self.model = bare_model_id(model)
         caps = capabilities_for(model)
         self._caps = caps
-        protocol = LiveProtocol(setup_params(settings, session, caps), caps, want_audio_out=session.want_audio_out)
+        setup = setup_params(settings, session, caps)
+        resumption = session.resumption
+        if resumption is not None and resumption.handle:  # a restarted camera resumes its session
+            setup = replace(setup, resumption_handle=resumption.handle)
+        protocol = LiveProtocol(setup, caps, want_audio_out=session.want_audio_out)
         self._protocol = protocol
         self._schedule = SendSchedule(
             protocol,
@@ -88,8 +95,42 @@ class LiveSession:
     async def open(cls, settings: LiveSettings, session: SessionSettings) -> LiveSession:
         """Connect (retrying transient failures per the policy) and start the session."""
         self = cls(settings, session)
-        await self._driver.start()
+        await self._start()
         return self
+
+    async def _start(self) -> None:
+        """Connect; a camera carried over a restart (``SessionSettings.resumption``) presents
+        its stored handle first. A refused handle closes the connection before
+        ``setupComplete`` (the emulator and Google: 1007, a permanent ending in endings.py),
+        so the session starts fresh instead and is told what it saw: one retryable
+        ``live_resume_failed`` event says so."""
+        resumption = self._session.resumption
+        presented = self._protocol.handle
+        try:
+            await self._driver.start()
+        except ServiceError as exc:
+            if resumption is None or presented is None or exc.retryable:
+                raise
+            log.info("live session %s: stored handle refused (%s); starting fresh", self._session.session_id,
+                     exc.message)
+            self._protocol.handle = None
+            await self._driver.start()
+            await self._started_fresh(resumption.summary, f"its stored handle was refused: {exc.message}")
+            return
+        if resumption is not None and presented is None and resumption.summary:
+            await self._started_fresh(resumption.summary, "no stored handle younger than 2 hours")
+
+    async def _started_fresh(self, summary: str, why: str) -> None:
+        """The earlier session could not be resumed: say so, and prime the new one with the summary."""
+        told = " and told what it saw before" if summary else ""
+        message = f"Gemini Live could not resume this camera's earlier session ({why}); started a new one{told}"
+        await self._core.events.put(ErrorEvent("live_resume_failed", message, retryable=True))
+        if summary:
+            # One realtimeInput.text, as set_conditions does: valid on every Live model
+            # (clientContent mid-session is refused by 3.1), answered briefly as a turn.
+            self._outbox.prompts.offer(PendingPrompt(resumed_context(summary), "client", None),
+                                       turn_in_progress=self._protocol.turn_in_progress)
+            self._driver.wakeup.set()
 
     # ---- protocol events -> session events -----------------------------------------------
 
@@ -100,7 +141,9 @@ class LiveSession:
         frame_ids = self._schedule.turn_frame_ids  # the frames written before the turn's prompt
         self._progress.set()  # a turn may have ended, a lost connection put things back
         for event in events:
-            if isinstance(event, Commentary) and event.final:
+            if isinstance(event, HandleUpdated):
+                self._handle_updated(event.handle)
+            elif isinstance(event, Commentary) and event.final:
                 await self._core.events.put(replace(event, frame_ids=frame_ids), media_time)
             elif isinstance(event, Commentary | Transcript | AudioOut | ErrorEvent):
                 await self._core.events.put(event, media_time)
@@ -110,6 +153,15 @@ class LiveSession:
                     await self._core.events.put(verdict, media_time)
             elif isinstance(event, ToolCallRequested) and not event.reissued:  # reported once
                 await self._core.events.put(replace(event.detection, frame_ids=frame_ids), media_time)
+
+    def _handle_updated(self, handle: str) -> None:
+        """A newer resumable handle: handed to the server's hook (it stores it for a restart)."""
+        resumption = self._session.resumption
+        if resumption is not None and resumption.on_handle is not None:
+            try:
+                resumption.on_handle(handle)
+            except Exception:  # the hook's failure must not end the session's receiver
+                log.exception("live session %s: on_handle failed", self._session.session_id)
 
     # ---- BackendSession ------------------------------------------------------------------
 
