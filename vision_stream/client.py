@@ -25,7 +25,7 @@ files and TLS settings. Example (the README's "Python client" section)::
     async def main(server: str) -> None:
         for info in await client.list_sessions(server):          # what runs there
             print(info.session_id, info.source, info.state)
-        async for event in client.subscribe(server, "driveway"):  # a camera's id is its name
+        async for event in client.subscribe(server, "sample-loop"):  # a camera's id is its name
             if event.HasField("detection"):
                 print(f"{event.media_time:.1f}s {event.detection.label}")
                 break

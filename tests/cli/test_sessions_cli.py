@@ -2,7 +2,7 @@
 and the client API they stand on (``vision_stream.client``), including the README's example.
 
 The server runs in the test's loop (helpers.server.serve) with a cameras file whose camera
-``driveway`` loops the shipped sample clip on the offline analyzer; the CLI runs as a user
+``sample-loop`` loops the shipped sample clip on the offline analyzer; the CLI runs as a user
 runs it, in a subprocess."""
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ from vision_stream.server.service import ServiceConfig
 from vision_stream.v1 import vision_stream_pb2 as pb
 
 CLI = [sys.executable, "-m", "vision_stream.cli"]
-CAMERA = "driveway"
+CAMERA = "sample-loop"  # samples/cameras.toml's name, as in the README
 
 
 @pytest.fixture
 async def camera_server(tmp_path: Path, media_root: Path) -> AsyncIterator[Served]:
-    """A server running the configured camera ``driveway`` (the sample clip, looped, offline analyzer)."""
+    """A server running the configured camera ``sample-loop`` (the sample clip, looped, offline analyzer)."""
     config_file = tmp_path / "cameras.toml"
     config_file.write_text(f'[cameras.{CAMERA}]\nsource = "{SAMPLES / "sample.mp4"}"\nloop = true\n'
                            'backend = "local"\n')
