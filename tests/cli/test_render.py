@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import io
 import os
-import select
+import re
 import subprocess
 import sys
-import time
 
 import pytest
 from helpers.paths import ROOT, SAMPLES
+from helpers.terminal import run_in_pty, screen
 from helpers.timing import scaled
+from tqdm import tqdm
 
 from vision_stream.cli import main
-from vision_stream.cli.render import LEGEND, Printer, Progress
+from vision_stream.cli.render import LEGEND, Printer, Progress, event_line
 from vision_stream.v1 import vision_stream_pb2 as pb
 
 CLI = [sys.executable, "-m", "vision_stream.cli"]
@@ -74,15 +75,35 @@ def test_hidden_partials_are_counted_where_seq_skips() -> None:
     assert len(printed(events, as_json=True)) == 5  # --json: every event, gap-free
 
 
-def test_progress_line_extrapolates_the_eta() -> None:
+def test_progress_bar_draws_the_media_time_and_an_eta_then_erases_itself() -> None:
     out = io.StringIO()
     bar = Progress(12.0, out)
-    assert "ETA --:--" in bar.line(0.5)
+    assert "ETA ?" in screen(out.getvalue())[-1]  # nothing to extrapolate from yet
     bar.update(event(2, 6.0, stats=pb.Stats()))
-    assert bar.line(3.0) == "[############------------]  50%  6.0/12.0 s  ETA 0:03"
-    assert out.getvalue().startswith("\r[") and out.getvalue().endswith("\x1b[K")
-    bar.update(event(3, 12.0, session_ended=pb.SessionEnded(reason="end_of_input")))
-    assert out.getvalue().endswith("\r\x1b[K")  # the bar is erased at the end
+    shown = screen(out.getvalue())[-1]
+    assert " 50%|" in shown and "6.0/12.0 s  ETA " in shown, shown
+    bar.update(event(3, 12.0, stats=pb.Stats()))
+    assert "100%|" in screen(out.getvalue())[-1]
+    bar.update(event(4, 12.0, session_ended=pb.SessionEnded(reason="end_of_input")))
+    assert screen(out.getvalue())[-1] == ""  # erased at the end: the closing line says the totals
+
+
+def test_progress_eta_extrapolates_the_rate_so_far() -> None:
+    """Half the media in 3 s of wall time: 3 s to go (tqdm's own meter with our format)."""
+    shown = tqdm.format_meter(6.0, 12.0, 3.0, bar_format=Progress.FORMAT)
+    assert shown.startswith(" 50%|") and shown.endswith("| 6.0/12.0 s  ETA 00:03"), shown
+
+
+def test_printed_lines_never_collide_with_the_bar() -> None:
+    """Events on stdout and the bar on stderr share one terminal: each printed line shows whole."""
+    term = io.StringIO()
+    printer = Printer(False, progress=Progress(12.0, term), out=term)
+    lines = [event(1, 2.0, stats=pb.Stats()), event(2, 6.0, detection=pb.Detection(label="car"))]
+    for e in lines:
+        printer(e)
+    shown = screen(term.getvalue())
+    assert shown[0] == "session cam-1 (from #1)" and shown[1:3] == [event_line(e).rstrip() for e in lines], shown
+    assert "6.0/12.0 s" in shown[3], shown  # the bar, drawn again under the last line
 
 
 @pytest.mark.parametrize("command", ["replay", "watch", "follow"])
@@ -117,43 +138,18 @@ def test_session_ended_counts_the_events_up_to_its_own_seq() -> None:
     assert "session_ended" in last and last.endswith(f"{seq} events") and len(lines) == seq, last
 
 
-def _replay_in_a_pty() -> str:
-    """``replay --fast`` with stdout and stderr on a pseudo-terminal, as in a user's shell."""
-    master, slave = os.openpty()
-    env = {k: v for k, v in os.environ.items() if k not in ("GEMINI_API_KEY", "GOOGLE_API_KEY")}
-    proc = subprocess.Popen([*CLI, "replay", str(SAMPLES / "sample.mp4"), "--fast"], stdin=subprocess.DEVNULL,
-                            stdout=slave, stderr=slave, env=env)
-    os.close(slave)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + scaled(30)
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.2)
-            if ready:
-                try:
-                    data = os.read(master, 65536)
-                except OSError:  # EIO: Linux reports the child's side of the pty closed
-                    break
-                if not data:
-                    break
-                chunks.append(data)
-            elif proc.poll() is not None:
-                break
-        assert proc.wait(scaled(10)) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
-    return b"".join(chunks).decode()
-
-
 def test_progress_bar_on_a_terminal_only() -> None:
-    tty = _replay_in_a_pty()
-    assert "ETA " in tty and "\r[" in tty and "/12.0 s" in tty, tty[-500:]
-    assert "session_ended" in tty and tty.rstrip("\r\n").endswith("events")  # the bar is erased at the end
     env = {k: v for k, v in os.environ.items() if k not in ("GEMINI_API_KEY", "GOOGLE_API_KEY")}
-    piped = subprocess.run([*CLI, "replay", str(SAMPLES / "sample.mp4"), "--fast"], capture_output=True, text=True,
-                           env=env, timeout=scaled(30))
+    command = [*CLI, "replay", str(SAMPLES / "sample.mp4"), "--fast"]
+    tty, code = run_in_pty(command, env=env)
+    assert code == 0, tty[-500:]
+    drawn = [part for part in tty.split("\r") if "/12.0 s  ETA " in part]
+    assert drawn and any(part.lstrip().startswith("100%|") for part in drawn), tty[-500:]
+    assert any(re.search(r"ETA \d\d:\d\d", part) for part in drawn), drawn
+    shown = [line for line in screen(tty) if line]
+    assert shown[-1].endswith("events") and "session_ended" in shown[-1]  # the bar is erased at the end
+    assert all(line.startswith("[") for line in shown), shown  # no line broken by the bar
+    piped = subprocess.run(command, capture_output=True, text=True, env=env, timeout=scaled(30))
     assert piped.returncode == 0, piped.stderr
     assert "ETA" not in piped.stderr + piped.stdout and "\r" not in piped.stderr + piped.stdout
+    assert "\x1b" not in piped.stderr + piped.stdout

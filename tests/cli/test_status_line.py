@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import select
 import signal
 import socket
 import subprocess
@@ -18,6 +17,7 @@ from collections.abc import Iterator
 import pytest
 from helpers.cameras import free_port
 from helpers.paths import SAMPLES
+from helpers.terminal import run_in_pty, screen
 from helpers.timing import scaled
 
 from vision_stream.cli.render import Printer, StatusLine
@@ -39,17 +39,22 @@ def test_status_line_rates_age_and_cost_from_stats() -> None:
                                                                     estimated_cost_usd=0.0125)))
     assert status.line(now[0]) == ("connected  fps in/out 10.0/1.0  sent 3  dropped 2  last event 2 s ago  "
                                    "$0.0125")
-    assert stream.getvalue().endswith("\r" + status.line(now[0]) + "\x1b[K")
+    assert screen(stream.getvalue())[-1] == status.line(now[0])  # what the terminal shows now
     status.update(pb.Event(session_id="cam", seq=4, session_ended=pb.SessionEnded()))
-    assert stream.getvalue().endswith("\r\x1b[K")  # erased at the end
+    assert screen(stream.getvalue())[-1] == ""  # erased at the end
 
 
 def test_printer_clears_the_status_line_before_each_printed_line() -> None:
-    err, out = io.StringIO(), io.StringIO()
-    printer = Printer(False, progress=StatusLine(err), out=out)
+    """Events on stdout and the status on stderr share one terminal: each printed line shows whole,
+    the status line is drawn again under it."""
+    term = io.StringIO()
+    printer = Printer(False, progress=StatusLine(term), out=term)
     printer(pb.Event(session_id="cam", seq=1, stats=pb.Stats(frames_in=5, source_state="connected")))
     printer(pb.Event(session_id="cam", seq=2, stats=pb.Stats(frames_in=9, source_state="connected")))
-    assert err.getvalue().count("\r\x1b[K") == 1 and "connected  fps in/out" in err.getvalue()
+    shown = screen(term.getvalue())
+    assert shown[0] == "session cam (from #1)" and [line[:13] for line in shown[1:3]] == ["[       -] #1",
+                                                                                         "[       -] #2"], shown
+    assert shown[3].startswith("connected  fps in/out"), shown
 
 
 @pytest.fixture
@@ -77,39 +82,24 @@ def camera_server() -> Iterator[int]:
 
 def _follow_in_a_pty(port: int) -> str:
     """``follow sample-loop`` on a pseudo-terminal until a status line shows the first Stats' counts
-    (the camera's Stats come every 10 s of media)."""
-    master, slave = os.openpty()
-    proc = subprocess.Popen([*CLI, "follow", "sample-loop", "--server", f"127.0.0.1:{port}"],
-                            stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
-    os.close(slave)
-    text = ""
-    deadline = time.monotonic() + scaled(20)
-    try:
-        while time.monotonic() < deadline and not re.search(r"\rrunning  fps in/out [^\x1b]*sent [1-9]", text):
-            ready, _, _ = select.select([master], [], [], 0.2)
-            if ready:
-                try:
-                    text += os.read(master, 65536).decode(errors="replace")
-                except OSError:  # EIO: the child's side closed
-                    break
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(scaled(10))
-        os.close(master)
-    return text
+    (the camera's Stats come every 10 s of media), then Ctrl-C."""
+    tty, _ = run_in_pty([*CLI, "follow", "sample-loop", "--server", f"127.0.0.1:{port}"], timeout=20,
+                        until=lambda text: re.search(r"\rrunning  fps in/out [^\r]*sent [1-9]", text) is not None)
+    return tty
 
 
 @pytest.mark.slow
 def test_follow_draws_the_status_line_on_a_terminal_only(camera_server: int) -> None:
     tty = _follow_in_a_pty(camera_server)
     # A looped file has no source_state: the state shown is the session's (running).
-    drawn = re.findall(r"\rrunning  fps in/out ([^\x1b]*)\x1b\[K", tty)
+    drawn = [part.rstrip() for part in tty.split("\r") if part.startswith("running  fps in/out ")]
     counted = r"sent [1-9]\d*  dropped \d+  last event \d+ s ago  \$0\.\d{4}$"
     assert any(re.search(counted, d) for d in drawn), tty[-800:]
-    assert "\r\x1b[K[" in tty  # erased before each printed line
+    printed = [line for line in screen(tty) if line.startswith("[")]
+    assert printed and all(re.match(r"\[[ \d.s-]{8}\] #\d", line) for line in printed), printed  # whole lines
     piped = subprocess.Popen([*CLI, "follow", "sample-loop", "--server", f"127.0.0.1:{camera_server}"],
                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     time.sleep(scaled(3))
     piped.send_signal(signal.SIGINT)
     out, err = piped.communicate(timeout=scaled(10))
-    assert out.strip() and b"\r" not in out + err and b"fps in/out" not in out + err
+    assert out.strip() and b"\r" not in out + err and b"fps in/out" not in out + err and b"\x1b" not in out + err

@@ -15,13 +15,14 @@ back to be sorted) and keeps its time column a timeline:
 - **The session id comes first**: in the ``session_started`` line, or in a
   header line when the view joins later (``follow --after``).
 
-A file replayed in a terminal also gets a progress bar with ETA on stderr
+A file replayed in a terminal also gets a progress bar with ETA on stderr (tqdm)
 (:func:`progress_for`), and a watched or followed camera a live status line
 (:func:`status_line_for`), never when stdout or stderr is piped.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from google.protobuf import json_format
+from tqdm import tqdm
 
 from ..v1 import vision_stream_pb2 as pb
 
@@ -102,53 +104,72 @@ class Printer:
         print(line, file=self._out or sys.stdout, flush=True)
 
 
+class _Bar(tqdm):  # type: ignore[misc]  # tqdm ships no type hints
+    """tqdm without its monitor thread: we redraw on every event (``refresh``), so nothing is
+    left for the monitor to catch up on, and a CLI run starts no thread of its own."""
+
+    monitor_interval = 0
+
+
+def _bar(stream: TextIO, **kwargs: Any) -> _Bar:
+    """A bar on ``stream`` that fits the terminal's width as it changes (tqdm trims a longer
+    line: a wrapped line could not be redrawn in place) and is erased when closed.
+
+    A terminal that reports no size (a pty nobody sized: ``script``, some CI runners) would make
+    tqdm draw nothing at all (it reads 0 columns and -1 rows there): 80x24 then.
+    """
+    sized: dict[str, Any] = {}
+    if _columns(stream):
+        sized["dynamic_ncols"] = True
+    elif stream.isatty():
+        sized.update(ncols=80, nrows=24)
+    return _Bar(file=stream, leave=False, mininterval=0, **sized, **kwargs)
+
+
+def _columns(stream: TextIO) -> int:
+    """The terminal's width (TIOCGWINSZ), 0 when unknown or not a terminal."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError):  # io.UnsupportedOperation (a StringIO) is both
+        return 0
+
+
 class Progress:
-    """A one-line bar with ETA, redrawn in place on a terminal (``\\r`` and erase-line).
+    """A file replay's progress bar with ETA (tqdm), redrawn in place on stderr.
 
     Progress is the newest media time seen in the events over ``duration``
-    seconds of media; the ETA extrapolates the wall time taken so far.
+    seconds of media; the ETA extrapolates the average rate so far (``smoothing=0``:
+    the replay's pace is steady, a moving average would only jitter). Erased at the
+    end: the closing ``session_ended`` line says the totals.
     """
 
-    WIDTH = 24
+    FORMAT = "{percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s  ETA {remaining}"
 
     def __init__(self, duration: float, stream: TextIO) -> None:
         self.duration = duration
-        self._stream = stream
-        self._start = time.monotonic()
-        self._done = 0.0
-        self._drawn = False
+        self._bar = _bar(stream, total=duration, unit="s", smoothing=0, bar_format=self.FORMAT)
+
+    @property
+    def done(self) -> float:
+        """Seconds of media done (the newest media time seen, at most ``duration``)."""
+        return float(self._bar.n)
 
     def update(self, event: pb.Event) -> None:
-        if event.HasField("session_ended"):
-            self.clear()
-            return
         if event.HasField("media_time"):
-            self._done = min(self.duration, max(self._done, event.media_time))
-        self._stream.write("\r" + self.line(time.monotonic() - self._start) + "\x1b[K")
-        self._stream.flush()
-        self._drawn = True
-
-    def line(self, elapsed: float) -> str:
-        """The bar after ``elapsed`` wall seconds, e.g. ``[######------]  50%  6.0/12.0 s  ETA 0:06``."""
-        fraction = self._done / self.duration if self.duration > 0 else 0.0
-        filled = round(fraction * self.WIDTH)
-        eta = "--:--"
-        if self._done > 0:
-            remaining = elapsed / self._done * (self.duration - self._done)
-            eta = f"{int(remaining) // 60}:{int(remaining) % 60:02d}"
-        return (f"[{'#' * filled}{'-' * (self.WIDTH - filled)}] {fraction:4.0%}  "
-                f"{self._done:.1f}/{self.duration:.1f} s  ETA {eta}")
+            reached = min(self.duration, max(self.done, event.media_time))
+            self._bar.update(reached - self.done)
+        if event.HasField("session_ended"):
+            self._bar.close()
+            return
+        self._bar.refresh()  # drawn again after every printed line (the Printer cleared it)
 
     def clear(self) -> None:
-        if self._drawn:
-            self._stream.write("\r\x1b[K")  # carriage return, erase to the end of the line (ECMA-48 EL)
-            self._stream.flush()
-            self._drawn = False
+        self._bar.clear()
 
 
 class StatusLine:
-    """A camera's live status on one line of stderr, redrawn in place like :class:`Progress`
-    (``\\r`` and erase-line, cleared before every printed line and at the end).
+    """A camera's live status on one line of stderr (a tqdm bar that is all description),
+    redrawn in place, cleared before every printed line and erased at the end.
 
     ``running  fps in/out 9.8/1.0  sent 42  dropped 3  last event 4 s ago  $0.0123``:
     the state is the source's (Stats.source_state: connected, reconnecting, ...),
@@ -157,19 +178,18 @@ class StatusLine:
     """
 
     def __init__(self, stream: TextIO, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self._stream = stream
         self._clock = clock
         self._state = "starting"
         self._stats = pb.Stats()
         self._sample: tuple[float, int, int] | None = None  # (wall, frames_in, frames_sent) at the last Stats
         self._fps = (0.0, 0.0)
         self._last_event: float | None = None
-        self._drawn = False
+        self._bar = _bar(stream, bar_format="{desc}")
 
     def update(self, event: pb.Event) -> None:
         now = self._clock()
         if event.HasField("session_ended"):
-            self.clear()
+            self._bar.close()
             return
         if event.HasField("stats"):
             self._take_stats(event.stats, now)
@@ -177,9 +197,7 @@ class StatusLine:
             self._last_event = now
             if event.HasField("session_started"):
                 self._state = "running"
-        self._stream.write("\r" + self.line(now) + "\x1b[K")
-        self._stream.flush()
-        self._drawn = True
+        self._bar.set_description_str(self.line(now), refresh=True)
 
     def _take_stats(self, stats: pb.Stats, now: float) -> None:
         if self._sample is not None and now > self._sample[0]:
@@ -196,10 +214,7 @@ class StatusLine:
                 f"dropped {s.frames_dropped}  last event {age}  ${s.estimated_cost_usd:.4f}")
 
     def clear(self) -> None:
-        if self._drawn:
-            self._stream.write("\r\x1b[K")
-            self._stream.flush()
-            self._drawn = False
+        self._bar.clear()
 
 
 def status_line_for() -> StatusLine | None:
