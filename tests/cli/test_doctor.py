@@ -81,4 +81,5 @@ async def test_missing_media_root_broken_config_and_busy_port_fail(tmp_path: Pat
     assert "is not a directory" in failed["--media-root"]
     assert str(broken) in failed["--config"] and "fps" in failed["--config"]
     assert "already in use" in failed[f"--http-port {port}"]
+    assert "pick another --http-port" in failed[f"--http-port {port}"]  # the flag that fixes it, not --port
     assert out.rstrip().splitlines()[-1].startswith(f"{len(out.splitlines()) - 1} checks: 3 failed")

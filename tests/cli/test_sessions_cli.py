@@ -251,3 +251,14 @@ async def test_readme_python_client_example_runs(camera_server: Served) -> None:
     listed, detection = out.decode().splitlines()
     assert listed.split()[0] == CAMERA and listed.split()[1] == "sample.mp4"
     assert re.fullmatch(r"\d+\.\ds \w+", detection)
+
+
+def test_sessions_table_shows_no_frame_count_for_a_stored_session() -> None:
+    """A session read back from the store has no Stats: its FRAMES is "-", not a false 0."""
+    from vision_stream.cli.sessions import session_table
+    from vision_stream.v1 import vision_stream_pb2 as pb
+
+    running = pb.SessionInfo(session_id="live", state="running", stats=pb.Stats(frames_sent=0))
+    stored = pb.SessionInfo(session_id="old", state="ended")
+    rows = [line.split() for line in session_table([running, stored], now=0.0)]
+    assert rows[1][0] == "live" and rows[1][-2] == "0" and rows[2][0] == "old" and rows[2][-2] == "-", rows

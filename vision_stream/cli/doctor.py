@@ -131,7 +131,7 @@ def check_port(host: str, port: int, flag: str) -> Check:
     if flag == "--http-port" and port == 0:
         return Check("ok", flag, "0: the HTTP side is off")
     try:
-        check_listen_address(host, port)
+        check_listen_address(host, port, flag=flag)
     except VisionStreamError as exc:
         return Check("fail", f"{flag} {port}", str(exc))
     return Check("ok", f"{flag} {port}", f"free on {host}")

@@ -135,8 +135,10 @@ def session_table(infos: Sequence[pb.SessionInfo], *, now: float) -> list[str]:
         source = info.source if len(info.source) <= _SOURCE_CHARS else info.source[:_SOURCE_CHARS - 1] + "…"
         state = info.state + (f" ({info.source_state})" if info.source_state else "")
         started = info.started_at.ToNanoseconds() / 1e9 if info.HasField("started_at") else now
-        rows.append((info.session_id, source, info.backend, state, str(info.stats.frames_sent),
-                     _age(now - started)))
+        # A session only the store knows (ended before a restart, or on another replica) comes
+        # without Stats: the store keeps events, not counters, so "-" rather than a false 0.
+        frames = str(info.stats.frames_sent) if info.HasField("stats") else "-"
+        rows.append((info.session_id, source, info.backend, state, frames, _age(now - started)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
 

@@ -192,8 +192,9 @@ async def start_server(
     return running
 
 
-def check_listen_address(host: str, port: int) -> None:
-    """Raise UsageError naming the problem when ``host:port`` cannot be listened on.
+def check_listen_address(host: str, port: int, *, flag: str = "--port") -> None:
+    """Raise UsageError naming the problem when ``host:port`` cannot be listened on (``flag``:
+    the option that set the port, named in the message: doctor probes ``--http-port`` too).
 
     gRPC's C core reports every failed bind as one RuntimeError ("Failed to
     bind to address ...; set GRPC_VERBOSITY=debug"), and takes a port above
@@ -203,7 +204,7 @@ def check_listen_address(host: str, port: int) -> None:
     resolved address binds ("localhost" without IPv6 is fine): so does gRPC's.
     """
     if not 0 <= port <= 65535:
-        raise UsageError(f"--port {port} is not a port number: 0-65535 (0 picks a free one)")
+        raise UsageError(f"{flag} {port} is not a port number: 0-65535{_zero(flag)}")
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except (socket.gaierror, UnicodeError):
@@ -218,19 +219,24 @@ def check_listen_address(host: str, port: int) -> None:
                 return
             except OSError as exc:
                 failures.append(exc)
-    raise _bind_error(host, port, failures[0] if failures else OSError(errno.EADDRNOTAVAIL, "no address"))
+    raise _bind_error(host, port, failures[0] if failures else OSError(errno.EADDRNOTAVAIL, "no address"), flag)
 
 
-def _bind_error(host: str, port: int, exc: OSError) -> UsageError:
+def _zero(flag: str) -> str:
+    """What port 0 means for ``flag``: a free port for gRPC, no HTTP side for ``--http-port``."""
+    return " (0 picks a free one)" if flag == "--port" else " (0 turns it off)"
+
+
+def _bind_error(host: str, port: int, exc: OSError, flag: str = "--port") -> UsageError:
     """The bind failure in plain words (no errno number), with the flag that fixes it."""
     if exc.errno == errno.EADDRINUSE:
         return UsageError(f"port {port} on {host} is already in use (another server?): stop it, or pick another "
-                          "--port (0 picks a free one)")
+                          f"{flag}{_zero(flag)}")
     if exc.errno == errno.EADDRNOTAVAIL:
         return UsageError(f"--host {host}: not an address of this machine: use 127.0.0.1 (this machine only), "
                           "0.0.0.0 (every interface) or one of its own addresses")
     if exc.errno == errno.EACCES:
-        return UsageError(f"port {port} needs administrator rights (ports below 1024): pick --port 1024 or above")
+        return UsageError(f"port {port} needs administrator rights (ports below 1024): pick {flag} 1024 or above")
     return UsageError(f"cannot listen on {host}:{port}: {exc.strerror or type(exc).__name__}")
 
 
