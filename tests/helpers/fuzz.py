@@ -215,6 +215,8 @@ class FuzzServer:
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(10)
+            if not self._thread.is_alive():  # else it still runs: closing would raise, leave it to exit
+                self.loop.close()  # its self-pipe sockets too (ResourceWarning at exit otherwise)
 
 
 # ------------------------------------------------------------------ bounded calls
