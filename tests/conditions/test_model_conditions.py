@@ -123,7 +123,8 @@ def condition(**fields: object) -> pb.WatchCondition:
 
 async def watch(served: Served, source: str, backend: str, *conditions: pb.WatchCondition) -> list[pb.Event]:
     config = pb.SessionConfig(backend=backend, commentary_interval=2, conditions=list(conditions))
-    return [e async for e in served.stub.Watch(pb.WatchRequest(source=source, config=config),
+    # fast: lossless, the same frames and prompts as real time, paced by the backend (cooldowns run on media time).
+    return [e async for e in served.stub.Watch(pb.WatchRequest(source=source, config=config, fast=True),
                                                 timeout=scaled(90))]
 
 
@@ -215,7 +216,8 @@ async def test_cli_replay_prints_alerts_with_frame_ids(traffic: Path,
     env = dict(os.environ, GEMINI_API_KEY=KEY)
     env.pop("GOOGLE_API_KEY", None)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "vision_stream.cli", "replay", str(traffic / "traffic10.mp4"), "--backend", "live",
+        sys.executable, "-m", "vision_stream.cli", "replay", str(traffic / "traffic10.mp4"), "--fast",
+        "--backend", "live",
         "--live-url", live.url, "--commentary-interval", "2", "--condition", f"id=car;min_confidence=0.3;{CAR_TEXT}",
         env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), scaled(90))
