@@ -246,7 +246,7 @@ async def test_list_sessions_shows_usage_and_cost_over_grpc(shared_media: Path, 
         config = ServiceConfig(access=SourceAccess(media_root=tmp_path), limits=Limits(max_sessions=2),
                                backends=BackendOptions(api_key=Secret(API_KEY), live_url=emu.url))
         async for served in serve(config, tmp_path):
-            watch = served.stub.Watch(pb.WatchRequest(source="traffic.mp4", config=pb.SessionConfig(
+            watch = served.stub.Watch(pb.WatchRequest(source="traffic.mp4", fast=True, config=pb.SessionConfig(
                 backend="live", commentary_interval=5, max_cost_per_hour=8)))
             first = await anext(aiter(watch))
             info = None
