@@ -259,3 +259,40 @@ async def test_list_sessions_shows_usage_and_cost_over_grpc(shared_media: Path, 
             watch.cancel()
     assert info is not None and info.stats.estimated_cost_usd > 0
     assert info.stats.usage["output_audio"] > 0 and info.stats.usage["input_video"] > 0
+
+
+@pytest.mark.slow
+async def test_cli_replay_auto_moves_to_rest_snapshots_when_live_cannot_fit(shared_media: Path,
+                                                                            tmp_path: Path) -> None:
+    """``--backend auto`` (Live, then REST) at a budget Live cannot fit even at its lowest
+    rung: the governor's rung after the last moves the chain to REST snapshots (one
+    ``backend_changed`` live -> rest, reason "budget: ..."), commentary goes on from REST,
+    and the session's cost per media-hour stays within 1.1 X."""
+    from vision_stream.testing.rest_emulator import RestEmulator
+    from vision_stream.testing.rest_knobs import RestKnobs
+
+    budget = 1.0
+    # Two minutes (the traffic clip 4 times): the ladder reaches its last Live rung first.
+    clip = _concat(shared_media / "intel_car-detection.mp4", 4, tmp_path / "traffic-x4.mp4")
+    async with LiveEmulator(EmulatorKnobs(api_keys=(API_KEY,))) as live, \
+            RestEmulator(RestKnobs(api_keys=(API_KEY,))) as rest:
+        env = {**os.environ, "GEMINI_API_KEY": API_KEY, "VISION_STREAM_LIVE_URL": live.url,
+               "VISION_STREAM_REST_URL": rest.url}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "vision_stream.cli", "replay", str(clip), "--backend", "auto", "--fast",
+            "--json", "--commentary-interval", "5", "--max-cost-per-hour", f"{budget:g}", env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), scaled(60))
+    assert proc.returncode == 0, err.decode()[-2000:]
+    events = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
+    keys = [next(iter(e.keys() - {"seq", "mediaTime", "sessionId", "time"}), "") for e in events]
+    changed = [(i, e["backendChanged"]) for i, e in enumerate(events) if "backendChanged" in e]
+    assert changed, keys
+    index, switch = changed[0]
+    assert (switch["fromBackend"], switch["toBackend"]) == ("live", "rest")
+    assert switch["reason"].startswith("budget") and "REST snapshots" in switch["reason"]
+    assert any(e.get("commentary", {}).get("final") for e in events[index:]), "commentary goes on from REST"
+    totals = events[-1]["sessionEnded"]["totals"]
+    rate = totals["estimatedCostUsd"] * 3600 / totals["mediaSeconds"]
+    print(f"cost per media-hour: ${rate:.3f} at a ${budget:g}/h budget; switches: {changed}")
+    assert rate <= budget * 1.1

@@ -204,6 +204,19 @@ class FailoverSession:
     async def start(self) -> None:
         await self._chain.start()
 
+    def prefer(self, name: str, reason: str) -> bool:
+        """Switch to the link ``name`` on request and stay on it (one ``backend_changed``
+        with ``reason``); the budget governor's last rung: Live -> REST snapshots."""
+        return self._chain.prefer(name, reason)
+
+    def release(self, reason: str) -> bool:
+        """Undo :meth:`prefer`: back to the best link (one ``backend_changed`` with ``reason``)."""
+        return self._chain.release(reason)
+
+    @property
+    def link_names(self) -> tuple[str, ...]:
+        return self._chain.link_names
+
     # ---- input ---------------------------------------------------------------------------
 
     async def send_frame(self, frame: SampledFrame) -> None:

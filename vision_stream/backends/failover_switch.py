@@ -48,6 +48,9 @@ class Switcher:
         self._lock = asyncio.Lock()  # one switch at a time
         self.current: ActiveLink | None = None
         self._switching = False
+        # prefer(): the best link the chain may switch up to (0: any). A budget moves a session
+        # to a cheaper link on request; probes do not bring it back while this holds.
+        self._floor = 0
         self.inputs = LinkInputs(policy.carry_over, receiver=self._receiver, on_failure=self._request_failover,
                                  replay_frames=policy.replay_frames, replay_audio=policy.replay_audio)
         self._prober = Prober(self._health, self._probe_open, below=self._probe_limit)
@@ -57,6 +60,10 @@ class Switcher:
         self.switches = 0
         self.switch_log: deque[tuple[float, str, str, str]] = deque(maxlen=256)  # (monotonic, from, to, reason)
         self._on_current = on_current
+
+    @property
+    def link_names(self) -> tuple[str, ...]:
+        return tuple(link.name for link in self._links)
 
     def set_conditions(self, conditions: Sequence[Condition]) -> None:
         """New watch conditions: links open with them from now on; the current one is told."""
@@ -77,7 +84,7 @@ class Switcher:
     def _probe_limit(self) -> int:
         """Links better than this index are probed (0: the best link is current, or the chain ended)."""
         current = self.current
-        return 0 if current is None or self._finished else current.index
+        return 0 if current is None or self._finished or current.index <= self._floor else current.index
 
     def link_counters(self) -> BackendCounters:
         current = self.current
@@ -230,6 +237,8 @@ class Switcher:
     async def _do_switch_down(self, failed: ActiveLink, reason: str) -> None:
         if failed is not self.current:
             return
+        if failed.index <= self._floor:
+            self._floor = 0  # the preferred link failed: the preference is void, the chain's rules apply
         self._note_down(failed.index, reason, permanent=False, error=failed.failure)
         await self._retire(failed, wait=True)
         reasons = [f"{failed.name}: {reason}"]
@@ -288,10 +297,53 @@ class Switcher:
         switch = self._own(self._switch_up(index, session), f"failover-switch-up-{self._links[index].name}")
         await asyncio.shield(switch)
 
-    async def _switch_up(self, index: int, session: BackendSession) -> None:
+    # ---- switching on request (a budget: prefer a cheaper link, release it) ----------------
+
+    def prefer(self, name: str, reason: str) -> bool:
+        """Move to the link called ``name`` (the others stay as they are) and stay there:
+        probes no longer switch up past it. False when the chain has no such link, is on it
+        already, or is switching or closing (the caller may ask again later)."""
+        index = next((i for i, link in enumerate(self._links) if link.name == name), None)
+        current = self.current
+        if index is None or current is None or self._finished or self._switching or current.failing:
+            return False
+        self._floor = index
+        if index == current.index:
+            return False
+        self._own(self._switch_on_request(index, reason), f"failover-prefer-{name}")
+        return True
+
+    def release(self, reason: str) -> bool:
+        """Undo :meth:`prefer`: move back to the best link (one switch, ``reason``); when it
+        does not open, it is noted down and probed as usual. False when there is nothing to undo."""
+        current = self.current
+        self._floor = 0
+        if current is None or self._finished or self._switching or current.failing or current.index == 0:
+            return False
+        self._own(self._switch_on_request(0, reason), f"failover-release-{self._links[0].name}")
+        return True
+
+    async def _switch_on_request(self, index: int, reason: str) -> None:
+        try:
+            session = await self._open_link(index)  # a failure is noted for probing (_open_link)
+        except BackendError as exc:
+            log.info("switch to %s on request failed: %s", self._links[index].name, exc.message)
+            self._prober.ensure()
+            return
+        await self._switch_up(index, session, reason=reason)
+        self._prober.ensure()
+
+    def _unwanted(self, index: int, current: int, reason: str | None) -> bool:
+        if reason is None:  # healthy again: only a better link, and not past a preference
+            return index >= current or index < self._floor
+        return index == current  # on request: any other link
+
+    async def _switch_up(self, index: int, session: BackendSession, *, reason: str | None = None) -> None:
+        """Make link ``index`` current: a better link that is healthy again (``reason`` None),
+        or any link on request (``reason`` given: :meth:`prefer`, :meth:`release`)."""
         async with self._lock:
             current = self.current
-            if self._finished or current is None or index >= current.index:
+            if current is None or self._finished or self._unwanted(index, current.index, reason):
                 with contextlib.suppress(BackendError, SessionError):
                     await session.close()
                 return
@@ -303,7 +355,7 @@ class Switcher:
             await self.inputs.replay(fresh, unanswered=unanswered, backlog=False)
             # The old link finishes its running turn first (bounded): no turn lost, none duplicated.
             await self._retire(current, wait=True)
-            await self._announce(current.name, name, f"{name} is healthy again")
+            await self._announce(current.name, name, reason or f"{name} is healthy again")
             fresh.pump = asyncio.create_task(self._pump(fresh), name=f"failover-pump-{fresh.name}")
 
     # ---- close ---------------------------------------------------------------------------

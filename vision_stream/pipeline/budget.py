@@ -13,11 +13,15 @@ settings, one rung at a time:
   3. and twice the commentary interval (half the turns, each re-billing the context);
   4. a quarter of the frame rate and four times the interval.
 
-Moving to REST snapshots would be the next rung; the failover chain switches
-links only when one fails (backends/failover_switch.py has no "switch on
-request"), and a session that is not a chain has no REST link to move to, so
-the ladder's last rung is "fewest frames + longest cadence" (4), and below it
-the gate simply holds the commentary.
+Below the last rung, when a prompt is still held there and the session is a
+failover chain with a REST link (``--backend auto`` with a key), the chain is
+asked to run on REST snapshots (``FailoverSession.prefer``: one
+``backend_changed`` live -> rest whose reason starts "budget"), and back to Live
+(``release``) when comfortably under budget (the same hysteresis and dwell). A
+REST request carries only its snapshot instead of re-billing a growing context:
+on the traffic clip x4 at $1/h, Live at its last rung was heading for $3.90/h
+(the forecast) and the session ended at $0.10/h with REST answering
+(tests/backends/test_budget.py). Otherwise the gate simply holds the commentary.
 
 The ladder alone acts only after a turn's ``usageMetadata`` arrived: too late
 for a 30 s clip, whose first few turns already cost more than the budget. So
@@ -107,6 +111,7 @@ class BudgetChange:
     sampling: SamplingPolicy
     interval: float
     reason: str
+    link: str = ""  # "rest": move to REST snapshots, "live": back (the chain's prefer/release)
 
 
 def _as_input(kind: str) -> str:
@@ -230,6 +235,9 @@ class BudgetGovernor:
         self.dwell = dwell if dwell is not None else max(6 * base_interval, 60.0)
         self.level = 0
         self.changes = 0
+        self.snapshots_possible = False  # the session is a chain with a REST link (set by the session)
+        self.on_snapshots = False  # the rung after the last: the chain was asked to run on REST
+        self._resolution = resolution
         self._samples: deque[tuple[float, int, float]] = deque()  # (media s, tokens, $) at each check
         self._changed_at = 0.0
         self.forecast = TurnForecast(resolution=resolution, frame_side=base_sampling.max_side)
@@ -278,6 +286,8 @@ class BudgetGovernor:
         # Down: after at least one turn at the current rung (its effect shows); up: after ``dwell``.
         if down and load > 1.0 and self.level < len(LADDER) - 1 and since >= self.base_interval:
             return self._move(self.level + 1, media_seconds, rate_t, rate_c, "over")
+        if load < self.resume and self.on_snapshots and since >= self.dwell:
+            return self._to_link("live", media_seconds, rate_t, rate_c)
         if load < self.resume and self.level > 0 and since >= self.dwell:
             return self._move(self.level - 1, media_seconds, rate_t, rate_c, "under")
         return None
@@ -294,6 +304,30 @@ class BudgetGovernor:
         reason = (f"budget: {running} ${cost_h:.2f}/h, {tokens_h:,.0f} tokens/h of media, {direction} {limits}; "
                   f"now {rung.name} (level {level}/{len(LADDER) - 1})")
         return BudgetChange(level, rung.sampling(self.base_sampling), rung.interval(self.base_interval), reason)
+
+    def _to_link(self, link: str, media: float, tokens_h: float, cost_h: float) -> BudgetChange:
+        """The rung after the last: REST snapshots (``link="rest"``), or back to Live. Each
+        link bills differently (Live re-bills its context each turn, a REST request carries
+        only its snapshot), so the forecast starts afresh and the rates are measured anew."""
+        self.on_snapshots = link == "rest"
+        self._changed_at = media
+        self.changes += 1
+        self._samples.clear()
+        self.forecast = TurnForecast(resolution=self._resolution, frame_side=self.base_sampling.max_side)
+        rung = LADDER[self.level]
+        if self.on_snapshots:
+            why = (f"budget: with the next turn heading for ${cost_h:.2f}/h, {tokens_h:,.0f} tokens/h of media, "
+                   f"over {self._limits()} at the lowest Live rung; now REST snapshots")
+        else:
+            why = (f"budget: running at ${cost_h:.2f}/h, {tokens_h:,.0f} tokens/h of media, well under "
+                   f"({self.resume:.0%} of) {self._limits()}; back to Live")
+        return BudgetChange(self.level, rung.sampling(self.base_sampling), rung.interval(self.base_interval), why,
+                            link=link)
+
+    def refused(self, change: BudgetChange) -> None:
+        """The chain could not make the link change now (switching, closing): as if not asked."""
+        if change.link:
+            self.on_snapshots = change.link != "rest"
 
     # ---- admission: the forecast gate (module docstring) ------------------------------------
 
@@ -334,13 +368,18 @@ class BudgetGovernor:
                         f"in {media_seconds:.0f} s)",)
         change = None
         since = media_seconds - self._changed_at
-        if not closing and self.level < len(LADDER) - 1 and since >= self.base_interval:
+        bottom = self.level == len(LADDER) - 1
+        if not closing and since >= self.base_interval and (not bottom or self._can_snapshot()):
             pending_k, pending_c = self._in_flight()
-            change = self._move(self.level + 1, media_seconds,
-                                self._rate(usage.total + pending_k + turn_k + reserve_k, media_seconds),
-                                self._rate(cost_usd + pending_c + turn_c + reserve_c, media_seconds),
-                                "forecast")  # the rate the check saw: with the closing reserve
+            # The rate the check saw: with the closing reserve.
+            rate_k = self._rate(usage.total + pending_k + turn_k + reserve_k, media_seconds)
+            rate_c = self._rate(cost_usd + pending_c + turn_c + reserve_c, media_seconds)
+            change = (self._to_link("rest", media_seconds, rate_k, rate_c) if bottom
+                      else self._move(self.level + 1, media_seconds, rate_k, rate_c, "forecast"))
         return Admission(False, change, messages, exhausted=True if messages else None)
+
+    def _can_snapshot(self) -> bool:
+        return self.snapshots_possible and not self.on_snapshots
 
     @staticmethod
     def _rate(amount: float, media: float) -> float:

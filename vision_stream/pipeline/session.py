@@ -47,7 +47,7 @@ from ..media.sampler import FrameSampler
 from ..media.types import MediaSource, SampledFrame, SourceStatus
 from ..pricing import estimate_cost
 from ..usage import Usage
-from .budget import BudgetGovernor
+from .budget import BudgetChange, BudgetGovernor
 from .cadence import CommentaryCadence
 from .feed import Feed
 from .frame_ring import FrameRing
@@ -273,6 +273,8 @@ class Session:
         backend = await self.backend.open(self.settings)
         self._backend_session = backend
         self._backend_name = backend.name
+        # A failover chain with a REST link (--backend auto with a key): the budget's last rung.
+        self._budget.snapshots_possible = "rest" in getattr(backend, "link_names", ())
         self.log.append(
             SessionStarted(
                 source=self.source.description,
@@ -387,11 +389,21 @@ class Session:
             self.log.append(ErrorEvent("budget", message, retryable=True), media_time)
         if admission.exhausted is not None:  # a hold starts / commentary resumes: the health condition
             self.budget_exhausted(admission.exhausted, admission.messages[-1])
-        if admission.change is not None:
+        if admission.change is not None and admission.change.link:  # Live <-> REST: the chain says it
+            self._switch_link(admission.change)
+        elif admission.change is not None:
             self._sampler.retune(admission.change.sampling)
             self._cadence.interval = admission.change.interval
             self.log.append(ErrorEvent("budget", admission.change.reason, retryable=True), media_time)
         return admission.send
+
+    def _switch_link(self, change: BudgetChange) -> None:
+        """The budget's rung after the last: the chain moves to REST snapshots (``prefer``)
+        or back (``release``); its one ``backend_changed`` event carries ``change.reason``."""
+        chain = self._backend_session
+        move = getattr(chain, "prefer", None) if change.link == "rest" else getattr(chain, "release", None)
+        if move is None or not (move("rest", change.reason) if change.link == "rest" else move(change.reason)):
+            self._budget.refused(change)
 
     # ------------------------------------------------------------ source status
 
