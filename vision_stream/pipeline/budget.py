@@ -233,6 +233,9 @@ class BudgetGovernor:
         self.burst = burst  # the window may spend this many times its budget (catching up after holds)
         self.resume = resume
         self.dwell = dwell if dwell is not None else max(6 * base_interval, 60.0)
+        # Back from REST to Live only after this much media: REST's own low rate says nothing of
+        # whether Live now fits, so a shorter wait would flap Live -> REST -> Live every dwell.
+        self.snapshot_dwell = max(10 * self.dwell, 600.0)
         self.level = 0
         self.changes = 0
         self.snapshots_possible = False  # the session is a chain with a REST link (set by the session)
@@ -286,7 +289,7 @@ class BudgetGovernor:
         # Down: after at least one turn at the current rung (its effect shows); up: after ``dwell``.
         if down and load > 1.0 and self.level < len(LADDER) - 1 and since >= self.base_interval:
             return self._move(self.level + 1, media_seconds, rate_t, rate_c, "over")
-        if load < self.resume and self.on_snapshots and since >= self.dwell:
+        if load < self.resume and self.on_snapshots and since >= self.snapshot_dwell:
             return self._to_link("live", media_seconds, rate_t, rate_c)
         if load < self.resume and self.level > 0 and since >= self.dwell:
             return self._move(self.level - 1, media_seconds, rate_t, rate_c, "under")
