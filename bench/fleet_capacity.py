@@ -155,6 +155,21 @@ async def run_single(directory: Path, names: list[str], seconds: float, warmup: 
         proc.wait()
 
 
+async def bucket_exists(cluster: Cluster, within: float = 30.0) -> None:
+    """Until the first replica has created the leases bucket (Cluster.leases raises before)."""
+    from nats.js.errors import BucketNotFoundError
+
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            await cluster.leases()
+            return
+        except BucketNotFoundError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
 async def run_fleet(directory: Path, names: list[str], seconds: float, warmup: float, core: int) -> Result:
     cluster = Cluster(directory, names, replicas=2, ttl=6.0, serve_args=("--max-sessions", str(len(names) + 4)))
     try:
@@ -164,6 +179,7 @@ async def run_fleet(directory: Path, names: list[str], seconds: float, warmup: f
         pids["nats-server"] = cluster.nats.proc.pid
         for pid in pids.values():
             pin(pid, core)
+        await bucket_exists(cluster)
         await cluster.balanced(90.0)
         return await measure("fleet", len(names), [r.target for r in cluster.replicas], pids,
                              seconds, warmup, cluster.url)
