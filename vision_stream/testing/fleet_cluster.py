@@ -124,11 +124,14 @@ class Cluster:
     async def leases(self) -> dict[str, dict[str, object]]:
         """camera name -> its lease's value (replica, state), read from the bucket."""
         import nats
-        from nats.js.errors import NoKeysError, NotFoundError
+        from nats.js.errors import BucketNotFoundError, NoKeysError, NotFoundError
 
         client = await nats.connect(self.url, connect_timeout=2, max_reconnect_attempts=0)
         try:
-            kv = await client.jetstream().key_value(BUCKET)
+            try:
+                kv = await client.jetstream().key_value(BUCKET)
+            except BucketNotFoundError:  # no replica has made it yet: no leases yet
+                return {}
             try:
                 keys = await kv.keys()
             except (NoKeysError, NotFoundError):
