@@ -86,6 +86,7 @@ from ..config import (
     SamplingPolicy,
     SessionSettings,
 )
+from ..config_tables import TableParser
 from ..errors import CameraConfigError, UsageError
 from ..media.device import is_device_spec
 from ..media.reconnecting import ConnectionOptions
@@ -189,14 +190,7 @@ def parse_cameras(text: str, *, origin: Path, env: Mapping[str, str]) -> tuple[C
     return _Parser(origin, env).cameras(doc)
 
 
-class _Parser:
-    def __init__(self, origin: Path, env: Mapping[str, str]) -> None:
-        self.origin = origin
-        self.env = env
-
-    def error(self, key: str, problem: str) -> CameraConfigError:
-        return CameraConfigError(f"{self.origin}: {key}: {problem}")
-
+class _Parser(TableParser):
     def cameras(self, doc: dict[str, Any]) -> tuple[CameraConfig, ...]:
         self.keys(doc, "", {"defaults", "cameras", "sinks"})
         parse_sinks(doc.get("sinks", []), where="sinks", origin=self.origin, env=self.env)  # validated here too
@@ -210,32 +204,6 @@ class _Parser:
         return tuple(self.camera(name, body, defaults) for name, body in cameras.items())
 
     # ---------------------------------------------------------------- pieces
-
-    def keys(self, table: dict[str, Any], where: str, known: set[str]) -> None:
-        for key in table:
-            if key not in known:
-                place = f"{where}.{key}" if where else key
-                raise self.error(place, f"unknown key (known: {', '.join(sorted(known))})")
-
-    def table(self, parent: dict[str, Any], key: str, where: str) -> dict[str, Any]:
-        value = parent.get(key, {})
-        if not isinstance(value, dict):
-            raise self.error(where, f"must be a table, got {type(value).__name__}")
-        return value
-
-    def value(self, table: dict[str, Any], key: str, where: str, kind: type | tuple[type, ...],
-              default: Any) -> Any:
-        if key not in table:
-            return default
-        value = table[key]
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        # TOML integers are fine where a float is expected; booleans are not numbers.
-        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-            names = " or ".join(k.__name__ for k in kinds)
-            raise self.error(f"{where}.{key}", f"must be {names}, got {value!r}")
-        return value
 
     def merged(self, camera: dict[str, Any], defaults: dict[str, Any], key: str, where: str,
                known: set[str]) -> dict[str, Any]:

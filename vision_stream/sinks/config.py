@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..config_tables import TableParser
 from ..errors import CameraConfigError, UsageError
 from ..events import Alert, Commentary, Detection, Event
 from ..retry import RetryPolicy
@@ -149,24 +150,7 @@ def parse_sinks(items: Any, *, where: str, origin: Path, env: Mapping[str, str],
     return tuple(parser.sink(item, f"{where}[{i}]", camera, first_index + i) for i, item in enumerate(items))
 
 
-class _Parser:
-    def __init__(self, origin: Path, env: Mapping[str, str]) -> None:
-        self.origin = origin
-        self.env = env
-
-    def error(self, key: str, problem: str) -> CameraConfigError:
-        return CameraConfigError(f"{self.origin}: {key}: {problem}")
-
-    def value(self, table: dict[str, Any], key: str, where: str, kind: type, default: Any) -> Any:
-        if key not in table:
-            return default
-        value = table[key]
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-            raise self.error(f"{where}.{key}", f"must be {kind.__name__}, got {type(value).__name__}")
-        return value
-
+class _Parser(TableParser):
     def words(self, table: dict[str, Any], key: str, where: str, allowed: tuple[str, ...] | None) -> tuple[str, ...]:
         values = self.value(table, key, where, list, [])
         for value in values:
