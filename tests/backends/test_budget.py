@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-import av
 import pytest
+from helpers.clips import repeated
 from helpers.live import API_KEY
 from helpers.server import serve
 from helpers.timing import scaled
@@ -135,41 +135,24 @@ def test_a_hold_and_a_resume_say_so_for_the_health_condition() -> None:
     assert resumed.send and resumed.exhausted is False
 
 
-def _concat(src: Path, times: int, out: Path) -> Path:
-    """``src`` played ``times`` times back to back, remuxed (PyAV packets, timestamps
-    shifted by each pass's end; no re-encoding)."""
-    with av.open(str(src)) as inp, av.open(str(out), "w") as dst:
-        streams = {s.index: dst.add_stream_from_template(s) for s in inp.streams if s.type in ("video", "audio")}
-        offset = dict.fromkeys(streams, 0)
-        for _ in range(times):
-            inp.seek(0)
-            end = dict(offset)
-            for packet in inp.demux(*[inp.streams[i] for i in streams]):
-                if packet.dts is None:  # the demuxer's flush packet
-                    continue
-                i = packet.stream.index
-                if packet.pts is not None:
-                    end[i] = max(end[i], offset[i] + packet.pts + (packet.duration or 0))
-                    packet.pts += offset[i]
-                packet.dts += offset[i]
-                packet.stream = streams[i]
-                dst.mux(packet)
-            offset = end
-    return out
+async def _replay(clip: Path, budget: float, *, backend: str, urls: dict[str, str],
+                  seconds: float) -> list[dict]:
+    """``replay CLIP --backend B --fast --json --max-cost-per-hour X`` against the emulators
+    (``urls``: VISION_STREAM_*_URL values): the JSON events."""
+    env = {**os.environ, "GEMINI_API_KEY": API_KEY, **urls}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "vision_stream.cli", "replay", str(clip), "--backend", backend, "--fast",
+        "--json", "--commentary-interval", "5", "--max-cost-per-hour", f"{budget:g}", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), scaled(seconds))
+    assert proc.returncode == 0, err.decode()[-2000:]
+    return [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
 
 
 async def _replay_live(clip: Path, budget: float) -> tuple[list[dict], dict]:
-    """``replay CLIP --backend live --fast --max-cost-per-hour X`` against the emulator:
-    the JSON events and the session's totals."""
+    """The Live replay against the emulator: the JSON events and the session's totals."""
     async with LiveEmulator(EmulatorKnobs(api_keys=(API_KEY,))) as emu:
-        env = {**os.environ, "GEMINI_API_KEY": API_KEY, "VISION_STREAM_LIVE_URL": emu.url}
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "vision_stream.cli", "replay", str(clip), "--backend", "live", "--fast",
-            "--json", "--commentary-interval", "5", "--max-cost-per-hour", f"{budget:g}", env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await asyncio.wait_for(proc.communicate(), scaled(120))
-    assert proc.returncode == 0, err.decode()[-2000:]
-    events = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
+        events = await _replay(clip, budget, backend="live", urls={"VISION_STREAM_LIVE_URL": emu.url}, seconds=120)
     return events, events[-1]["sessionEnded"]["totals"]
 
 
@@ -195,7 +178,7 @@ async def test_cli_replay_of_four_minutes_spends_most_of_the_budget(shared_media
     at X = $10/h: between 0.8 X and 1.1 X. Closer is not reachable this short: a turn
     re-billing a full 16k context costs ~$0.06 and the gate keeps the closing summary's
     turn in reserve, about two turns ($0.11) of a $0.67 budget (the hour-long bench: 0.9-1.0 X)."""
-    clip = _concat(shared_media / "intel_car-detection.mp4", 8, tmp_path / "traffic-x8.mp4")
+    clip = repeated(shared_media / "intel_car-detection.mp4", 8, tmp_path / "traffic-x8.mp4")
     events, totals = await _replay_live(clip, 10.0)
     rate = totals["estimatedCostUsd"] * 3600 / totals["mediaSeconds"]
     assert totals["mediaSeconds"] > 230 and 8.0 <= rate <= 11.0
@@ -273,18 +256,11 @@ async def test_cli_replay_auto_moves_to_rest_snapshots_when_live_cannot_fit(shar
 
     budget = 1.0
     # Two minutes (the traffic clip 4 times): the ladder reaches its last Live rung first.
-    clip = _concat(shared_media / "intel_car-detection.mp4", 4, tmp_path / "traffic-x4.mp4")
+    clip = repeated(shared_media / "intel_car-detection.mp4", 4, tmp_path / "traffic-x4.mp4")
     async with LiveEmulator(EmulatorKnobs(api_keys=(API_KEY,))) as live, \
             RestEmulator(RestKnobs(api_keys=(API_KEY,))) as rest:
-        env = {**os.environ, "GEMINI_API_KEY": API_KEY, "VISION_STREAM_LIVE_URL": live.url,
-               "VISION_STREAM_REST_URL": rest.url}
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "vision_stream.cli", "replay", str(clip), "--backend", "auto", "--fast",
-            "--json", "--commentary-interval", "5", "--max-cost-per-hour", f"{budget:g}", env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await asyncio.wait_for(proc.communicate(), scaled(60))
-    assert proc.returncode == 0, err.decode()[-2000:]
-    events = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
+        events = await _replay(clip, budget, backend="auto", seconds=60,
+                               urls={"VISION_STREAM_LIVE_URL": live.url, "VISION_STREAM_REST_URL": rest.url})
     keys = [next(iter(e.keys() - {"seq", "mediaTime", "sessionId", "time"}), "") for e in events]
     changed = [(i, e["backendChanged"]) for i, e in enumerate(events) if "backendChanged" in e]
     assert changed, keys

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from helpers.clips import trimmed
 from helpers.http import SseEvent, base_url, sse_events
 from helpers.server import Served, serve
 from helpers.sinks import Receiver, Topics, running_mosquitto
@@ -145,8 +146,6 @@ def test_verify_model_from_the_cli_and_the_cameras_file(tmp_path: Path) -> None:
 
 @pytest.fixture
 def traffic(shared_media: Path, tmp_path: Path) -> Path:
-    from conditions.test_model_conditions import trimmed  # one way to cut the clip
-
     source = shared_media / "intel_car-detection.mp4"
     if not source.exists():
         pytest.skip(f"{source} absent")

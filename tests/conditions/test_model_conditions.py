@@ -16,8 +16,8 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import av
 import pytest
+from helpers.clips import trimmed
 from helpers.rest import API_KEY as REST_KEY
 from helpers.server import Served, serve
 from helpers.timing import scaled
@@ -75,19 +75,6 @@ def test_conditions_reach_the_model_as_lines_the_emulators_read_back() -> None:
 # ---- end to end on the traffic clip ------------------------------------------------------------
 
 
-def trimmed(source: Path, out: Path, seconds: float) -> Path:
-    """The first ``seconds`` of ``source``, remuxed (no re-encoding): shorter real-time replays."""
-    with av.open(str(source)) as src, av.open(str(out), "w") as dst:
-        stream = src.streams.video[0]
-        copy = dst.add_stream_from_template(stream)
-        for packet in src.demux(stream):
-            if packet.dts is None:
-                continue
-            if packet.pts is not None and float(packet.pts * stream.time_base) > seconds:
-                break
-            packet.stream = copy
-            dst.mux(packet)
-    return out
 
 
 @pytest.fixture

@@ -166,3 +166,44 @@ def remux(src: Path, dst: Path, fmt: str, options: dict[str, str] | None = None)
             packet.stream = mapping[packet.stream.index]
             out.mux(packet)
     return dst
+
+
+# ---- remuxed cuts of real clips (no re-encoding)
+
+
+def trimmed(source: Path, out: Path, seconds: float) -> Path:
+    """The first ``seconds`` of ``source``, remuxed (no re-encoding): shorter real-time replays."""
+    with av.open(str(source)) as src, av.open(str(out), "w") as dst:
+        stream = src.streams.video[0]
+        copy = dst.add_stream_from_template(stream)
+        for packet in src.demux(stream):
+            if packet.dts is None:
+                continue
+            if packet.pts is not None and float(packet.pts * stream.time_base) > seconds:
+                break
+            packet.stream = copy
+            dst.mux(packet)
+    return out
+
+
+def repeated(src: Path, times: int, out: Path) -> Path:
+    """``src`` played ``times`` times back to back, remuxed (PyAV packets, timestamps
+    shifted by each pass's end; no re-encoding)."""
+    with av.open(str(src)) as inp, av.open(str(out), "w") as dst:
+        streams = {s.index: dst.add_stream_from_template(s) for s in inp.streams if s.type in ("video", "audio")}
+        offset = dict.fromkeys(streams, 0)
+        for _ in range(times):
+            inp.seek(0)
+            end = dict(offset)
+            for packet in inp.demux(*[inp.streams[i] for i in streams]):
+                if packet.dts is None:  # the demuxer's flush packet
+                    continue
+                i = packet.stream.index
+                if packet.pts is not None:
+                    end[i] = max(end[i], offset[i] + packet.pts + (packet.duration or 0))
+                    packet.pts += offset[i]
+                packet.dts += offset[i]
+                packet.stream = streams[i]
+                dst.mux(packet)
+            offset = end
+    return out
