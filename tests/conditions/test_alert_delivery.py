@@ -24,7 +24,7 @@ import httpx
 import pytest
 from helpers.clips import trimmed
 from helpers.http import SseEvent, base_url, sse_events
-from helpers.server import Served, serve
+from helpers.server import Served, serve, serving
 from helpers.sinks import Receiver, Topics, running_mosquitto
 from helpers.timing import scaled, until
 
@@ -205,13 +205,8 @@ async def camera_served(media_root: Path, sinks: str) -> AsyncIterator[Served]:
     cameras = parse_cameras(camera_toml(sinks), origin=media_root / "cameras.toml", env={"HOOK_SECRET":
                                                                                          "webhook-test-secret"})
     config = ServiceConfig(access=SourceAccess(media_root=media_root), limits=Limits(max_sessions=4))
-    gen = serve(config, media_root, cameras=cameras, http_port=0)
-    served = await anext(gen)
-    try:
+    async with serving(config, media_root, cameras=cameras, http_port=0) as served:
         yield served
-    finally:
-        with contextlib.suppress(StopAsyncIteration):
-            await anext(gen)
 
 
 async def subscribed_alerts(served: Served, want: set[str]) -> list[pb.Event]:

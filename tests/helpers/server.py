@@ -4,6 +4,7 @@ The fixtures ``media_root`` (tests/conftest.py) and ``served`` (tests/server/con
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
@@ -48,6 +49,11 @@ async def serve(config: ServiceConfig, media_root: Path, *, client_tls: bool | C
     finally:
         await ch.close()
         await running.stop(grace=5.0)
+
+
+# ``async with serving(config, media_root, ...) as served``: the same server, for a test that
+# serves inside its own context rather than from a fixture.
+serving = contextlib.asynccontextmanager(serve)
 
 
 def write_tokens(path: Path, rights: Mapping[str, Iterable[str]]) -> dict[str, str]:

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from helpers.server import Served, serve
+from helpers.server import Served, serving
 from helpers.sinks import SECRET, Receiver, Topics, needs_mosquitto, running_mosquitto
 from helpers.timing import scaled, until
 
@@ -44,13 +44,8 @@ def cameras_from(media_root: Path, text: str, env: dict[str, str] | None = None)
 @contextlib.asynccontextmanager
 async def served_with(media_root: Path, **options: object) -> AsyncIterator[Served]:
     config = ServiceConfig(access=SourceAccess(media_root=media_root), limits=Limits(max_sessions=8))
-    gen = serve(config, media_root, **options)
-    served = await anext(gen)
-    try:
+    async with serving(config, media_root, **options) as served:
         yield served
-    finally:
-        with contextlib.suppress(StopAsyncIteration):
-            await anext(gen)
 
 
 # ---------------------------------------------------------------------------------- webhook
